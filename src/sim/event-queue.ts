@@ -79,7 +79,7 @@ export class EventQueue {
       times[i] = pt;
       keys[i] = keys[parent]!;
       tags[i] = tags[parent]!;
-      items[i] = items[parent];
+      items[i] = items[parent]!;
       i = parent;
     }
     times[i] = time;
@@ -116,7 +116,7 @@ export class EventQueue {
       const t = times[last]!;
       const k = keys[last]!;
       const tg = tags[last]!;
-      const it = items[last];
+      const it = items[last]!;
       let i = 0;
       const half = last >> 1;
       while (i < half) {

@@ -132,7 +132,13 @@ export class Timeout<T = undefined> extends SimEvent<T> {
 /** Thrown into a process at its current yield by `Process.interrupt`. */
 export class Interrupt extends Error {
   constructor(override readonly cause: unknown) {
-    super(`interrupted${cause === undefined ? '' : `: ${String(cause)}`}`);
+    super(`interrupted${cause === undefined ? '' : `: ${describe(cause)}`}`);
     this.name = 'Interrupt';
   }
+}
+
+function describe(cause: unknown): string {
+  if (cause instanceof Error) return cause.message;
+  if (typeof cause === 'object' && cause !== null) return JSON.stringify(cause) ?? 'object';
+  return String(cause);
 }
