@@ -1,6 +1,6 @@
 import { AllOf, AnyOf, type AnyOfResult } from './condition.js';
 import { EventQueue, NORMAL, type Schedulable } from './event-queue.js';
-import { SimEvent, Timeout } from './event.js';
+import { SimEvent, Timeout, type Kernel } from './event.js';
 import { Process, type ProcessGenerator, type ProcessKernel } from './process.js';
 import { Rng } from './rng.js';
 import { Timer } from './timer.js';
@@ -12,7 +12,7 @@ import { isTime, type Time } from './time.js';
  * randomness and tracing. Mechanisms depend on this interface only, so the same code can one
  * day run on a real-time environment instead of the simulator (DESIGN.md, "Later").
  */
-export interface Env {
+export interface Env extends Kernel {
   /** Current time, integer nanoseconds. */
   readonly now: Time;
   readonly rng: Rng;

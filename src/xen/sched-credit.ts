@@ -1,0 +1,355 @@
+import { MS, type Env, type Time } from '../sim/index.js';
+import type { Profile } from '../profile/index.js';
+import type { Domain } from './domain.js';
+import type { Pcpu, SchedDecision, SchedPolicy } from './pcpu.js';
+import { TP_SCHED_ACCT, TP_SCHED_WAKE } from './trace-points.js';
+import type { Vcpu } from './vcpu.js';
+
+/** credit1 priorities (CSCHED_PRI_*): higher runs first. */
+export const PRI_BOOST = 0;
+export const PRI_UNDER = -1;
+export const PRI_OVER = -2;
+export const PRI_IDLE = -64;
+
+/** The credit scheduler's per-vCPU data (struct csched_vcpu). */
+export class CreditVcpu {
+  credit = 0;
+  pri = PRI_UNDER; // csched_alloc_vdata: a new vCPU starts UNDER with no credit
+  /** Paused by the scheduler because its capped domain overspent (CSCHED_FLAG_VCPU_PARKED). */
+  parked = false;
+  /** When credits were last burned while running. */
+  startTime: Time = 0;
+  /** Sub-credit remainder of burned time, in credits·ns/ms. */
+  residual = 0;
+  /** On its domain's active list (earning credits). */
+  active = false;
+}
+
+/** The credit scheduler's per-domain data (struct csched_dom). */
+export class CreditDomain {
+  readonly activeVcpus: Vcpu[] = [];
+  onActiveList = false;
+  constructor(
+    public weight: number,
+    public cap: number,
+  ) {}
+}
+
+export interface CreditOptions {
+  /** Give a vCPU woken while UNDER the BOOST priority (Xen always does; off for comparison). */
+  boost: boolean;
+}
+
+/**
+ * Xen's credit scheduler (credit1, xen/common/sched_credit.c of Xen 4.x), in its essentials:
+ * - every time slice (30 ms) `acct` shares the host's credits (10 per ms per pCPU) among the
+ *   active domains by weight, limited by caps, and sets each vCPU UNDER (credit ≥ 0) or OVER;
+ *   capped vCPUs that overspend are parked (paused) until their credit is positive again;
+ * - every tick (10 ms) a pCPU burns its running vCPU's credits and drops its BOOST;
+ * - a vCPU woken while UNDER gets BOOST, and the wake "tickles" a pCPU: an idle one in its
+ *   affinity, or its own if it outranks what runs there;
+ * - `schedule` keeps the running vCPU until it has run for the rate limit (1 ms), then takes
+ *   the head of the priority-ordered run queue, stealing higher-priority work from other
+ *   pCPUs' queues when its own best is OVER or idle.
+ * Credits are burned exactly (the remainder carried) rather than with sched_credit.c's
+ * start_time arithmetic; the long-run shares are the same.
+ */
+export class CreditScheduler implements SchedPolicy {
+  readonly tslice: Time;
+  readonly tick: Time;
+  readonly ratelimit: Time;
+  readonly creditsPerMs: number;
+  /** Credits one vCPU can earn in a time slice (credits_per_tslice). */
+  readonly creditsPerTslice: number;
+  /** Sum of weight × active vCPUs over active domains (prv->weight). */
+  private weight = 0;
+  /** Host credits per accounting period: creditsPerTslice × pCPUs (prv->credit). */
+  private readonly creditTotal: number;
+  private creditBalance = 0;
+  private runqSort = 0;
+  private readonly activeDoms: Domain[] = [];
+  private lastTickled = -1;
+
+  constructor(
+    private readonly env: Env,
+    profile: Profile,
+    private readonly pcpus: readonly Pcpu[],
+    private readonly options: CreditOptions,
+  ) {
+    this.tslice = profile.ns('xen.sched.tslice');
+    this.tick = profile.ns('xen.sched.tick');
+    this.ratelimit = profile.ns('xen.sched.ratelimit');
+    this.creditsPerMs = profile.count('xen.sched.creditsPerMs');
+    this.creditsPerTslice = Math.round((this.creditsPerMs * this.tslice) / MS);
+    this.creditTotal = this.creditsPerTslice * pcpus.length;
+    if (this.tick <= 0 || this.tslice <= 0 || this.creditsPerMs <= 0) throw new Error('credit scheduler: tick, tslice and creditsPerMs must be positive');
+    for (const p of pcpus) {
+      p.policy = this;
+      const t = env.timer(() => {
+        this.onTick(p);
+        t.setIn(this.tick);
+      });
+      t.setIn(this.tick);
+    }
+    const master = env.timer(() => {
+      this.acct();
+      master.setIn(this.tslice);
+    });
+    master.setIn(this.tslice);
+  }
+
+  /** A vCPU became runnable (csched_vcpu_wake). */
+  wake(v: Vcpu): void {
+    if (v.pcpu !== null || v.inRunq) return;
+    const svc = v.csched;
+    // "We temporarily boost the priority of awaking VCPUs" — except capped ones unparking.
+    if (this.options.boost && svc.pri === PRI_UNDER && !svc.parked) svc.pri = PRI_BOOST;
+    const boosted = svc.pri === PRI_BOOST;
+    v.wakeups++;
+    v.setRunstate('runnable');
+    this.runqInsert(v.processor, v);
+    if (this.env.trace.enabled(TP_SCHED_WAKE)) this.env.trace.emit(TP_SCHED_WAKE, { vcpu: v.name, pcpu: v.processor.id, boosted });
+    this.tickle(v.processor, v);
+  }
+
+  /** A vCPU stopped being runnable (csched_vcpu_sleep): leave the queue, or make its pCPU reschedule. */
+  sleep(v: Vcpu): void {
+    if (v.pcpu !== null) v.pcpu.reschedule();
+    else if (v.inRunq) this.runqRemove(v.processor, v);
+  }
+
+  /** csched_schedule. */
+  schedule(p: Pcpu): SchedDecision {
+    const now = this.env.now;
+    const scurr = p.curr;
+    if (scurr !== null) this.burnCredits(scurr.csched, now);
+    // Rate limit: a runnable vCPU keeps the pCPU until it has run `ratelimit`.
+    if (scurr !== null && this.ratelimit > 0 && scurr.runnable) {
+      const runtime = now - p.runStart;
+      if (runtime < this.ratelimit) return { next: scurr, slice: this.ratelimit - runtime };
+    }
+    if (scurr !== null && scurr.runnable) this.runqInsert(p, scurr);
+    let snext: Vcpu | null = p.runq[0] ?? null;
+    if (snext !== null && snext.csched.pri > PRI_OVER) {
+      this.runqRemove(p, snext);
+    } else {
+      snext = this.loadBalance(p, snext);
+    }
+    p.idler = snext === null;
+    if (snext !== null) snext.csched.startTime = now;
+    return { next: snext, slice: this.tslice };
+  }
+
+  /** Looks on other pCPUs for work of higher priority than `snext` (csched_load_balance). */
+  private loadBalance(p: Pcpu, snext: Vcpu | null): Vcpu | null {
+    const floor = snext === null ? PRI_IDLE : snext.csched.pri;
+    const n = this.pcpus.length;
+    for (let k = 1; k < n; k++) {
+      const peer = this.pcpus[(p.id + k) % n]!;
+      // Don't steal from an idle pCPU's queue: it is about to take that work itself.
+      if (peer.curr === null) continue;
+      for (const v of peer.runq) {
+        if (v.csched.pri <= floor) break;
+        if (v.affine[p.id] === true) {
+          this.runqRemove(peer, v);
+          v.processor = p;
+          return v;
+        }
+      }
+    }
+    if (snext !== null) this.runqRemove(p, snext);
+    return snext;
+  }
+
+  /** __runq_tickle: who should look at newly runnable `v`, queued on pCPU `p`. */
+  private tickle(p: Pcpu, v: Vcpu): void {
+    const cur = p.curr;
+    const curPri = cur === null ? PRI_IDLE : cur.csched.pri;
+    const newPri = v.csched.pri;
+    const idlers = this.pcpus.filter((q) => q.idler && q.curr === null);
+    if (cur === null || (idlers.length === 0 && newPri > curPri)) {
+      p.idler = false;
+      p.tickle();
+      return;
+    }
+    if (idlers.length > 0) {
+      const fit = idlers.filter((q) => v.affine[q.id] === true);
+      if (fit.length === 0) {
+        if (newPri > curPri) p.tickle();
+        return;
+      }
+      // opt_tickle_one_idle: wake one suitable idler, cycling through them.
+      const next = fit.find((q) => q.id > this.lastTickled) ?? fit[0]!;
+      this.lastTickled = next.id;
+      next.idler = false;
+      next.tickle();
+    }
+  }
+
+  /** Inserts after every vCPU of equal or higher priority (__runq_insert). */
+  private runqInsert(p: Pcpu, v: Vcpu): void {
+    const q = p.runq;
+    let i = 0;
+    while (i < q.length && q[i]!.csched.pri >= v.csched.pri) i++;
+    q.splice(i, 0, v);
+    v.inRunq = true;
+    v.processor = p;
+  }
+
+  private runqRemove(p: Pcpu, v: Vcpu): void {
+    const i = p.runq.indexOf(v);
+    if (i < 0) throw new Error(`${v.name} is not on pCPU${p.id}'s run queue (model bug)`);
+    p.runq.splice(i, 1);
+    v.inRunq = false;
+  }
+
+  /** burn_credits: debit the running vCPU for the time since it last paid. */
+  private burnCredits(svc: CreditVcpu, now: Time): void {
+    const delta = now - svc.startTime;
+    if (delta <= 0) return;
+    const val = delta * this.creditsPerMs + svc.residual;
+    const credits = Math.floor(val / MS);
+    svc.residual = val - credits * MS;
+    svc.credit -= credits;
+    svc.startTime = now;
+  }
+
+  /** csched_tick → csched_vcpu_acct, then csched_runq_sort. */
+  private onTick(p: Pcpu): void {
+    p.settle();
+    const v = p.curr;
+    if (v !== null) {
+      const svc = v.csched;
+      // Running at a tick means it uses a non-negligible amount of CPU: no more BOOST.
+      if (svc.pri === PRI_BOOST) svc.pri = PRI_UNDER;
+      this.burnCredits(svc, this.env.now);
+      if (!svc.active) this.acctStart(v);
+    }
+    if (p.runqSortLast !== this.runqSort) {
+      p.runqSortLast = this.runqSort;
+      // Stable partition: UNDER and BOOST ahead of OVER (csched_runq_sort).
+      const under = p.runq.filter((x) => x.csched.pri >= PRI_UNDER);
+      const over = p.runq.filter((x) => x.csched.pri < PRI_UNDER);
+      p.runq.splice(0, p.runq.length, ...under, ...over);
+    }
+  }
+
+  private acctStart(v: Vcpu): void {
+    const sdom = v.domain.csched;
+    v.csched.active = true;
+    sdom.activeVcpus.unshift(v);
+    this.weight += sdom.weight;
+    if (!sdom.onActiveList) {
+      sdom.onActiveList = true;
+      this.activeDoms.unshift(v.domain);
+    }
+  }
+
+  private acctStop(v: Vcpu): void {
+    const sdom = v.domain.csched;
+    v.csched.active = false;
+    sdom.activeVcpus.splice(sdom.activeVcpus.indexOf(v), 1);
+    this.weight -= sdom.weight;
+    if (sdom.activeVcpus.length === 0) {
+      sdom.onActiveList = false;
+      this.activeDoms.splice(this.activeDoms.indexOf(v.domain), 1);
+    }
+  }
+
+  /** csched_acct: share out the period's credits by weight and cap; recompute priorities. */
+  private acct(): void {
+    const weightTotal = this.weight;
+    let creditTotal = this.creditTotal;
+    // Converge the balance towards 0 when it drops negative.
+    if (this.creditBalance < 0) creditTotal -= this.creditBalance;
+    if (weightTotal === 0) {
+      this.creditBalance = 0;
+      return;
+    }
+    let weightLeft = weightTotal;
+    let creditBalance = 0;
+    let creditXtra = false;
+    for (const dom of [...this.activeDoms]) {
+      const sdom = dom.csched;
+      const nActive = sdom.activeVcpus.length;
+      weightLeft -= sdom.weight * nActive;
+      // At most, a domain can use credits to run all its active vCPUs for one period.
+      let creditPeak = nActive * this.creditsPerTslice;
+      if (this.creditBalance < 0) creditPeak += Math.floor((-this.creditBalance * sdom.weight * nActive + (weightTotal - 1)) / weightTotal);
+      let creditCap = 0;
+      if (sdom.cap !== 0) {
+        creditCap = Math.floor((sdom.cap * this.creditsPerTslice + 99) / 100);
+        if (creditCap < creditPeak) creditPeak = creditCap;
+        creditCap = Math.floor((creditCap + (nActive - 1)) / nActive);
+      }
+      let creditFair = Math.floor((creditTotal * sdom.weight * nActive + (weightTotal - 1)) / weightTotal);
+      if (creditFair < creditPeak) {
+        creditXtra = true;
+      } else {
+        // Give other domains a chance at the credits this one cannot use.
+        if (weightLeft !== 0) creditTotal += Math.floor(((creditFair - creditPeak) * weightTotal + (weightLeft - 1)) / weightLeft);
+        if (creditXtra) {
+          // Keep domains with extra credits at the head of the list for later periods.
+          this.activeDoms.splice(this.activeDoms.indexOf(dom), 1);
+          this.activeDoms.unshift(dom);
+        }
+        creditFair = creditPeak;
+      }
+      creditFair = Math.floor((creditFair + (nActive - 1)) / nActive);
+      for (const v of [...sdom.activeVcpus]) {
+        const svc = v.csched;
+        svc.credit += creditFair;
+        let credit = svc.credit;
+        if (credit < 0) {
+          svc.pri = PRI_OVER;
+          // Park running vCPUs of capped-out domains.
+          if (sdom.cap !== 0 && credit < -creditCap && !svc.parked) {
+            svc.parked = true;
+            this.pause(v);
+          }
+          if (credit < -this.creditsPerTslice) {
+            credit = -this.creditsPerTslice;
+            svc.credit = credit;
+          }
+        } else {
+          svc.pri = PRI_UNDER;
+          if (svc.parked) {
+            // Unpause before clearing the flag, so the wake does not BOOST it.
+            this.unpause(v);
+            svc.parked = false;
+          }
+          // Upper bound on credits: the vCPU stops earning, and keeps half.
+          if (credit > this.creditsPerTslice) {
+            this.acctStop(v);
+            credit = Math.trunc(credit / 2);
+            svc.credit = credit;
+          }
+        }
+        creditBalance += credit;
+      }
+    }
+    this.creditBalance = creditBalance;
+    this.runqSort++;
+    if (this.env.trace.enabled(TP_SCHED_ACCT)) {
+      const credits = this.pcpus.flatMap((p) => [...(p.curr ? [p.curr] : []), ...p.runq]).map((v) => ({ vcpu: v.name, credit: v.csched.credit, pri: v.csched.pri }));
+      this.env.trace.emit(TP_SCHED_ACCT, { credits });
+    }
+  }
+
+  /** vcpu_pause_nosync. */
+  pause(v: Vcpu): void {
+    v.pauseCount++;
+    if (v.pauseCount > 1) return;
+    this.sleep(v);
+    if (v.pcpu === null) v.setRunstate('offline');
+  }
+
+  /** vcpu_unpause. */
+  unpause(v: Vcpu): void {
+    if (v.pauseCount === 0) throw new Error(`${v.name} unpaused more than paused (model bug)`);
+    v.pauseCount--;
+    if (v.pauseCount > 0 || v.pcpu !== null) return;
+    if (v.work.length > 0) this.wake(v);
+    else v.setRunstate('blocked');
+  }
+}
