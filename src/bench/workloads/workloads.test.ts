@@ -83,3 +83,100 @@ describe('TCP throughput approaches min(B, window/RTT)', () => {
     });
   }
 });
+
+describe('delayed ACK and Nagle (request written in two pieces)', () => {
+  const run = (nodelay: boolean): number => {
+    const { env, ends } = setup(20, { bandwidth: 10 * GBIT, delay: 10 * US });
+    const p = tcpRr(env, ends, { requestSize: 200, responseSize: 200, requestWrites: 2, tcp: { nodelay }, timing: { warmup: 1000 * MS, duration: nodelay ? 100 * MS : 1000 * MS } });
+    env.run({ until: p });
+    assert.ok(p.value.transactions > 0);
+    return p.value.latency.p50;
+  };
+  it('with Nagle, the second piece waits for the delayed ACK of the first (about 40 ms, TCP_DELACK_MIN)', () => {
+    const p50 = run(false);
+    assert.ok(p50 >= 35 * MS && p50 <= 45 * MS, `p50 ${p50 / MS} ms`);
+  });
+  it('TCP_NODELAY removes the wait (tens of microseconds)', () => {
+    const p50 = run(true);
+    assert.ok(p50 < 200 * US, `p50 ${p50 / US} us`);
+  });
+});
+
+describe('every workload runs and verifies its data', () => {
+  const link: DirectPairOptions = { bandwidth: 10 * GBIT, delay: 5 * US };
+  const timing = { warmup: 2 * MS, duration: 20 * MS };
+  it('tcp_rr: transactions/s and latency', () => {
+    const { env, ends } = setup(30, link);
+    const p = tcpRr(env, ends, { requestSize: 1, responseSize: 1, timing });
+    env.run({ until: p });
+    const r = p.value;
+    assert.ok(r.transactions > 100);
+    assert.ok(r.latency.p50 > 10 * US && r.latency.p50 < 100 * US, `p50 ${r.latency.p50}`);
+    assert.ok(Math.abs(r.transactionsPerSecond - 1e9 / r.latency.mean) / r.transactionsPerSecond < 0.05);
+    assert.ok(r.latency.p999 >= r.latency.p99 && r.latency.p99 >= r.latency.p50);
+  });
+  it('tcp_crr: a connection per transaction', () => {
+    const { env, ends, pair } = setup(31, link);
+    const p = tcpCrr(env, ends, { requestSize: 64, responseSize: 1024, timing });
+    env.run({ until: p });
+    assert.ok(p.value.transactions > 50);
+    assert.ok(pair.client.tcp.stats.activeOpens >= p.value.transactions);
+    assert.ok(p.value.latency.p50 > 2 * (tcpRrFloor()), 'a connection costs more than a round trip');
+  });
+  it('udp_rr', () => {
+    const { env, ends } = setup(32, link);
+    const p = udpRr(env, ends, { requestSize: 64, responseSize: 64, timing });
+    env.run({ until: p });
+    assert.ok(p.value.transactions > 100);
+  });
+  it('udp_stream: receiver-side throughput, no loss on a clean link', () => {
+    const { env, ends } = setup(33, { bandwidth: GBIT, delay: 5 * US });
+    const p = udpStream(env, ends, { messageSize: 1472, timing });
+    env.run({ until: p });
+    const r = p.value;
+    assert.ok(r.receivedMessages > 100);
+    assert.ok(r.throughputMbps > 500 && r.throughputMbps < 1000, `${r.throughputMbps}`);
+    assert.equal(r.reordered, 0);
+  });
+  it('udp_stream with messages larger than the MTU: reassembled; a lost fragment loses the message', () => {
+    const { env, ends, pair } = setup(34, { bandwidth: GBIT, delay: 5 * US, loss: 0.01 });
+    const p = udpStream(env, ends, { messageSize: 8000, timing });
+    env.run({ until: p });
+    const r = p.value;
+    assert.ok(r.receivedMessages > 50);
+    assert.ok(pair.server.reassembler.stats.reassembled >= r.receivedMessages);
+    assert.ok(pair.link.a.stats.lost > 0);
+    assert.ok(r.lostMessages > 0, 'lost fragments lost messages');
+    assert.ok(r.lostMessages <= pair.link.a.stats.lost);
+  });
+  it('ping: round-trip times', () => {
+    const { env, ends } = setup(35, link);
+    const p = ping(env, ends, { count: 50, size: 56 });
+    env.run({ until: p });
+    assert.equal(p.value.received, 53);
+    assert.equal(p.value.rtt.count, 50);
+    assert.ok(p.value.rtt.p50 > 10 * US && p.value.rtt.p50 < 100 * US);
+  });
+});
+
+function tcpRrFloor(): number {
+  return 10 * US;
+}
+
+describe('determinism', () => {
+  it('the same seed gives a byte-identical capture and result', () => {
+    const once = (): { pcap: Uint8Array; result: string } => {
+      const writer = new PcapWriter();
+      const env = new SimEnvironment({ seed: 99 });
+      const pair = directPair(env, profile, { bandwidth: GBIT, delay: 50 * US, loss: 0.01, reorder: 0.01, reorderDelay: 20 * US, pcap: writer });
+      const p = tcpStream(env, { client: pair.client, server: pair.server, serverAddr: pair.serverAddr }, { bytes: 2_000_000 });
+      env.run({ until: p });
+      return { pcap: writer.bytes(), result: JSON.stringify({ r: p.value, now: env.now, c: pair.client.tcp.stats, s: pair.server.tcp.stats }) };
+    };
+    const a = once();
+    const b = once();
+    assert.equal(a.result, b.result);
+    assert.ok(a.pcap.length > 100_000);
+    assert.deepEqual(Buffer.compare(Buffer.from(a.pcap), Buffer.from(b.pcap)), 0);
+  });
+});
