@@ -140,7 +140,6 @@ export function udpStream(env: Env, ends: Endpoints, opts: UdpStreamOptions): Pr
   const to = from + opts.timing.duration;
   let firstSeqMeasured = -1;
   let lastSeqMeasured = -1;
-  let received = 0;
   let reordered = 0;
   let highest = -1;
   const seen = new Set<number>();
@@ -158,7 +157,6 @@ export function udpStream(env: Env, ends: Endpoints, opts: UdpStreamOptions): Pr
       if (seq < highest) reordered++;
       else highest = seq;
       measuredSeqs.push(seq);
-      received++;
     }
   }
 
