@@ -913,8 +913,9 @@ export class TcpSocket {
         len = Math.min(len, usable);
         if (len > this.mss) len -= len % this.mss;
         // Nagle (RFC 896, RFC 9293 3.7.4) with Minshall's rule (Linux tcp_nagle_check):
-        // hold a final partial segment while an earlier small segment is unacknowledged.
-        if (len < this.mss && len === left && !this.nodelay && !this.finQueued && flight > 0 && seqGt(this.sndSml, this.sndUna)) return;
+        // hold a final partial segment of new data while an earlier small segment is
+        // unacknowledged (retransmissions are never held).
+        if (len < this.mss && len === left && !this.nodelay && !this.finQueued && flight > 0 && this.sndNxt === this.sndMax && seqGt(this.sndSml, this.sndUna)) return;
       }
       const fin = this.finQueued && ((this.sndNxt + len) >>> 0) === this.finSeq;
       let flags = ACK;
