@@ -41,6 +41,19 @@ function* sendPieces(s: TcpSocket, buf: Uint8Array, pieces: number): ProcessGene
   for (let off = 0; off < buf.length; off += step) must('send', yield* s.send(buf.subarray(off, Math.min(buf.length, off + step))));
 }
 
+/** Runs a server and a client process; the result once both have finished. */
+function runPair<R>(env: Env, name: string, server: ProcessGenerator<void>, client: ProcessGenerator<void>, done: () => R): Process<R> {
+  return env.process(
+    (function* (): ProcessGenerator<R> {
+      const srv = env.process(server, `${name} server`);
+      yield env.process(client, `${name} client`);
+      yield srv;
+      return done();
+    })(),
+    name,
+  );
+}
+
 function result(rec: LatencyRecorder, timing: Timing): RrResult {
   return { transactionsPerSecond: (rec.count * 1e9) / timing.duration, transactions: rec.count, latency: rec.summary() };
 }
@@ -90,15 +103,7 @@ export function tcpRr(env: Env, ends: Endpoints, opts: RrOptions): Process<RrRes
     yield* c.close();
   }
 
-  return env.process(
-    (function* (): ProcessGenerator<RrResult> {
-      const srv = env.process(server(), 'tcp_rr server');
-      yield env.process(client(), 'tcp_rr client');
-      yield srv;
-      return result(rec, opts.timing);
-    })(),
-    'tcp_rr',
-  );
+  return runPair(env, 'tcp_rr', server(), client(), () => result(rec, opts.timing));
 }
 
 /** netperf TCP_CRR: a new connection for every transaction (connect, request, response, close). */
@@ -149,15 +154,7 @@ export function tcpCrr(env: Env, ends: Endpoints, opts: RrOptions): Process<RrRe
     listener.close();
   }
 
-  return env.process(
-    (function* (): ProcessGenerator<RrResult> {
-      const srv = env.process(server(), 'tcp_crr server');
-      yield env.process(client(), 'tcp_crr client');
-      yield srv;
-      return result(rec, opts.timing);
-    })(),
-    'tcp_crr',
-  );
+  return runPair(env, 'tcp_crr', server(), client(), () => result(rec, opts.timing));
 }
 
 /**
@@ -202,13 +199,5 @@ export function udpRr(env: Env, ends: Endpoints, opts: Omit<RrOptions, 'tcp' | '
     srvSock.close();
   }
 
-  return env.process(
-    (function* (): ProcessGenerator<RrResult> {
-      const srv = env.process(server(), 'udp_rr server');
-      yield env.process(client(), 'udp_rr client');
-      yield srv;
-      return result(rec, opts.timing);
-    })(),
-    'udp_rr',
-  );
+  return runPair(env, 'udp_rr', server(), client(), () => result(rec, opts.timing));
 }

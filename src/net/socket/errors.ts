@@ -32,3 +32,9 @@ export function* sleepOn<T>(stack: Stack, ev: SimEvent<T>): Generator<SimEvent<u
 export function syscallCost(stack: Stack, bytes: number): number {
   return stack.costs.syscall + Math.round(bytes * stack.costs.copyPerByte);
 }
+
+/** Succeeds a waiter if there is one; returns null to store back (`this.reader = wake(this.reader)`). */
+export function wake(ev: SimEvent<void> | null): null {
+  if (ev !== null) ev.succeed();
+  return null;
+}

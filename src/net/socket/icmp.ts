@@ -5,7 +5,7 @@ import type { Ipv4Addr } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
 import { ICMP, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, emitIcmp, parseIcmp } from '../wire/icmp.js';
 import { IPPROTO_ICMP, type Ipv4Repr } from '../wire/ipv4.js';
-import { SocketError, sleepOn, syscallCost } from './errors.js';
+import { SocketError, sleepOn, syscallCost, wake } from './errors.js';
 
 export interface IcmpStats {
   echoRequestsIn: number;
@@ -118,10 +118,6 @@ export class PingSocket {
   /** @internal */
   deliver(r: EchoReply): void {
     this.replies.push(r);
-    const w = this.reader;
-    if (w !== null) {
-      this.reader = null;
-      w.succeed();
-    }
+    this.reader = wake(this.reader);
   }
 }

@@ -5,7 +5,7 @@ import type { Ipv4Addr } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
 import type { Ipv4Repr } from '../wire/ipv4.js';
 import { ACK, RST, SYN, parseTcp, type TcpRepr } from '../wire/tcp.js';
-import { SocketError, sleepOn, syscallCost } from './errors.js';
+import { SocketError, sleepOn, syscallCost, wake } from './errors.js';
 import { TcpSocket, type TcpOptions } from './tcp-socket.js';
 
 export interface TcpLayerStats {
@@ -183,10 +183,6 @@ export class TcpListener {
   }
 
   private wake(): void {
-    const w = this.waiter;
-    if (w !== null) {
-      this.waiter = null;
-      w.succeed();
-    }
+    this.waiter = wake(this.waiter);
   }
 }

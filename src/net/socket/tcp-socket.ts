@@ -6,7 +6,7 @@ import { IP, IPPROTO_TCP, type Ipv4Repr } from '../wire/ipv4.js';
 import { ACK, FIN, PSH, RST, SYN, TCP, emitTcp, seqGeq, seqGt, seqLeq, seqLt, tcpOptionsLen, type TcpRepr } from '../wire/tcp.js';
 import { ByteRing } from './byte-ring.js';
 import { makeCongestion, type CongestionControl, type CongestionName } from './congestion.js';
-import { SocketError, sleepOn, syscallCost } from './errors.js';
+import { SocketError, sleepOn, syscallCost, wake } from './errors.js';
 import type { TcpLayer, TcpListener } from './tcp-layer.js';
 
 export type TcpState = 'CLOSED' | 'LISTEN' | 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'FIN_WAIT_1' | 'FIN_WAIT_2' | 'CLOSE_WAIT' | 'CLOSING' | 'LAST_ACK' | 'TIME_WAIT';
@@ -1133,27 +1133,15 @@ export class TcpSocket {
   }
 
   private wakeReader(): void {
-    const w = this.reader;
-    if (w !== null) {
-      this.reader = null;
-      w.succeed();
-    }
+    this.reader = wake(this.reader);
   }
 
   private wakeWriter(): void {
-    const w = this.writer;
-    if (w !== null) {
-      this.writer = null;
-      w.succeed();
-    }
+    this.writer = wake(this.writer);
   }
 
   private wakeConnector(): void {
-    const w = this.connector;
-    if (w !== null) {
-      this.connector = null;
-      w.succeed();
-    }
+    this.connector = wake(this.connector);
   }
 
   /** @internal A segment from nowhere: answer with a bare RST (no socket state). */

@@ -5,7 +5,7 @@ import type { Ipv4Addr } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
 import { IPPROTO_UDP, type Ipv4Repr } from '../wire/ipv4.js';
 import { UDP, emitUdp, parseUdp } from '../wire/udp.js';
-import { SocketError, sleepOn, syscallCost } from './errors.js';
+import { SocketError, sleepOn, syscallCost, wake } from './errors.js';
 
 export interface UdpStats {
   datagramsIn: number;
@@ -182,19 +182,11 @@ export class UdpSocket {
   }
 
   private wakeReader(): void {
-    const r = this.reader;
-    if (r !== null) {
-      this.reader = null;
-      r.succeed();
-    }
+    this.reader = wake(this.reader);
   }
 
   private freeWmem(len: number): void {
     this.wmemUsed -= len;
-    const w = this.writer;
-    if (w !== null) {
-      this.writer = null;
-      w.succeed();
-    }
+    this.writer = wake(this.writer);
   }
 }
