@@ -35,6 +35,7 @@ export function ping(env: Env, ends: Endpoints, opts: PingOptions = {}): Process
         must('ping send', yield* sock.send(ends.serverAddr, seq & 0xffff, data));
         const r = yield* sock.recv();
         if (r.seq !== (seq & 0xffff)) throw new IntegrityError(`ping: reply ${r.seq} to request ${seq}`);
+        if (r.data.length !== size) throw new IntegrityError(`ping: reply ${seq} carries ${r.data.length} bytes, sent ${size}`);
         verifyPattern(`ping reply ${seq}`, r.data, 0, seq);
         received++;
         if (seq >= warm) rec.record(env.now - t0);
