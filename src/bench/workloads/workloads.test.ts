@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MS, SimEnvironment, US } from '../../sim/index.js';
+import { Profile } from '../../profile/index.js';
+import { directPair, type DirectPairOptions } from '../../net/pair.js';
+import { PcapWriter } from '../../net/iface/pcap.js';
+import { ping, tcpCrr, tcpRr, tcpStream, udpRr, udpStream, checkPattern, fillPattern, type Endpoints } from './index.js';
+
+const profile = Profile.load('default');
+const GBIT = 1e9;
+
+function setup(seed: number, link: DirectPairOptions): { env: SimEnvironment; ends: Endpoints; pair: ReturnType<typeof directPair> } {
+  const env = new SimEnvironment({ seed });
+  const pair = directPair(env, profile, link);
+  return { env, ends: { client: pair.client, server: pair.server, serverAddr: pair.serverAddr }, pair };
+}
+
+describe('content pattern', () => {
+  it('catches a corrupted, shifted or swapped byte', () => {
+    const b = new Uint8Array(1000);
+    fillPattern(b, 12345, 7);
+    assert.equal(checkPattern(b, 12345, 7), -1);
+    assert.notEqual(checkPattern(b, 12346, 7), -1, 'shifted by one');
+    assert.notEqual(checkPattern(b, 12345 + 4096, 7), -1, 'shifted by a page');
+    b[500] = b[500]! ^ 1;
+    assert.equal(checkPattern(b, 12345, 7), 500);
+  });
+});
+
+describe('TCP over a direct link', () => {
+  it('moves 100 MB byte-exact (handshake, bulk, close)', () => {
+    const { env, ends, pair } = setup(1, { bandwidth: 10 * GBIT, delay: 20 * US });
+    const p = tcpStream(env, ends, { bytes: 100_000_000, messageSize: 65536, warmupBytes: 10_000_000 });
+    env.run({ until: p });
+    const r = p.value;
+    assert.equal(r.bytesVerified, 100_000_000);
+    assert.equal(r.retransmissions, 0);
+    assert.ok(r.throughputMbps > 1000, `throughput ${r.throughputMbps}`);
+    env.run({ until: env.now + 61_000 * MS }); // TIME_WAIT passes
+    assert.equal(pair.client.tcp.connections, 0);
+    assert.equal(pair.server.tcp.connections, 0);
+  });
+
+  it('stays byte-exact with 1% seeded loss, and counts retransmissions', () => {
+    const { env, ends, pair } = setup(2, { bandwidth: GBIT, delay: 50 * US, loss: 0.01 });
+    const p = tcpStream(env, ends, { bytes: 10_000_000 });
+    env.run({ until: p });
+    assert.equal(p.value.bytesVerified, 10_000_000);
+    const lostData = pair.link.a.stats.lost;
+    assert.ok(lostData > 30, `lost ${lostData}`);
+    assert.ok(pair.client.tcp.stats.retransSegs >= lostData, `retransmitted ${pair.client.tcp.stats.retransSegs} for ${lostData} lost`);
+    assert.ok(pair.client.tcp.stats.fastRetransmits > 0);
+  });
+
+  it('stays byte-exact with reordering', () => {
+    const { env, ends, pair } = setup(3, { bandwidth: GBIT, delay: 50 * US, reorder: 0.02, reorderDelay: 30 * US });
+    const p = tcpStream(env, ends, { bytes: 10_000_000 });
+    env.run({ until: p });
+    assert.equal(p.value.bytesVerified, 10_000_000);
+    assert.ok(pair.link.a.stats.reordered > 50);
+    assert.ok(pair.server.tcp.stats.segsOut > 0);
+  });
+});
+
+describe('TCP throughput approaches min(B, window/RTT)', () => {
+  // Payload rate of a link of B bits/s carrying 1448-byte segments in 1514-byte frames
+  // (plus 24 bytes of Ethernet overhead configured on the link).
+  const goodput = (b: number): number => (b * 1448) / (1514 + 24) / 1e6;
+  for (const c of [
+    { name: 'bandwidth-limited: 1 Gbit/s, RTT 200 us, autotuned buffers', bw: GBIT, delay: 100 * US, rcvbuf: undefined, expect: goodput(GBIT) },
+    { name: 'window-limited: 10 Gbit/s, RTT 1 ms, 64 KiB receive window', bw: 10 * GBIT, delay: 500 * US, rcvbuf: 131072, expect: (65536 * 8) / 1e-3 / 1e6 },
+    { name: 'window-limited: 1 Gbit/s, RTT 10 ms, 128 KiB receive window', bw: GBIT, delay: 5 * MS, rcvbuf: 262144, expect: (131072 * 8) / 10e-3 / 1e6 },
+  ]) {
+    it(`${c.name}: within 10% below the bound, never above it`, () => {
+      const { env, ends } = setup(10, { bandwidth: c.bw, delay: c.delay, frameOverhead: 24 });
+      const tcp = c.rcvbuf !== undefined ? { rcvbuf: c.rcvbuf } : {};
+      const p = tcpStream(env, ends, { timing: { warmup: 100 * MS, duration: 200 * MS }, messageSize: 65536, tcp });
+      env.run({ until: p });
+      const got = p.value.throughputMbps;
+      const bound = Math.min(goodput(c.bw), c.expect);
+      assert.ok(got <= bound * 1.01, `${got.toFixed(1)} Mbit/s exceeds the bound ${bound.toFixed(1)}`);
+      assert.ok(got >= bound * 0.9, `${got.toFixed(1)} Mbit/s is more than 10% below the bound ${bound.toFixed(1)}`);
+    });
+  }
+});
+
+describe('delayed ACK and Nagle (request written in two pieces)', () => {
+  const run = (nodelay: boolean): number => {
+    const { env, ends } = setup(20, { bandwidth: 10 * GBIT, delay: 10 * US });
+    const p = tcpRr(env, ends, { requestSize: 200, responseSize: 200, requestWrites: 2, tcp: { nodelay }, timing: { warmup: 1000 * MS, duration: nodelay ? 100 * MS : 1000 * MS } });
+    env.run({ until: p });
+    assert.ok(p.value.transactions > 0);
+    return p.value.latency.p50;
+  };
+  it('with Nagle, the second piece waits for the delayed ACK of the first (about 40 ms, TCP_DELACK_MIN)', () => {
+    const p50 = run(false);
+    assert.ok(p50 >= 35 * MS && p50 <= 45 * MS, `p50 ${p50 / MS} ms`);
+  });
+  it('TCP_NODELAY removes the wait (tens of microseconds)', () => {
+    const p50 = run(true);
+    assert.ok(p50 < 200 * US, `p50 ${p50 / US} us`);
+  });
+});
+
+describe('every workload runs and verifies its data', () => {
+  const link: DirectPairOptions = { bandwidth: 10 * GBIT, delay: 5 * US };
+  const timing = { warmup: 2 * MS, duration: 20 * MS };
+  it('tcp_rr: transactions/s and latency', () => {
+    const { env, ends } = setup(30, link);
+    const p = tcpRr(env, ends, { requestSize: 1, responseSize: 1, timing });
+    env.run({ until: p });
+    const r = p.value;
+    assert.ok(r.transactions > 100);
+    assert.ok(r.latency.p50 > 10 * US && r.latency.p50 < 100 * US, `p50 ${r.latency.p50}`);
+    assert.ok(Math.abs(r.transactionsPerSecond - 1e9 / r.latency.mean) / r.transactionsPerSecond < 0.05);
+    assert.ok(r.latency.p999 >= r.latency.p99 && r.latency.p99 >= r.latency.p50);
+  });
+  it('tcp_crr: a connection per transaction', () => {
+    const { env, ends, pair } = setup(31, link);
+    const p = tcpCrr(env, ends, { requestSize: 64, responseSize: 1024, timing });
+    env.run({ until: p });
+    assert.ok(p.value.transactions > 50);
+    assert.ok(pair.client.tcp.stats.activeOpens >= p.value.transactions);
+    assert.ok(p.value.latency.p50 > 2 * (tcpRrFloor()), 'a connection costs more than a round trip');
+  });
+  it('udp_rr', () => {
+    const { env, ends } = setup(32, link);
+    const p = udpRr(env, ends, { requestSize: 64, responseSize: 64, timing });
+    env.run({ until: p });
+    assert.ok(p.value.transactions > 100);
+  });
+  it('udp_stream: receiver-side throughput, no loss on a clean link', () => {
+    const { env, ends } = setup(33, { bandwidth: GBIT, delay: 5 * US });
+    const p = udpStream(env, ends, { messageSize: 1472, timing });
+    env.run({ until: p });
+    const r = p.value;
+    assert.ok(r.receivedMessages > 100);
+    assert.ok(r.throughputMbps > 500 && r.throughputMbps < 1000, `${r.throughputMbps}`);
+    assert.equal(r.reordered, 0);
+  });
+  it('udp_stream with messages larger than the MTU: reassembled; a lost fragment loses the message', () => {
+    const { env, ends, pair } = setup(34, { bandwidth: GBIT, delay: 5 * US, loss: 0.01 });
+    const p = udpStream(env, ends, { messageSize: 8000, timing });
+    env.run({ until: p });
+    const r = p.value;
+    assert.ok(r.receivedMessages > 50);
+    assert.ok(pair.server.reassembler.stats.reassembled >= r.receivedMessages);
+    assert.ok(pair.link.a.stats.lost > 0);
+    assert.ok(r.lostMessages > 0, 'lost fragments lost messages');
+    assert.ok(r.lostMessages <= pair.link.a.stats.lost);
+  });
+  it('ping: round-trip times', () => {
+    const { env, ends } = setup(35, link);
+    const p = ping(env, ends, { count: 50, size: 56 });
+    env.run({ until: p });
+    assert.equal(p.value.received, 53);
+    assert.equal(p.value.rtt.count, 50);
+    assert.ok(p.value.rtt.p50 > 10 * US && p.value.rtt.p50 < 100 * US);
+  });
+});
+
+function tcpRrFloor(): number {
+  return 10 * US;
+}
+
+describe('determinism', () => {
+  it('the same seed gives a byte-identical capture and result', () => {
+    const once = (): { pcap: Uint8Array; result: string } => {
+      const writer = new PcapWriter();
+      const env = new SimEnvironment({ seed: 99 });
+      const pair = directPair(env, profile, { bandwidth: GBIT, delay: 50 * US, loss: 0.01, reorder: 0.01, reorderDelay: 20 * US, pcap: writer });
+      const p = tcpStream(env, { client: pair.client, server: pair.server, serverAddr: pair.serverAddr }, { bytes: 2_000_000 });
+      env.run({ until: p });
+      return { pcap: writer.bytes(), result: JSON.stringify({ r: p.value, now: env.now, c: pair.client.tcp.stats, s: pair.server.tcp.stats }) };
+    };
+    const a = once();
+    const b = once();
+    assert.equal(a.result, b.result);
+    assert.ok(a.pcap.length > 100_000);
+    assert.deepEqual(Buffer.compare(Buffer.from(a.pcap), Buffer.from(b.pcap)), 0);
+  });
+});

@@ -1,0 +1,380 @@
+import { Deque, tracePoint, type Env, type ExecContext, type Executor, type SimEvent } from '../sim/index.js';
+import type { Profile } from '../profile/index.js';
+import { stackCosts, type StackCosts } from './costs.js';
+import type { NetDevice, DeviceUpper } from './iface/device.js';
+import { Hooks } from './iface/hooks.js';
+import { LoopbackDevice } from './iface/loopback.js';
+import { NeighbourTable } from './iface/neighbour.js';
+import { CSUM_NONE, GSO_NONE, Packet } from './iface/packet.js';
+import { RouteTable } from './iface/route.js';
+import { TxQueue } from './iface/tx-queue.js';
+import { fragmentIpv4 } from './ip/fragment.js';
+import { Reassembler } from './ip/reassembly.js';
+import { IcmpLayer } from './socket/icmp.js';
+import { TcpLayer } from './socket/tcp-layer.js';
+import { UdpLayer } from './socket/udp.js';
+import { IPV4_BROADCAST, MAC_BROADCAST, formatIpv4, inSubnet, ipv4, type Ipv4Addr, type MacAddr } from './wire/addr.js';
+import { ARP, ARP_REPLY, ARP_REQUEST, emitArp, parseArp } from './wire/arp.js';
+import { ETH, ETHERTYPE_ARP, ETHERTYPE_IPV4, emitEthernet } from './wire/ethernet.js';
+import { WireError } from './wire/error.js';
+import { DEFAULT_TTL, IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, emitIpv4, parseIpv4, type Ipv4Repr } from './wire/ipv4.js';
+
+/** Trace points at the stack's boundaries with its devices. */
+export const stackTx = tracePoint<{ stack: string; dev: string; pkt: Packet }>('stackTx');
+export const stackRx = tracePoint<{ stack: string; dev: string; pkt: Packet }>('stackRx');
+
+export interface StackStats {
+  ipIn: number;
+  ipOut: number;
+  /** Malformed frames and packets, by layer:code (e.g. "ipv4:badChecksum"). */
+  malformed: Record<string, number>;
+  notForUs: number;
+  noRoute: number;
+  unknownProtocol: number;
+  hookDrops: number;
+  hookStolen: number;
+  fragmentsOut: number;
+}
+
+export interface InterfaceConfig {
+  address: Ipv4Addr;
+  prefix: number;
+}
+
+/** A device attached to a stack, with its address, transmit queue and neighbour table. */
+export class Interface implements DeviceUpper {
+  readonly txq: TxQueue;
+  readonly neighbours: NeighbourTable;
+
+  constructor(
+    readonly stack: Stack,
+    readonly dev: NetDevice,
+    readonly address: Ipv4Addr,
+    readonly prefix: number,
+  ) {
+    const c = stack.costs;
+    this.txq = new TxQueue(dev, c.txQueueLen, stack.cpu, { gsoSegment: c.gsoSegment, csumPerByte: c.csumPerByte });
+    this.neighbours = new NeighbourTable(
+      stack.env,
+      { retrans: c.arpRetrans, maxProbes: c.arpMaxProbes, reachable: c.arpReachable, unresQueueBytes: c.arpUnresQueueBytes },
+      (ip) => this.sendArp(ARP_REQUEST, MAC_BROADCAST, 0, ip),
+      (pkt, mac) => this.transmit(pkt, mac),
+    );
+    dev.attach(this);
+  }
+
+  get cpu(): Executor {
+    return this.stack.cpu;
+  }
+
+  get name(): string {
+    return this.dev.name;
+  }
+
+  /** Sends a packet whose IP header is complete to a link-layer address. */
+  transmit(pkt: Packet, dst: MacAddr): void {
+    emitEthernet({ dst, src: this.dev.mac, ethertype: ETHERTYPE_IPV4 }, pkt.data, 0);
+    if (this.stack.env.trace.enabled(stackTx)) this.stack.env.trace.emit(stackTx, { stack: this.stack.name, dev: this.dev.name, pkt });
+    this.txq.enqueue(pkt);
+  }
+
+  /** Neighbour output: resolves `nextHop` unless the device needs no link-layer address. */
+  output(pkt: Packet, nextHop: Ipv4Addr): void {
+    if (this.dev.features.noArp) this.transmit(pkt, 0);
+    else this.neighbours.output(pkt, nextHop);
+  }
+
+  receive(pkt: Packet): void {
+    pkt.iface = this;
+    this.stack.enqueueRx(pkt);
+  }
+
+  wake(): void {
+    this.txq.wake();
+  }
+
+  sendArp(op: typeof ARP_REQUEST | typeof ARP_REPLY, dstMac: MacAddr, targetMac: MacAddr, targetIp: Ipv4Addr): void {
+    const buf = new Uint8Array(ETH.HEADER_LEN + ARP.LEN);
+    emitEthernet({ dst: dstMac, src: this.dev.mac, ethertype: ETHERTYPE_ARP }, buf, 0);
+    emitArp({ op, senderMac: this.dev.mac, senderIp: this.address, targetMac, targetIp }, buf, ETH.HEADER_LEN);
+    this.txq.enqueue(new Packet(buf));
+  }
+}
+
+export interface StackOptions {
+  env: Env;
+  /** The guest CPU the stack's work is charged to. */
+  cpu: Executor;
+  profile: Profile;
+  name: string;
+}
+
+interface TxEntry {
+  pkt: Packet;
+  done: boolean;
+}
+
+/**
+ * One guest's network stack: interfaces (loopback plus attached devices), routing,
+ * neighbours, hooks, IPv4 with fragmentation and reassembly, and TCP/UDP/ICMP sockets. It
+ * charges its work to the guest CPU from the cost profile: protocol output per packet in
+ * the caller's context, receive processing per packet in softirq context, and the
+ * checksums and software GSO the device does not offload.
+ */
+export class Stack {
+  readonly env: Env;
+  readonly cpu: Executor;
+  readonly costs: StackCosts;
+  readonly name: string;
+  readonly hooks = new Hooks();
+  readonly routes = new RouteTable<Interface>();
+  readonly interfaces: Interface[] = [];
+  readonly lo: Interface;
+  readonly reassembler: Reassembler;
+  readonly tcp: TcpLayer;
+  readonly udp: UdpLayer;
+  readonly icmp: IcmpLayer;
+  readonly stats: StackStats = { ipIn: 0, ipOut: 0, malformed: {}, notForUs: 0, noRoute: 0, unknownProtocol: 0, hookDrops: 0, hookStolen: 0, fragmentsOut: 0 };
+  private ident = 0;
+  private readonly txFifo = new Deque<TxEntry>();
+  private readonly rxBacklog = new Deque<Packet>();
+  private softirqRunning = false;
+  private readonly rxDone: () => void;
+
+  constructor(opts: StackOptions) {
+    this.env = opts.env;
+    this.cpu = opts.cpu;
+    this.name = opts.name;
+    this.costs = stackCosts(opts.profile);
+    this.reassembler = new Reassembler(this.env, this.costs.fragTimeout, this.costs.fragHighThresh);
+    this.lo = this.addInterface(new LoopbackDevice(), { address: ipv4('127.0.0.1'), prefix: 8 });
+    this.tcp = new TcpLayer(this);
+    this.udp = new UdpLayer(this);
+    this.icmp = new IcmpLayer(this);
+    this.rxDone = () => this.onRxCharged();
+  }
+
+  /** Attaches a device with an address; adds the route to its connected subnet. */
+  addInterface(dev: NetDevice, cfg: InterfaceConfig): Interface {
+    const iface = new Interface(this, dev, cfg.address, cfg.prefix);
+    this.interfaces.push(iface);
+    this.routes.add({ dest: cfg.address, prefix: cfg.prefix, iface });
+    return iface;
+  }
+
+  /** A default route through `gateway`, reached on `iface`. */
+  setDefaultRoute(gateway: Ipv4Addr, iface: Interface): void {
+    this.routes.remove((r) => r.prefix === 0);
+    this.routes.add({ dest: 0, prefix: 0, gateway, iface });
+  }
+
+  isLocal(a: Ipv4Addr): boolean {
+    for (const i of this.interfaces) if (i.address === a) return true;
+    return false;
+  }
+
+  /** Route to `dst`: local addresses go through `lo` (Linux's local table). */
+  route(dst: Ipv4Addr): { iface: Interface; nextHop: Ipv4Addr; src: Ipv4Addr } | undefined {
+    if (this.isLocal(dst) || inSubnet(dst, this.lo.address, this.lo.prefix)) return { iface: this.lo, nextHop: dst, src: dst };
+    const r = this.routes.lookup(dst);
+    if (r === undefined) return undefined;
+    return { iface: r.iface, nextHop: r.nextHop, src: r.iface.address };
+  }
+
+  nextIdent(): number {
+    this.ident = (this.ident + 1) & 0xffff;
+    return this.ident;
+  }
+
+  /** CPU work on the guest CPU. */
+  charge(ns: number, ctx: ExecContext): SimEvent<void> {
+    return this.cpu.exec(ns, ctx);
+  }
+
+  /**
+   * Sends an IPv4 packet built by a protocol (`pkt.iface`/`pkt.nextHop` from route()):
+   * fragments it if it exceeds the MTU and is not GSO, charges the per-packet output cost in
+   * `ctx` (plus `extra` ns, e.g. a software checksum), then, in submission order, runs the
+   * post-routing hooks and hands it to neighbour output. Order is kept across contexts, as
+   * the socket lock keeps it in Linux (softirq work on a socket owned by a task waits).
+   */
+  ipOutput(pkt: Packet, ctx: ExecContext, extra = 0): void {
+    const iface = pkt.iface as Interface;
+    const ipLen = pkt.length - pkt.l3;
+    if (pkt.gsoType === GSO_NONE && ipLen > iface.dev.mtu) {
+      const frags = fragmentIpv4(pkt, iface.dev.mtu);
+      this.stats.fragmentsOut += frags.length;
+      for (let i = 0; i < frags.length; i++) this.submit(frags[i]!, ctx, i === 0 ? extra : 0);
+      return;
+    }
+    this.submit(pkt, ctx, extra);
+  }
+
+  private submit(pkt: Packet, ctx: ExecContext, extra: number): void {
+    const e: TxEntry = { pkt, done: false };
+    this.txFifo.push(e);
+    this.cpu.exec(this.costs.txPacket + extra, ctx).addCallback(() => {
+      e.done = true;
+      this.drainTx();
+    });
+  }
+
+  private drainTx(): void {
+    for (let e = this.txFifo.peek(); e !== undefined && e.done; e = this.txFifo.peek()) {
+      this.txFifo.shift();
+      this.finishOutput(e.pkt);
+    }
+  }
+
+  /** After the output cost: hooks, then the device (also the way for a hook to send via another device). */
+  finishOutput(pkt: Packet): void {
+    const iface = pkt.iface as Interface;
+    this.stats.ipOut++;
+    if (this.hooks.postRouting.length > 0) {
+      const v = this.hooks.runPostRouting(pkt, pkt.nextHop, iface.dev);
+      if (v === 'drop') {
+        this.stats.hookDrops++;
+        pkt.release();
+        return;
+      }
+      if (v === 'stolen') {
+        this.stats.hookStolen++;
+        return;
+      }
+    }
+    iface.output(pkt, pkt.nextHop);
+  }
+
+  /** @internal A device delivered a frame: queue it for the receive softirq. */
+  enqueueRx(pkt: Packet): void {
+    this.rxBacklog.push(pkt);
+    if (!this.softirqRunning) {
+      this.softirqRunning = true;
+      this.chargeNextRx();
+    }
+  }
+
+  private chargeNextRx(): void {
+    const pkt = this.rxBacklog.peek();
+    if (pkt === undefined) {
+      this.softirqRunning = false;
+      return;
+    }
+    let ns = this.costs.rxPacket;
+    // Software verification of the transport checksum when the device did not validate it.
+    const d = pkt.data;
+    if (pkt.csum === CSUM_NONE && d.length >= ETH.HEADER_LEN + IP.HEADER_LEN && d[12] === 0x08 && d[13] === 0x00) {
+      const proto = d[pkt.l3 + IP.PROTOCOL];
+      if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
+        const l4len = ((d[pkt.l3 + IP.LENGTH]! << 8) | d[pkt.l3 + IP.LENGTH + 1]!) - (d[pkt.l3]! & 15) * 4;
+        if (l4len > 0) ns += Math.round(l4len * this.costs.csumPerByte);
+      }
+    }
+    this.cpu.exec(ns, 'softirq').addCallback(this.rxDone);
+  }
+
+  private onRxCharged(): void {
+    const pkt = this.rxBacklog.shift()!;
+    this.input(pkt);
+    this.chargeNextRx();
+  }
+
+  malformed(e: WireError): void {
+    const k = `${e.layer}:${e.code}`;
+    this.stats.malformed[k] = (this.stats.malformed[k] ?? 0) + 1;
+  }
+
+  private input(pkt: Packet): void {
+    const iface = pkt.iface as Interface;
+    const d = pkt.data;
+    if (this.env.trace.enabled(stackRx)) this.env.trace.emit(stackRx, { stack: this.name, dev: iface.dev.name, pkt });
+    if (d.length < ETH.HEADER_LEN) {
+      this.malformed(new WireError('ethernet', 'truncated', 'short frame'));
+      return;
+    }
+    const type = (d[12]! << 8) | d[13]!;
+    if (type === ETHERTYPE_ARP) this.arpInput(pkt, iface);
+    else if (type === ETHERTYPE_IPV4) this.ipInput(pkt, iface);
+    else this.stats.unknownProtocol++;
+  }
+
+  private arpInput(pkt: Packet, iface: Interface): void {
+    const r = parseArp(pkt.data, ETH.HEADER_LEN, pkt.length - ETH.HEADER_LEN);
+    if (r instanceof WireError) {
+      this.malformed(r);
+      return;
+    }
+    const forUs = r.targetIp === iface.address;
+    // RFC 826 "Packet Reception": update an existing entry; create one if we are the target.
+    iface.neighbours.confirm(r.senderIp, r.senderMac, forUs);
+    if (forUs && r.op === ARP_REQUEST) iface.sendArp(ARP_REPLY, r.senderMac, r.senderMac, r.senderIp);
+  }
+
+  private ipInput(pkt: Packet, iface: Interface): void {
+    pkt.l3 = ETH.HEADER_LEN;
+    let ip: Ipv4Repr | WireError = parseIpv4(pkt.data, pkt.l3, pkt.length - pkt.l3);
+    if (ip instanceof WireError) {
+      this.malformed(ip);
+      return;
+    }
+    this.stats.ipIn++;
+    pkt.l4 = pkt.l3 + ip.headerLen;
+    if (this.hooks.preRouting.length > 0) {
+      const v = this.hooks.runPreRouting(pkt, iface.dev);
+      if (v === 'drop') {
+        this.stats.hookDrops++;
+        return;
+      }
+      if (v === 'stolen') {
+        this.stats.hookStolen++;
+        return;
+      }
+    }
+    if (!this.isLocal(ip.dst) && ip.dst !== IPV4_BROADCAST && !inSubnet(ip.dst, this.lo.address, this.lo.prefix)) {
+      this.stats.notForUs++; // a guest does not forward (ip_forward = 0)
+      return;
+    }
+    if (ip.moreFragments || ip.fragOffset > 0) {
+      const whole = this.reassembler.add(pkt, ip);
+      if (whole === null) return;
+      whole.iface = iface;
+      whole.csum = pkt.csum === CSUM_NONE ? CSUM_NONE : pkt.csum;
+      const again = parseIpv4(whole.data, whole.l3, whole.length - whole.l3);
+      if (again instanceof WireError) {
+        this.malformed(again);
+        return;
+      }
+      ip = again;
+      pkt = whole;
+    }
+    switch (ip.protocol) {
+      case IPPROTO_TCP:
+        this.tcp.input(pkt, ip);
+        break;
+      case IPPROTO_UDP:
+        this.udp.input(pkt, ip);
+        break;
+      case IPPROTO_ICMP:
+        this.icmp.input(pkt, ip);
+        break;
+      default:
+        this.stats.unknownProtocol++;
+    }
+  }
+
+  /** Allocates a frame with room for Ethernet + IPv4 headers and writes the IPv4 header. */
+  buildIp(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Len: number): Packet {
+    const buf = new Uint8Array(ETH.HEADER_LEN + IP.HEADER_LEN + l4Len);
+    const pkt = new Packet(buf);
+    pkt.l3 = ETH.HEADER_LEN;
+    pkt.l4 = ETH.HEADER_LEN + IP.HEADER_LEN;
+    // Linux sets DF on TCP (path MTU discovery); UDP datagrams fragmented locally leave it clear.
+    const df = protocol === IPPROTO_TCP;
+    emitIpv4({ src, dst, protocol, ttl: DEFAULT_TTL, tos: 0, ident: this.nextIdent(), dontFragment: df, moreFragments: false, fragOffset: 0, payloadLen: l4Len }, buf, ETH.HEADER_LEN);
+    return pkt;
+  }
+
+  toString(): string {
+    return `stack ${this.name} (${this.interfaces.map((i) => `${i.name} ${formatIpv4(i.address)}/${i.prefix}`).join(', ')})`;
+  }
+}
