@@ -39,7 +39,8 @@ export function registerXenstoredCommand(program: Command): void {
         log: (line) => process.stderr.write(`xenstored: ${line}\n`),
       });
       for (const d of domids) daemon.store.introduceDomain(d);
-      await daemon.start();
+      // Handlers first: a signal that arrives as soon as the socket is announced still
+      // gets a clean shutdown.
       let stopping = false;
       const shutdown = (signal: string): void => {
         if (stopping) return;
@@ -55,5 +56,6 @@ export function registerXenstoredCommand(program: Command): void {
       };
       process.on('SIGINT', () => shutdown('SIGINT'));
       process.on('SIGTERM', () => shutdown('SIGTERM'));
+      await daemon.start();
     });
 }
