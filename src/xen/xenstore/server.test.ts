@@ -159,6 +159,13 @@ describe('xenstore protocol engine (xen-abi.md §1.1–1.3)', () => {
     assert.deepEqual(other.takeEvents().map(body), ['/o\0t\0']);
   });
 
+  it('a session whose domain was released answers nothing', () => {
+    const { s0, s5 } = sessions();
+    assert.equal(body(reply(s0, msg(X.XS_RELEASE, '5\0'))), 'OK\0');
+    assert.equal(s5.conn.closed, true);
+    assert.deepEqual(s5.handle(msg(X.XS_READ, '/\0')), []);
+  });
+
   it('replies over 4096 bytes become E2BIG', () => {
     const { s0 } = sessions();
     for (let i = 0; i < 300; i++) reply(s0, msg(X.XS_MKDIR, `/big/a-longish-child-name-${i}\0`));
@@ -166,19 +173,50 @@ describe('xenstore protocol engine (xen-abi.md §1.1–1.3)', () => {
   });
 
   it('any message at all: never throws, one reply of its type or ERROR, echoing req_id and tx_id', () => {
-    const knownTypes = fc.constantFrom(...Object.keys(X.XS_TYPE_NAMES).map(Number), 20, 27, 1000, X.XS_INVALID);
-    const pathish = fc.stringMatching(/^[/@a-z0-9_-]{0,12}$/);
-    const structured = fc.array(fc.oneof(pathish, fc.constantFrom('T', 'F', '0', '1', '5', 'n0', 'r5', 'b0', '65536', '')), { maxLength: 4 }).map((a) => a.map((s) => `${s}\0`).join(''));
-    const payload = fc.oneof(
-      structured.map((s) => Uint8Array.from(s, (c) => c.charCodeAt(0))),
-      fc.uint8Array({ maxLength: 64 }),
+    // Mostly well-formed requests on a few paths (so they meet each other's nodes, watches
+    // and transactions), then argument soup, then garbage.
+    const path = fc.oneof(
+      { arbitrary: fc.constantFrom('/', '/a', '/a/b', '/a/b/c', '/local/domain/5', '/local/domain/5/x', 'x', 'x/y', '@introduceDomain', '@releaseDomain'), weight: 5 },
+      { arbitrary: fc.stringMatching(/^[/@a-z0-9_-]{0,12}$/), weight: 1 },
     );
-    const request = fc.record({ type: fc.oneof(knownTypes, fc.nat()), reqId: fc.nat(), txId: fc.oneof(fc.constant(0), fc.nat(3), fc.nat()), payload });
+    const domid = fc.constantFrom('0', '5', '7', '65536', '1x');
+    const perm = fc.constantFrom('n0', 'r5', 'b5', 'n5', 'w7', 'q1');
+    const token = fc.constantFrom('t', 'u', '\xff');
+    const req = (type: number, payload: string): [number, string] => [type, payload];
+    const wellFormed = fc.oneof(
+      fc.tuple(fc.constantFrom(X.XS_READ, X.XS_DIRECTORY, X.XS_MKDIR, X.XS_RM, X.XS_GET_PERMS), path).map(([t, p]) => req(t, `${p}\0`)),
+      fc.tuple(fc.constant(X.XS_WRITE), path, fc.string({ maxLength: 6 })).map(([t, p, v]) => req(t, `${p}\0${v}`)),
+      fc.tuple(fc.constant(X.XS_SET_PERMS), path, fc.array(perm, { minLength: 1, maxLength: 7 })).map(([t, p, ps]) => req(t, `${p}\0${ps.join('\0')}\0`)),
+      fc.tuple(fc.constantFrom(X.XS_WATCH, X.XS_UNWATCH), path, token).map(([t, p, k]) => req(t, `${p}\0${k}\0`)),
+      fc.constant(req(X.XS_TRANSACTION_START, '\0')),
+      fc.constantFrom('T\0', 'F\0').map((a) => req(X.XS_TRANSACTION_END, a)),
+      fc.tuple(fc.constant(X.XS_INTRODUCE), domid).map(([t, d]) => req(t, `${d}\x001\x002\0`)),
+      fc.tuple(fc.constantFrom(X.XS_RELEASE, X.XS_RESUME, X.XS_IS_DOMAIN_INTRODUCED, X.XS_GET_DOMAIN_PATH), domid).map(([t, d]) => req(t, `${d}\0`)),
+      fc.tuple(fc.constant(X.XS_SET_TARGET), domid, domid).map(([t, a, b]) => req(t, `${a}\0${b}\0`)),
+      fc.tuple(fc.constant(X.XS_DIRECTORY_PART), path, fc.nat(40)).map(([t, p, o]) => req(t, `${p}\0${o}\0`)),
+      fc.constant(req(X.XS_RESET_WATCHES, '')),
+    );
+    const soup = fc.tuple(
+      fc.constantFrom(...Object.keys(X.XS_TYPE_NAMES).map(Number), 20, 27, X.XS_INVALID),
+      fc.array(fc.oneof(path, domid, perm, token, fc.constantFrom('T', 'F', '')), { maxLength: 4 }).map((a) => a.map((x) => `${x}\0`).join('')),
+    );
+    const garbage = fc.tuple(fc.nat(), fc.uint8Array({ maxLength: 64 }).map((b) => String.fromCharCode(...b)));
+    const request = fc.record({
+      tp: fc.oneof({ arbitrary: wellFormed, weight: 8 }, { arbitrary: soup, weight: 2 }, { arbitrary: garbage, weight: 1 }),
+      reqId: fc.nat(),
+      txId: fc.oneof({ arbitrary: fc.constant(0), weight: 6 }, { arbitrary: fc.nat(3), weight: 3 }, { arbitrary: fc.nat(), weight: 1 }),
+    }).map(({ tp: [type, p], reqId, txId }) => msg(type, p, reqId, txId));
     fc.assert(
       fc.property(fc.array(fc.record({ guest: fc.boolean(), req: request }), { minLength: 1, maxLength: 25 }), (steps) => {
         const { s0, s5 } = sessions();
         for (const { guest, req } of steps) {
-          const out = (guest ? s5 : s0).handle(req);
+          const s = guest ? s5 : s0;
+          const closed = s.conn.closed;
+          const out = s.handle(req);
+          if (closed) {
+            assert.deepEqual(out, [], 'a session whose domain was released answers nothing');
+            continue;
+          }
           const replies = out.filter((m) => m.type !== X.XS_WATCH_EVENT || req.type === X.XS_WATCH_EVENT);
           assert.equal(replies.length, 1, 'exactly one reply');
           const r = replies[0]!;

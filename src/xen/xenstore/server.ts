@@ -217,8 +217,12 @@ export class XsSession {
     if (this._outstanding > 0) this._outstanding--;
   }
 
-  /** Handles one request; returns what to send back, in order (events, the reply, events). */
+  /**
+   * Handles one request; returns what to send back, in order (events, the reply, events).
+   * Once the connection is closed (its domain released) there is no one to answer: nothing.
+   */
   handle(req: XsMessage): XsMessage[] {
+    if (this.conn.closed) return [];
     this.busy = true;
     let reply: XsMessage;
     try {
