@@ -10,8 +10,10 @@ import { startDaemon, type RunningDaemon } from './test-util.js';
 
 const TOOLS = ['xenstore-read', 'xenstore-write', 'xenstore-ls', 'xenstore-list', 'xenstore-exists', 'xenstore-rm', 'xenstore-chmod', 'xenstore-watch'];
 
+/** The tool on PATH (or where Debian puts it). */
 function findTool(name: string): string | undefined {
-  return ['/usr/bin', '/usr/sbin', '/bin', '/usr/local/bin'].map((d) => `${d}/${name}`).find((p) => existsSync(p));
+  const dirs = [...(process.env.PATH ?? '').split(':').filter((d) => d !== ''), '/usr/bin', '/usr/sbin'];
+  return dirs.map((d) => `${d}/${name}`).find((p) => existsSync(p));
 }
 
 interface Run {
