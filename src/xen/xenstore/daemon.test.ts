@@ -265,13 +265,16 @@ describe('xenstored daemon: life cycle', { timeout: 60_000 }, () => {
   it('SIGTERM and SIGINT: exit 0 and the socket file is gone', async () => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       const d = await startDaemon();
-      const c = await RawClient.open(d.socketPath);
-      d.proc.kill(signal);
-      assert.equal(await d.exited, 0, signal);
-      assert.throws(() => statSync(d.socketPath), /ENOENT/);
-      assert.equal(await c.waitClosed(), true);
-      assert.match(d.stderr(), new RegExp(`${signal}, shutting down`));
-      await d.stop();
+      try {
+        const c = await RawClient.open(d.socketPath);
+        d.proc.kill(signal);
+        assert.equal(await d.exited, 0, signal);
+        assert.throws(() => statSync(d.socketPath), /ENOENT/);
+        assert.equal(await c.waitClosed(), true);
+        assert.match(d.stderr(), new RegExp(`${signal}, shutting down`));
+      } finally {
+        await d.stop();
+      }
     }
   });
 
