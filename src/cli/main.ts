@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerProfileCommand } from './profile-command.js';
+import { registerXenstoredCommand } from './xenstored-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .version(pkg.version, '-V, --version', 'print the version')
     .showHelpAfterError();
   registerProfileCommand(program);
+  registerXenstoredCommand(program);
   return program;
 }
 
