@@ -6,6 +6,10 @@ import { WireError } from '../wire/error.js';
 import type { Ipv4Repr } from '../wire/ipv4.js';
 import { ACK, RST, SYN, parseTcp, type TcpRepr } from '../wire/tcp.js';
 import { SocketError, sleepOn, syscallCost, wake } from './errors.js';
+import type { TcpControlBlock } from './tcp-control-block.js';
+import { openPassive } from './tcp-handshake.js';
+import { segmentArrives } from './tcp-input.js';
+import { sendBare } from './tcp-output.js';
 import { TcpSocket, type TcpOptions } from './tcp-socket.js';
 
 export interface TcpLayerStats {
@@ -30,8 +34,8 @@ const EPHEMERAL_HIGH = 61000;
 /** Connection demultiplexing, listeners, ports and RSTs for strays (RFC 9293 3.10.7.1). */
 export class TcpLayer {
   readonly stats: TcpLayerStats = { segsIn: 0, segsOut: 0, retransSegs: 0, fastRetransmits: 0, timeouts: 0, rstsOut: 0, activeOpens: 0, passiveOpens: 0, listenDrops: 0 };
-  /** lport -> (raddr * 65536 + rport) -> socket. */
-  private readonly conns = new Map<number, Map<number, TcpSocket>>();
+  /** lport -> (raddr * 65536 + rport) -> connection. */
+  private readonly conns = new Map<number, Map<number, TcpControlBlock>>();
   private readonly listeners = new Map<number, TcpListener>();
   private nextEphemeral = EPHEMERAL_LOW;
   readonly rng: Rng;
@@ -80,14 +84,14 @@ export class TcpLayer {
   }
 
   /** @internal */
-  register(s: TcpSocket): void {
+  register(s: TcpControlBlock): void {
     let m = this.conns.get(s.localPort);
-    if (m === undefined) this.conns.set(s.localPort, (m = new Map<number, TcpSocket>()));
+    if (m === undefined) this.conns.set(s.localPort, (m = new Map<number, TcpControlBlock>()));
     m.set(s.remoteAddr * 65536 + s.remotePort, s);
   }
 
   /** @internal */
-  unregister(s: TcpSocket): void {
+  unregister(s: TcpControlBlock): void {
     const m = this.conns.get(s.localPort);
     if (m === undefined) return;
     const k = s.remoteAddr * 65536 + s.remotePort;
@@ -104,7 +108,7 @@ export class TcpLayer {
     this.stats.segsIn++;
     const s = this.conns.get(r.dstPort)?.get(ip.src * 65536 + r.srcPort);
     if (s !== undefined) {
-      s.segmentArrives(r, pkt, ip);
+      segmentArrives(s, r, pkt);
       return;
     }
     const l = this.listeners.get(r.dstPort);
@@ -120,7 +124,7 @@ export class TcpLayer {
     const segLen = r.payloadLen + ((r.flags & SYN) !== 0 ? 1 : 0) + ((r.flags & 1) !== 0 ? 1 : 0);
     const hasAck = (r.flags & ACK) !== 0;
     this.stats.rstsOut++;
-    TcpSocket.sendBare(this, ip.dst, r.dstPort, ip.src, r.srcPort, hasAck ? r.ack : 0, hasAck ? 0 : (r.seq + segLen) >>> 0, hasAck ? RST : RST | ACK, 'softirq');
+    sendBare(this, ip.dst, r.dstPort, ip.src, r.srcPort, hasAck ? r.ack : 0, hasAck ? 0 : (r.seq + segLen) >>> 0, hasAck ? RST : RST | ACK, 'softirq');
   }
 }
 
@@ -167,7 +171,7 @@ export class TcpListener {
     this.pending++;
     this.layer.stats.passiveOpens++;
     const s = new TcpSocket(this.layer, this.opts);
-    s.openPassive(this, r, ip);
+    openPassive(s.tcb, this, r, ip);
     void pkt;
   }
 
