@@ -1,4 +1,4 @@
-import type { Env, SimEvent } from '../sim/index.js';
+import { PRIO_IRQ, type Env, type SimEvent } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
 import { VIRQ_DOM_EXC } from './abi/index.js';
 import { CpuAccounting, type CpuReport, type CpuSnapshot } from './accounting.js';
@@ -130,7 +130,7 @@ export class Hypervisor implements VcpuHost {
     if (d.isHvm) d.counters.exits.vmcall++;
     else d.counters.pvTraps++;
     const c = this.costs;
-    yield v.exec((d.isHvm ? c.exit.vmcall + c.vmentry : c.pvTrap) + c.simpleOp * Math.max(1, gfns.length), 'xen');
+    yield v.exec((d.isHvm ? c.exit.vmcall + c.vmentry : c.pvTrap) + c.simpleOp * Math.max(1, gfns.length), 'xen', PRIO_IRQ);
     return this.memory.foreignMap(d, domid, gfns);
   }
 

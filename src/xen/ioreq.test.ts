@@ -100,7 +100,7 @@ describe('ioreq: emulated MMIO and port I/O through a device model in Dom0', () 
     const { h, g, dm } = setup();
     const v = g.domain.vcpus[0]!;
     const states: number[] = [];
-    const page = h.hv.ioreq['servers'].get(g.domain)![0]!.page;
+    const page = dm.ioreqPage!;
     const probe = (): number => page[IOREQ.flags]! & 0x0f;
     const wakes: boolean[] = [];
     let t0 = Infinity;
@@ -161,7 +161,7 @@ describe('ioreq: emulated MMIO and port I/O through a device model in Dom0', () 
       return 0n;
     });
     h.run(dm.start([{ type: XEN_DMOP_IO_RANGE_MEMORY, start: BAR, end: BAR_END }]));
-    const page = h.hv.ioreq['servers'].get(g.domain)![0]!.page;
+    const page = dm.ioreqPage!;
     // A hostile device model: on the event, writes a state that does not exist and notifies.
     h.env.process(
       (function* (): ProcessGenerator<void> {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { FrameAllocator } from './guest/frame-alloc.js';
 import { GuestFault, GuestMemory, HIGH_RAM_START_GFN, MMIO_HOLE_START_GFN } from './memory.js';
 
 describe('guest memory', () => {
@@ -48,5 +49,27 @@ describe('guest memory', () => {
     assert.ok(!m.clearOverlay(3, new Uint8Array(4096)), 'only the page mapped there is removed');
     assert.ok(m.clearOverlay(3, page));
     assert.throws(() => m.readU8(0x3000), GuestFault);
+  });
+});
+
+describe('guest frame allocator', () => {
+  it('hands out zeroed RAM frames from the top down, never more than the domain has, and unpopulated frames above RAM', () => {
+    const m = new GuestMemory(1, 1); // 256 frames
+    const f = new FrameAllocator(m);
+    m.fill(255 * 4096, 4096, 0x77);
+    const a = f.alloc()!;
+    assert.equal(a, 255);
+    assert.equal(m.readU8(a * 4096 + 9), 0, 'zeroed');
+    assert.equal(f.allocMany(300), null, 'all or nothing');
+    const rest = f.allocMany(255)!;
+    assert.equal(rest.length, 255);
+    assert.equal(new Set([a, ...rest]).size, 256);
+    assert.equal(f.alloc(), null, 'memory exhausted');
+    f.free(rest[3]!);
+    assert.equal(f.alloc(), rest[3]);
+    assert.throws(() => f.free(9999), /not allocated/);
+    const u = f.allocUnpopulated();
+    assert.ok(u >= m.firstFreeGfn && !m.isRamGfn(u));
+    assert.notEqual(f.allocUnpopulated(), u);
   });
 });

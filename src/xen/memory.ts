@@ -143,34 +143,25 @@ export class GuestMemory {
   }
 
   readInto(gpa: number, dst: Uint8Array): void {
-    let done = 0;
-    while (done < dst.length) {
-      const a = gpa + done;
-      const off = a % PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, dst.length - done);
-      dst.set(this.page(a, false).subarray(off, off + n), done);
-      done += n;
-    }
+    this.span(gpa, dst.length, false, (page, off, done, n) => dst.set(page.subarray(off, off + n), done));
   }
 
   write(gpa: number, data: Uint8Array): void {
-    let done = 0;
-    while (done < data.length) {
-      const a = gpa + done;
-      const off = a % PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, data.length - done);
-      this.page(a, true).set(data.subarray(done, done + n), off);
-      done += n;
-    }
+    this.span(gpa, data.length, true, (page, off, done, n) => page.set(data.subarray(done, done + n), off));
   }
 
   fill(gpa: number, len: number, value: number): void {
+    this.span(gpa, len, true, (page, off, _done, n) => page.fill(value, off, off + n));
+  }
+
+  /** Visits `len` bytes from `gpa` page by page: `fn(page, offset in page, bytes done, bytes here)`. */
+  private span(gpa: number, len: number, write: boolean, fn: (page: Uint8Array, off: number, done: number, n: number) => void): void {
     let done = 0;
     while (done < len) {
       const a = gpa + done;
       const off = a % PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, len - done);
-      this.page(a, true).fill(value, off, off + n);
+      fn(this.page(a, write), off, done, n);
       done += n;
     }
   }

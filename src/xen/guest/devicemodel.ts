@@ -77,6 +77,11 @@ export class IoreqServerClient {
     this.ready = new Store<number>(dm.xen.env);
   }
 
+  /** The server's ioreq page as the device model has it mapped (after start). */
+  get ioreqPage(): Uint8Array | null {
+    return this.page;
+  }
+
   /** Sets the server up and starts serving; 0 or the first error. */
   *start(ranges: readonly IoRangeSpec[]): Generator<SimEvent<unknown>, number, unknown> {
     const v = this.v;
