@@ -24,6 +24,7 @@ import type { ActiveGrant, MaptrackEntry, PinKind } from './grant-table.js';
 import type { Domain } from './domain.js';
 import type { Hypervisor } from './hypervisor.js';
 import { TP_COPY, TP_MAP, TP_UNMAP } from './trace-points.js';
+import { MAX_GFN } from './memory.js';
 import type { Vcpu } from './vcpu.js';
 
 /** One side of a copy (struct gnttab_copy_ptr): `u` is a grant ref or, for DOMID_SELF, the caller's own gmfn. */
@@ -77,8 +78,6 @@ export interface GnttabQuerySize {
   status?: number;
 }
 
-/** Host mappings must land in a guest-physical address space of 52 bits. */
-const MAX_GFN = 2 ** 40;
 /**
  * The model has no machine frames; a device mapping's bus address is built from the granter
  * and its gfn so that it is unique and stable: (domid · 2^26 + gfn) · 4096, exact below 2^53.

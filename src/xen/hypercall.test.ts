@@ -14,6 +14,7 @@ import {
   EPERM,
   EVTCHNOP_send,
   HVM_PARAM_CALLBACK_IRQ,
+  HVM_PARAM_STORE_EVTCHN,
   HVM_PARAM_STORE_PFN,
   HVMOP_get_param,
   HVMOP_set_param,
@@ -91,6 +92,10 @@ describe('hypercall entry', () => {
     const get: XenHvmParam = { domid: DOMID_SELF, index: HVM_PARAM_STORE_PFN, value: 0n };
     assert.equal(param(g, HVMOP_get_param, get), 0);
     assert.equal(get.value, 0xfeffen);
+    h.hv.setHvmParam(g.domain, HVM_PARAM_STORE_EVTCHN, 3n); // the toolstack, at build
+    const evt: XenHvmParam = { domid: DOMID_SELF, index: HVM_PARAM_STORE_EVTCHN, value: 0n };
+    assert.equal(param(g, HVMOP_get_param, evt), 0);
+    assert.equal(evt.value, 3n);
     assert.equal(param(g, HVMOP_set_param, { domid: DOMID_SELF, index: HVM_PARAM_CALLBACK_IRQ, value: 5n }), -EOPNOTSUPP, 'GSI delivery is not modelled');
     assert.equal(param(g, HVMOP_set_param, { domid: pv.domid, index: HVM_PARAM_CALLBACK_IRQ, value: 0n }), -EINVAL, 'PV target');
     assert.equal(param(g, HVMOP_set_param, { domid: DOMID_SELF, index: 1000, value: 0n }), -EINVAL);

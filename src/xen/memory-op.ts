@@ -1,11 +1,10 @@
 import { DOMID_SELF, EBUSY, EINVAL, EOPNOTSUPP, EPERM, ESRCH, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info } from './abi/index.js';
 import type { Domain } from './domain.js';
 import type { Hypervisor } from './hypervisor.js';
+import { MAX_GFN } from './memory.js';
 
 /** XENMAPSPACE_gnttab_status: the v2 status frames (not in a v1 model). */
 const XENMAPSPACE_gnttab_status = 0x80000000;
-/** Guest frames beyond 52-bit physical addresses do not exist. */
-const MAX_GFN = 2 ** 40;
 
 /** struct xen_add_to_physmap. */
 export interface XenAddToPhysmap {

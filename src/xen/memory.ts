@@ -10,6 +10,8 @@ import { getU16, getU32, getU64, setU16, setU32, setU64 } from './bytes.js';
  */
 export const MMIO_HOLE_START_GFN = 0xf0000;
 export const HIGH_RAM_START_GFN = 0x100000;
+/** Guest frames end with 52-bit guest-physical addresses: nothing can be mapped beyond. */
+export const MAX_GFN = 2 ** 40;
 
 /** What a guest frame holds besides its own RAM (the p2m types the model needs). */
 export type OverlayType = 'grant_map_rw' | 'grant_map_ro' | 'xen_page';
