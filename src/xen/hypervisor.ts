@@ -1,10 +1,19 @@
-import type { Env } from '../sim/index.js';
+import { PRIO_IRQ, type Env, type SimEvent } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
+import { VIRQ_DOM_EXC } from './abi/index.js';
 import { CpuAccounting, type CpuReport, type CpuSnapshot } from './accounting.js';
+import { xenCosts, type XenCosts } from './costs.js';
 import { Domain, type DomainConfig } from './domain.js';
+import { EventChannels } from './event-channel.js';
+import { GrantTableOps } from './gnttab-op.js';
+import { DEFAULT_MAX_GRANT_FRAMES, DEFAULT_MAX_MAPTRACK_FRAMES } from './grant-table.js';
+import { Hypercalls, type HypercallArgs } from './hypercall.js';
+import { IoreqServers } from './ioreq.js';
+import { MemoryOps, type ForeignMapping } from './memory-op.js';
 import { Pcpu } from './pcpu.js';
 import { CreditScheduler } from './sched-credit.js';
 import { Vcpu, type VcpuHost } from './vcpu.js';
+import { InterruptDelivery } from './vintr.js';
 
 export interface HostConfig {
   /** Physical CPUs. */
@@ -21,15 +30,36 @@ export class ConfigError extends Error {
   }
 }
 
+/** A domain-lifecycle listener (XenStore's @introduceDomain / @releaseDomain are wired to these). */
+export type DomainListener = (d: Domain) => void;
+
 /**
  * The hypervisor of one host: its pCPUs, the credit scheduler, the domains and their vCPUs,
- * and the CPU accounting. Domain 0 is created first (domid 0); guests get the next domids.
+ * the CPU accounting, and Xen's services to guests — memory, grant tables, event channels,
+ * interrupt delivery, hypercalls and ioreq forwarding. Domain 0 is created first (domid 0);
+ * guests get the next domids, never reused.
+ *
+ * Guest code reaches Xen only through `hypercall`, `mmio` and `pio` on one of its vCPUs (and
+ * its own memory, `domain.memory`); the other members are Xen's internals and the
+ * toolstack's (host builders), not a guest's.
  */
 export class Hypervisor implements VcpuHost {
   readonly pcpus: readonly Pcpu[];
   readonly sched: CreditScheduler;
   readonly acct: CpuAccounting;
+  readonly costs: XenCosts;
+  /** Live domains by domid (a destroyed domain leaves at once, even while a zombie). */
   readonly domains = new Map<number, Domain>();
+  /** Destroyed domains whose pages others still map (the `(null)` entries of xl list). */
+  readonly zombies = new Set<Domain>();
+  readonly gnttab: GrantTableOps;
+  readonly evtchn: EventChannels;
+  readonly intr: InterruptDelivery;
+  readonly memory: MemoryOps;
+  readonly ioreq: IoreqServers;
+  private readonly hypercalls: Hypercalls;
+  private readonly introduced: DomainListener[] = [];
+  private readonly released: DomainListener[] = [];
   private nextDomid = 1;
 
   constructor(
@@ -41,9 +71,67 @@ export class Hypervisor implements VcpuHost {
       throw new ConfigError(`host.pcpus: ${config.pcpus} is not a whole number of physical CPUs from 1 to 256`);
     }
     this.acct = new CpuAccounting(config.pcpus, env.now);
-    const costs = { vcpuSwitch: profile.ns('xen.sched.vcpuSwitch'), idleWake: profile.ns('xen.pcpu.idleWake') };
+    this.costs = xenCosts(profile);
+    const costs = { vcpuSwitch: profile.ns('xen.sched.vcpuSwitch'), idleWake: profile.ns('xen.pcpu.idleWake'), ipiLatency: this.costs.ipiLatency };
     this.pcpus = Array.from({ length: config.pcpus }, (_, i) => new Pcpu(env, i, this.acct, costs));
     this.sched = new CreditScheduler(env, profile, this.pcpus, { boost: config.boost ?? true });
+    this.gnttab = new GrantTableOps(this);
+    this.evtchn = new EventChannels(this);
+    this.intr = new InterruptDelivery(this);
+    this.memory = new MemoryOps(this);
+    this.ioreq = new IoreqServers(this);
+    this.hypercalls = new Hypercalls(this);
+  }
+
+  /** A live domain by domid (rcu_lock_domain_by_id); destroyed domains are not found. */
+  domain(domid: number): Domain | undefined {
+    return this.domains.get(domid);
+  }
+
+  /** Domain 0, if created. */
+  get dom0(): Domain | undefined {
+    return this.domains.get(0);
+  }
+
+  /** Calls `l` after each domain is created (every domain, Dom0 included); returns the unsubscribe. */
+  onDomainIntroduced(l: DomainListener): () => void {
+    return subscribe(this.introduced, l);
+  }
+
+  /** Calls `l` after each domain is destroyed (its resources released); returns the unsubscribe. */
+  onDomainReleased(l: DomainListener): () => void {
+    return subscribe(this.released, l);
+  }
+
+  // ---- what a guest can do ------------------------------------------------------------------
+
+  /** A hypercall from vCPU `v` (see Hypercalls); returns its return value. */
+  hypercall(v: Vcpu, args: HypercallArgs): Generator<SimEvent<unknown>, number, unknown> {
+    return this.hypercalls.call(v, args);
+  }
+
+  /** An HVM guest's access to MMIO address `gpa` (`dir` IOREQ_READ/IOREQ_WRITE); returns the value read. */
+  mmio(v: Vcpu, dir: number, gpa: number, size: number, data = 0n): Generator<SimEvent<unknown>, bigint, unknown> {
+    return this.ioreq.mmio(v, dir, gpa, size, data);
+  }
+
+  /** An HVM guest's IN/OUT on I/O port `port`; returns the value read. */
+  pio(v: Vcpu, dir: number, port: number, size: number, data = 0n): Generator<SimEvent<unknown>, bigint, unknown> {
+    return this.ioreq.pio(v, dir, port, size, data);
+  }
+
+  /**
+   * A privileged domain maps frames of another domain's RAM (xenforeignmemory_map; for a PV
+   * Dom0, mmu_update naming the foreign domain). Charged on `v` as a hypercall.
+   */
+  *foreignMap(v: Vcpu, domid: number, gfns: readonly number[]): Generator<SimEvent<unknown>, { rc: number; mapping?: ForeignMapping }, unknown> {
+    const d = v.domain;
+    d.counters.hypercall('mmu_update.foreign_map');
+    if (d.isHvm) d.counters.exits.vmcall++;
+    else d.counters.pvTraps++;
+    const c = this.costs;
+    yield v.exec((d.isHvm ? c.exit.vmcall + c.vmentry : c.pvTrap) + c.simpleOp * Math.max(1, gfns.length), 'xen', PRIO_IRQ);
+    return this.memory.foreignMap(d, domid, gfns);
   }
 
   /** Creates a domain from its configuration; throws ConfigError naming the bad field. */
@@ -62,12 +150,16 @@ export class Hypervisor implements VcpuHost {
     const cap = config.cap ?? 0;
     if (!Number.isInteger(cap) || cap < 0 || cap > 100 * config.vcpus) throw new ConfigError(`${where}: cap ${cap} must be 0 (none) or a percentage up to 100 × vcpus`);
     const memoryMiB = config.memoryMiB ?? 512;
-    if (!Number.isInteger(memoryMiB) || memoryMiB < 1) throw new ConfigError(`${where}: memoryMiB ${memoryMiB} must be a positive whole number`);
+    if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > 256 * 1024) throw new ConfigError(`${where}: memoryMiB ${memoryMiB} must be a whole number from 1 to 262144`);
+    const maxGrantFrames = config.maxGrantFrames ?? DEFAULT_MAX_GRANT_FRAMES;
+    if (!Number.isInteger(maxGrantFrames) || maxGrantFrames < 1 || maxGrantFrames > 4096) throw new ConfigError(`${where}: maxGrantFrames ${maxGrantFrames} must be a whole number from 1 to 4096`);
+    const maxMaptrackFrames = config.maxMaptrackFrames ?? DEFAULT_MAX_MAPTRACK_FRAMES;
+    if (!Number.isInteger(maxMaptrackFrames) || maxMaptrackFrames < 0 || maxMaptrackFrames > 65536) throw new ConfigError(`${where}: maxMaptrackFrames ${maxMaptrackFrames} must be a whole number from 0 to 65536`);
     const affinities = this.affinities(config, where);
 
     const domid = config.kind === 'dom0' ? 0 : this.nextDomid++;
     const cpuTime = this.acct.addDomain(domid, config.name);
-    const d = new Domain(domid, { name: config.name, kind: config.kind, vcpus: config.vcpus, weight, cap, memoryMiB, affinity: affinities }, cpuTime);
+    const d = new Domain(domid, { name: config.name, kind: config.kind, vcpus: config.vcpus, weight, cap, memoryMiB, maxGrantFrames, maxMaptrackFrames, affinity: affinities }, cpuTime);
     const load = new Map<number, number>();
     for (const dom of this.domains.values()) for (const v of dom.vcpus) load.set(v.processor.id, (load.get(v.processor.id) ?? 0) + 1);
     for (let i = 0; i < config.vcpus; i++) {
@@ -79,12 +171,19 @@ export class Hypervisor implements VcpuHost {
       d.vcpus.push(new Vcpu(this, d, i, aff, this.pcpus.length, this.pcpus[best]!));
     }
     this.domains.set(domid, d);
+    for (const l of [...this.introduced]) l(d);
     return d;
   }
 
   /**
-   * Destroys a domain: its vCPUs are paused (descheduled at the end of the instant) and
-   * their pending work dropped; its CPU time stays in the accounting.
+   * Destroys a domain (domain_kill): its vCPUs are paused (descheduled at the end of the
+   * instant) and their pending work dropped; the grants it mapped are unmapped and their pins
+   * dropped (gnttab_release_mappings), pins of its unfinished copies released; its ioreq
+   * servers go; every port is closed, so interdomain peers return to unbound (awaiting the
+   * dead domid: they can only close); Dom0 gets VIRQ_DOM_EXC. It is no longer found by domid,
+   * so new grant, event-channel and mapping operations naming it fail (GNTST_bad_domain,
+   * -ESRCH). Pages of it that others have mapped stay valid for them until they unmap: the
+   * domain is a zombie until then. Its CPU time stays in the accounting.
    */
   destroyDomain(d: Domain): void {
     if (d.dying) return;
@@ -97,12 +196,39 @@ export class Hypervisor implements VcpuHost {
     sdom.activeVcpus.length = 0;
     this.domains.delete(d.domid);
     this.acct.retireDomain(d.domid);
+    for (const release of [...d.inflightPins]) release();
+    d.inflightPins.clear();
+    this.gnttab.releaseMappings(d);
+    this.ioreq.destroyAll(d);
+    this.evtchn.closeAll(d);
+    if (d.pageRefs > 0) this.zombies.add(d);
+    const dom0 = this.dom0;
+    if (dom0 !== undefined) this.evtchn.raiseVirq(dom0, VIRQ_DOM_EXC);
+    for (const l of [...this.released]) l(d);
   }
 
-  /** VcpuHost: a blocked vCPU got work. */
-  wake(v: Vcpu): void {
+  /** domain_crash: Xen kills a domain that broke a rule it cannot report as an error. */
+  crashDomain(d: Domain, reason: string): void {
+    d.crashReason = reason;
+    this.destroyDomain(d);
+  }
+
+  /** A mapping of one of `d`'s pages went away; a zombie with none left is finally freed. */
+  dropPageRef(d: Domain): void {
+    d.pageRefs--;
+    if (d.pageRefs < 0) throw new Error(`d${d.domid}: page references went negative (model bug)`);
+    if (d.pageRefs === 0) this.zombies.delete(d);
+  }
+
+  /** Toolstack: set an HVM parameter of a guest (HVM_PARAM_STORE_PFN…), as libxl does at build. */
+  setHvmParam(d: Domain, index: number, value: bigint): void {
+    d.hvmParams.set(index, value);
+  }
+
+  /** VcpuHost: a blocked vCPU got work (from Xen code on pCPU `from`, if given). */
+  wake(v: Vcpu, from: Pcpu | null = null): void {
     if (v.domain.dying) return;
-    this.sched.wake(v);
+    this.sched.wake(v, from);
   }
 
   snapshot(): CpuSnapshot {
@@ -134,4 +260,12 @@ export class Hypervisor implements VcpuHost {
     const one = check(p as readonly number[], 'pinning');
     return Array.from({ length: config.vcpus }, () => one);
   }
+}
+
+function subscribe<T>(list: T[], l: T): () => void {
+  list.push(l);
+  return () => {
+    const i = list.indexOf(l);
+    if (i >= 0) list.splice(i, 1);
+  };
 }

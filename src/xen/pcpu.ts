@@ -20,6 +20,8 @@ export interface PcpuCosts {
   vcpuSwitch: Time;
   /** An idle pCPU leaving its idle state when tickled, ns. */
   idleWake: Time;
+  /** An IPI from another pCPU reaching this one, ns (a tickle from another pCPU's Xen code). */
+  ipiLatency: Time;
 }
 
 /**
@@ -98,10 +100,14 @@ export class Pcpu {
     }
   }
 
-  /** Asks for a scheduling decision on this pCPU (a tickle); idle pCPUs take `idleWake` to respond. */
-  tickle(): void {
+  /**
+   * Asks for a scheduling decision on this pCPU (a tickle); idle pCPUs take `idleWake` to
+   * respond. A tickle from Xen code on another pCPU (`from`) travels as an IPI.
+   */
+  tickle(from: Pcpu | null = null): void {
     this.needResched = true;
-    this.raiseSoftirq(this.env.now + (this.curr === null ? this.costs.idleWake : 0));
+    const ipi = from !== null && from !== this ? this.costs.ipiLatency : 0;
+    this.raiseSoftirq(this.env.now + ipi + (this.curr === null ? this.costs.idleWake : 0));
   }
 
   /** Asks for a scheduling decision at the end of this instant (a vCPU here slept or was paused). */

@@ -98,8 +98,8 @@ export class CreditScheduler implements SchedPolicy {
     master.setIn(this.tslice);
   }
 
-  /** A vCPU became runnable (csched_vcpu_wake). */
-  wake(v: Vcpu): void {
+  /** A vCPU became runnable (csched_vcpu_wake); `from` = the pCPU whose Xen code woke it. */
+  wake(v: Vcpu, from: Pcpu | null = null): void {
     if (v.pcpu !== null || v.inRunq) return;
     const svc = v.csched;
     // "We temporarily boost the priority of awaking VCPUs" — except capped ones unparking.
@@ -109,7 +109,7 @@ export class CreditScheduler implements SchedPolicy {
     v.setRunstate('runnable');
     this.runqInsert(v.processor, v);
     if (this.env.trace.enabled(TP_SCHED_WAKE)) this.env.trace.emit(TP_SCHED_WAKE, { vcpu: v.name, pcpu: v.processor.id, boosted });
-    this.tickle(v.processor, v);
+    this.tickle(v.processor, v, from);
   }
 
   /** A vCPU stopped being runnable (csched_vcpu_sleep): leave the queue, or make its pCPU reschedule. */
@@ -162,27 +162,27 @@ export class CreditScheduler implements SchedPolicy {
   }
 
   /** __runq_tickle: who should look at newly runnable `v`, queued on pCPU `p`. */
-  private tickle(p: Pcpu, v: Vcpu): void {
+  private tickle(p: Pcpu, v: Vcpu, from: Pcpu | null): void {
     const cur = p.curr;
     const curPri = cur === null ? PRI_IDLE : cur.csched.pri;
     const newPri = v.csched.pri;
     const idlers = this.pcpus.filter((q) => q.idler && q.curr === null);
     if (cur === null || (idlers.length === 0 && newPri > curPri)) {
       p.idler = false;
-      p.tickle();
+      p.tickle(from);
       return;
     }
     if (idlers.length > 0) {
       const fit = idlers.filter((q) => v.affine[q.id] === true);
       if (fit.length === 0) {
-        if (newPri > curPri) p.tickle();
+        if (newPri > curPri) p.tickle(from);
         return;
       }
       // opt_tickle_one_idle: wake one suitable idler, cycling through them.
       const next = fit.find((q) => q.id > this.lastTickled) ?? fit[0]!;
       this.lastTickled = next.id;
       next.idler = false;
-      next.tickle();
+      next.tickle(from);
     }
   }
 
@@ -344,12 +344,12 @@ export class CreditScheduler implements SchedPolicy {
     if (v.pcpu === null) v.setRunstate('offline');
   }
 
-  /** vcpu_unpause. */
-  unpause(v: Vcpu): void {
+  /** vcpu_unpause; `from` = the pCPU whose Xen code unpaused it. */
+  unpause(v: Vcpu, from: Pcpu | null = null): void {
     if (v.pauseCount === 0) throw new Error(`${v.name} unpaused more than paused (model bug)`);
     v.pauseCount--;
     if (v.pauseCount > 0 || v.pcpu !== null) return;
-    if (v.work.length > 0) this.wake(v);
+    if (v.work.length > 0) this.wake(v, from);
     else v.setRunstate('blocked');
   }
 }

@@ -10,7 +10,8 @@ export type Runstate = 'running' | 'runnable' | 'blocked' | 'offline';
 /** What a vCPU needs from the hypervisor when it becomes runnable. */
 export interface VcpuHost {
   readonly env: Env;
-  wake(v: Vcpu): void;
+  /** `from`: the pCPU whose Xen code made the vCPU runnable, if any (the tickle is then an IPI). */
+  wake(v: Vcpu, from?: Pcpu | null): void;
 }
 
 /**
@@ -58,13 +59,17 @@ export class Vcpu implements Executor {
     return this.pauseCount === 0 && this.work.length > 0;
   }
 
-  exec(ns: Time, ctx: ExecContext, priority: number = defaultPriority(ctx)): SimEvent<void> {
+  /**
+   * Queues work on this vCPU. `from` is the pCPU whose Xen code queues it (an event raised
+   * there): if the vCPU is blocked, its wake-up reaches another pCPU by IPI.
+   */
+  exec(ns: Time, ctx: ExecContext, priority: number = defaultPriority(ctx), from: Pcpu | null = null): SimEvent<void> {
     checkWork(ns, priority);
     const w = new Work(this.host.env, ns, ctx, priority);
     if (ns === 0) return w.succeed();
     this.work.push(w);
     if (this.pcpu !== null) this.pcpu.workArrived(w);
-    else if (!this.inRunq && this.pauseCount === 0) this.host.wake(this);
+    else if (!this.inRunq && this.pauseCount === 0) this.host.wake(this, from);
     return w;
   }
 

@@ -1,0 +1,51 @@
+import type { Profile } from '../profile/index.js';
+import type { ExitReason } from './counters.js';
+
+/** The hypervisor's costs, read once from the cost profile (ns; per byte in ns/B). */
+export interface XenCosts {
+  /** HVM exit by reason (the EOI exit is a whole round trip: `eoi`). */
+  exit: Record<Exclude<ExitReason, 'eoi'>, number>;
+  vmentry: number;
+  eoi: number;
+  injectIrq: number;
+  mmioDecode: number;
+  pioDecode: number;
+  pvTrap: number;
+  pvEventCallback: number;
+  ipiLatency: number;
+  simpleOp: number;
+  evtchnSend: number;
+  copyOp: number;
+  copyPerByte: number;
+  mapOp: number;
+  unmapOp: number;
+  tlbFlush: number;
+  ioreqComplete: number;
+  guestUpcall: number;
+  guestUpcallPort: number;
+}
+
+export function xenCosts(p: Profile): XenCosts {
+  const other = p.ns('xen.hvm.exit.other');
+  return {
+    exit: { vmcall: p.ns('xen.hvm.exit.vmcall'), io: p.ns('xen.hvm.exit.io'), ept: p.ns('xen.hvm.exit.ept'), extint: other, intwin: other },
+    vmentry: p.ns('xen.hvm.vmentry'),
+    eoi: p.ns('xen.hvm.eoi'),
+    injectIrq: p.ns('xen.hvm.injectIrq'),
+    mmioDecode: p.ns('xen.hvm.mmioDecode'),
+    pioDecode: p.ns('xen.hvm.pioDecode'),
+    pvTrap: p.ns('xen.pv.trap'),
+    pvEventCallback: p.ns('xen.pv.eventCallback'),
+    ipiLatency: p.ns('xen.ipi.latency'),
+    simpleOp: p.ns('xen.hypercall.simpleOp'),
+    evtchnSend: p.ns('xen.evtchn.send'),
+    copyOp: p.ns('xen.gnttab.copyOp'),
+    copyPerByte: p.nsPerByte('xen.gnttab.copyPerByte'),
+    mapOp: p.ns('xen.gnttab.mapOp'),
+    unmapOp: p.ns('xen.gnttab.unmapOp'),
+    tlbFlush: p.ns('xen.gnttab.tlbFlush'),
+    ioreqComplete: p.ns('xen.ioreq.complete'),
+    guestUpcall: p.ns('guest.xen.upcall'),
+    guestUpcallPort: p.ns('guest.xen.upcallPort'),
+  };
+}

@@ -1,0 +1,42 @@
+/** Why an HVM vCPU left guest mode (the exits the model takes). */
+export type ExitReason = 'vmcall' | 'io' | 'ept' | 'extint' | 'intwin' | 'eoi';
+export const EXIT_REASONS: readonly ExitReason[] = ['vmcall', 'io', 'ept', 'extint', 'intwin', 'eoi'];
+
+/**
+ * Per-domain event counts, as xentrace/xenalyze would total them: VM exits by reason (HVM),
+ * traps into Xen (PV), hypercalls by name (`grant_table_op.copy`), and what the hypervisor
+ * did for the domain.
+ */
+export class DomainCounters {
+  readonly exits: Record<ExitReason, number> = { vmcall: 0, io: 0, ept: 0, extint: 0, intwin: 0, eoi: 0 };
+  /** PV traps into Xen (hypercalls, interrupts taken in guest mode). */
+  pvTraps = 0;
+  readonly hypercalls = new Map<string, number>();
+  /** Event-channel notifications sent (EVTCHNOP_send that reached a peer), and dropped on unbound ports. */
+  notifySent = 0;
+  notifyDropped = 0;
+  /** Upcalls entered in this domain (callback vector or PV callback), and LAPIC vectors injected. */
+  upcalls = 0;
+  vectorsInjected = 0;
+  /** Grant operations this domain issued that succeeded, and the bytes its copies moved. */
+  grantCopies = 0;
+  grantCopyBytes = 0;
+  grantMaps = 0;
+  grantUnmaps = 0;
+  /** Grant operations this domain issued that failed (any GNTST_* other than okay). */
+  grantFailures = 0;
+  /** Emulated accesses forwarded to an ioreq server, and those no server claimed. */
+  ioreqs = 0;
+  ioUnclaimed = 0;
+
+  hypercall(name: string): void {
+    this.hypercalls.set(name, (this.hypercalls.get(name) ?? 0) + 1);
+  }
+
+  /** Total VM exits. */
+  get exitTotal(): number {
+    let n = 0;
+    for (const r of EXIT_REASONS) n += this.exits[r];
+    return n;
+  }
+}

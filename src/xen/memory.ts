@@ -1,0 +1,234 @@
+import { PAGE_SIZE } from './abi/index.js';
+import { getU16, getU32, getU64, setU16, setU32, setU64 } from './bytes.js';
+
+/**
+ * An HVM guest's physical address space, as hvmloader/libxl lay it out: RAM from 0 up to the
+ * MMIO hole below 4 GiB (0xF0000000, the default 256 MiB PCI hole), the rest of RAM above
+ * 4 GiB. Frames outside RAM hold nothing unless Xen maps something there (a grant mapping,
+ * the shared-info page, grant-table frames): that is where guests place such mappings, as
+ * Linux does with its "unpopulated" frames. PV guests get the same layout in the model.
+ */
+export const MMIO_HOLE_START_GFN = 0xf0000;
+export const HIGH_RAM_START_GFN = 0x100000;
+/** Guest frames end with 52-bit guest-physical addresses: nothing can be mapped beyond. */
+export const MAX_GFN = 2 ** 40;
+
+/** What a guest frame holds besides its own RAM (the p2m types the model needs). */
+export type OverlayType = 'grant_map_rw' | 'grant_map_ro' | 'xen_page';
+
+export interface Overlay {
+  type: OverlayType;
+  page: Uint8Array;
+}
+
+/**
+ * A guest touched memory it does not have (a frame with nothing mapped, or a write through a
+ * read-only grant mapping, where Xen injects #GP). The guest's kernel is model code, so this
+ * is a bug in that code and is thrown; Xen's own paths never throw it.
+ */
+export class GuestFault extends Error {
+  constructor(
+    readonly domid: number,
+    readonly gpa: number,
+    readonly write: boolean,
+    reason: string,
+  ) {
+    super(`d${domid}: ${write ? 'write to' : 'read from'} guest-physical 0x${gpa.toString(16)}: ${reason}`);
+    this.name = 'GuestFault';
+  }
+}
+
+/**
+ * One domain's memory: 4 KiB pages by guest frame number (the p2m), RAM allocated on first
+ * touch and bounded by the domain's memory size, plus the frames Xen has mapped into its
+ * physical address space. The accessors (`read…`/`write…`, `view`) are the guest's own view
+ * of its memory, for its kernel and drivers; Xen's code uses `ramPage` (get_page_from_gfn),
+ * which yields only the domain's own RAM — never a page it has mapped from someone else, so a
+ * domain cannot pass on what it was granted.
+ */
+export class GuestMemory {
+  /** RAM size in pages. */
+  readonly ramPages: number;
+  /** First frame above all RAM and the MMIO hole: where the guest can place mappings. */
+  readonly firstFreeGfn: number;
+  private readonly lowEnd: number;
+  private readonly highEnd: number;
+  private readonly ram = new Map<number, Uint8Array>();
+  /** RAM frames whose page Xen removed when it mapped something there (they stay empty). */
+  private readonly removed = new Set<number>();
+  private readonly overlays = new Map<number, Overlay>();
+
+  constructor(
+    readonly domid: number,
+    memoryMiB: number,
+  ) {
+    this.ramPages = memoryMiB * 256;
+    this.lowEnd = Math.min(this.ramPages, MMIO_HOLE_START_GFN);
+    this.highEnd = HIGH_RAM_START_GFN + (this.ramPages - this.lowEnd);
+    this.firstFreeGfn = Math.max(this.highEnd, HIGH_RAM_START_GFN);
+  }
+
+  /** Whether `gfn` is a RAM frame of this domain's layout. */
+  isRamGfn(gfn: number): boolean {
+    return Number.isSafeInteger(gfn) && gfn >= 0 && (gfn < this.lowEnd || (gfn >= HIGH_RAM_START_GFN && gfn < this.highEnd));
+  }
+
+  /** The i-th RAM frame (0 ≤ i < ramPages): low RAM first, then RAM above 4 GiB. */
+  ramGfnAt(i: number): number {
+    return i < this.lowEnd ? i : HIGH_RAM_START_GFN + (i - this.lowEnd);
+  }
+
+  /** RAM pages allocated so far (never more than `ramPages`). */
+  get populated(): number {
+    return this.ram.size;
+  }
+
+  // ---- Xen's view -------------------------------------------------------------------------
+
+  /**
+   * The domain's own RAM page at `gfn`, allocated (zeroed) on first touch, or null if the
+   * frame is not RAM it owns: outside RAM, removed, or holding a mapping (get_paged_frame
+   * fails with GNTST_bad_page).
+   */
+  ramPage(gfn: number): Uint8Array | null {
+    const p = this.ram.get(gfn);
+    if (p !== undefined) return p;
+    if (!this.isRamGfn(gfn) || this.removed.has(gfn) || this.overlays.has(gfn)) return null;
+    const page = new Uint8Array(PAGE_SIZE);
+    this.ram.set(gfn, page);
+    return page;
+  }
+
+  overlayAt(gfn: number): Overlay | undefined {
+    return this.overlays.get(gfn);
+  }
+
+  /**
+   * Xen maps `page` at `gfn` (guest_physmap_add_entry): whatever was there is replaced; a RAM
+   * page there is removed from the domain and its contents are lost.
+   */
+  setOverlay(gfn: number, overlay: Overlay): void {
+    if (this.ram.delete(gfn) || this.isRamGfn(gfn)) this.removed.add(gfn);
+    this.overlays.set(gfn, overlay);
+  }
+
+  /** Removes the mapping at `gfn` if it is `page`; the frame stays empty. */
+  clearOverlay(gfn: number, page: Uint8Array): boolean {
+    const o = this.overlays.get(gfn);
+    if (o === undefined || o.page !== page) return false;
+    this.overlays.delete(gfn);
+    return true;
+  }
+
+  // ---- the guest's view -------------------------------------------------------------------
+
+  /** Whether the guest can access `gpa` (for writing, if `write`). */
+  accessible(gpa: number, write: boolean): boolean {
+    const gfn = Math.floor(gpa / PAGE_SIZE);
+    const o = this.overlays.get(gfn);
+    if (o !== undefined) return !write || o.type !== 'grant_map_ro';
+    return this.isRamGfn(gfn) && !this.removed.has(gfn);
+  }
+
+  /**
+   * The live bytes of a frame the guest can write, as a kernel mapping gives it a pointer
+   * (for structures it shares: the shared-info page, grant-table frames, rings).
+   */
+  view(gfn: number): Uint8Array {
+    return this.page(gfn * PAGE_SIZE, true);
+  }
+
+  read(gpa: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    this.readInto(gpa, out);
+    return out;
+  }
+
+  readInto(gpa: number, dst: Uint8Array): void {
+    this.span(gpa, dst.length, false, (page, off, done, n) => dst.set(page.subarray(off, off + n), done));
+  }
+
+  write(gpa: number, data: Uint8Array): void {
+    this.span(gpa, data.length, true, (page, off, done, n) => page.set(data.subarray(done, done + n), off));
+  }
+
+  fill(gpa: number, len: number, value: number): void {
+    this.span(gpa, len, true, (page, off, _done, n) => page.fill(value, off, off + n));
+  }
+
+  /** Visits `len` bytes from `gpa` page by page: `fn(page, offset in page, bytes done, bytes here)`. */
+  private span(gpa: number, len: number, write: boolean, fn: (page: Uint8Array, off: number, done: number, n: number) => void): void {
+    let done = 0;
+    while (done < len) {
+      const a = gpa + done;
+      const off = a % PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      fn(this.page(a, write), off, done, n);
+      done += n;
+    }
+  }
+
+  readU8(gpa: number): number {
+    return this.page(gpa, false)[gpa % PAGE_SIZE]!;
+  }
+
+  writeU8(gpa: number, v: number): void {
+    this.page(gpa, true)[gpa % PAGE_SIZE] = v & 0xff;
+  }
+
+  readU16(gpa: number): number {
+    return this.small(gpa, 2, false, getU16);
+  }
+
+  writeU16(gpa: number, v: number): void {
+    this.smallWrite(gpa, 2, (b, o) => setU16(b, o, v));
+  }
+
+  readU32(gpa: number): number {
+    return this.small(gpa, 4, false, getU32);
+  }
+
+  writeU32(gpa: number, v: number): void {
+    this.smallWrite(gpa, 4, (b, o) => setU32(b, o, v));
+  }
+
+  readU64(gpa: number): bigint {
+    return this.small(gpa, 8, false, getU64);
+  }
+
+  writeU64(gpa: number, v: bigint): void {
+    this.smallWrite(gpa, 8, (b, o) => setU64(b, o, v));
+  }
+
+  private small<T>(gpa: number, size: number, write: boolean, get: (b: Uint8Array, off: number) => T): T {
+    const off = gpa % PAGE_SIZE;
+    if (off + size <= PAGE_SIZE) return get(this.page(gpa, write), off);
+    const tmp = this.read(gpa, size);
+    return get(tmp, 0);
+  }
+
+  private smallWrite(gpa: number, size: number, set: (b: Uint8Array, off: number) => void): void {
+    const off = gpa % PAGE_SIZE;
+    if (off + size <= PAGE_SIZE) {
+      set(this.page(gpa, true), off);
+      return;
+    }
+    const tmp = new Uint8Array(size);
+    set(tmp, 0);
+    this.write(gpa, tmp);
+  }
+
+  /** The page holding `gpa` as the guest sees it, or a GuestFault. */
+  private page(gpa: number, write: boolean): Uint8Array {
+    if (!Number.isSafeInteger(gpa) || gpa < 0) throw new GuestFault(this.domid, gpa, write, 'not a guest-physical address');
+    const gfn = Math.floor(gpa / PAGE_SIZE);
+    const o = this.overlays.get(gfn);
+    if (o !== undefined) {
+      if (write && o.type === 'grant_map_ro') throw new GuestFault(this.domid, gpa, write, 'read-only grant mapping (Xen injects #GP)');
+      return o.page;
+    }
+    const p = this.ramPage(gfn);
+    if (p === null) throw new GuestFault(this.domid, gpa, write, 'nothing is mapped at this frame');
+    return p;
+  }
+}
