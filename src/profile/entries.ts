@@ -75,6 +75,11 @@ export const ENTRIES = {
   'xen.ioreq.complete': { dim: 'time', doc: 'Xen taking an ioreq response and completing the emulated instruction (hvm_io_assist)' },
   'guest.xen.upcall': { dim: 'time', doc: 'Guest kernel event-channel upcall: interrupt entry/exit and the 2-level scan (xen_evtchn_do_upcall)' },
   'guest.xen.upcallPort': { dim: 'time', doc: 'Guest kernel dispatch of one pending port to its handler (evtchn_to_irq, handle_irq, clear pending)' },
+  // ---- XenStore in the model: xenstored serving guest rings, guests' xenbus ----
+  'xen.xenstore.daemonWakeup': { dim: 'time', doc: 'Dom0 kernel waking the xenstored process for an event on a domain ring (/dev/xen/evtchn read, select returning)' },
+  'xen.xenstore.daemonRequest': { dim: 'time', doc: 'xenstored handling one request: parse, path and permission checks, node lookup, reply' },
+  'xen.xenstore.daemonModify': { dim: 'time', doc: 'Extra for a request that changes the store (WRITE, MKDIR, RM, SET_PERMS, a committing TRANSACTION_END): the database write' },
+  'guest.xenbus.message': { dim: 'time', doc: 'A guest kernel\'s xenbus sending or receiving one XenStore message through its ring (xs_talkv / xenbus_thread)' },
 } as const satisfies Record<string, { dim: Dimension; doc: string }>;
 
 export type EntryName = keyof typeof ENTRIES;

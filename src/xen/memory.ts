@@ -57,6 +57,8 @@ export class GuestMemory {
   /** RAM frames whose page Xen removed when it mapped something there (they stay empty). */
   private readonly removed = new Set<number>();
   private readonly overlays = new Map<number, Overlay>();
+  /** Pages the toolstack populated outside RAM for the guest (special pages: the xenstore ring). */
+  private readonly special = new Set<number>();
 
   constructor(
     readonly domid: number,
@@ -68,9 +70,23 @@ export class GuestMemory {
     this.firstFreeGfn = Math.max(this.highEnd, HIGH_RAM_START_GFN);
   }
 
-  /** Whether `gfn` is a RAM frame of this domain's layout. */
+  /** Whether `gfn` is a RAM frame of this domain's layout (its special pages included). */
   isRamGfn(gfn: number): boolean {
-    return Number.isSafeInteger(gfn) && gfn >= 0 && (gfn < this.lowEnd || (gfn >= HIGH_RAM_START_GFN && gfn < this.highEnd));
+    return Number.isSafeInteger(gfn) && gfn >= 0 && (gfn < this.lowEnd || (gfn >= HIGH_RAM_START_GFN && gfn < this.highEnd) || this.special.has(gfn));
+  }
+
+  /**
+   * The toolstack populates one page for the guest outside its RAM, in the MMIO hole below
+   * 4 GiB, as libxc does for an HVM guest's special pages (xenstore and console rings, ioreq
+   * pages: just below 0xff000, reserved in the guest's memory map). The page is the domain's
+   * own, so it can be foreign-mapped by Dom0 and granted like RAM, but the guest's frame
+   * allocator never hands it out. Returns false if `gfn` is not free in the hole.
+   */
+  populateSpecial(gfn: number): boolean {
+    if (!Number.isSafeInteger(gfn) || gfn < MMIO_HOLE_START_GFN || gfn >= HIGH_RAM_START_GFN) return false;
+    if (this.isRamGfn(gfn) || this.overlays.has(gfn)) return false;
+    this.special.add(gfn);
+    return true;
   }
 
   /** The i-th RAM frame (0 ≤ i < ramPages): low RAM first, then RAM above 4 GiB. */

@@ -128,7 +128,7 @@ export class XsOperations {
       for (const s of perms) {
         const p = parsePerm(s);
         if (p === undefined) return fail('EINVAL');
-        parsed.push(this.store.isIntroduced(p.id) ? p : { ...p, ignored: true });
+        parsed.push(this.store.domainExists(p.id) ? p : { ...p, ignored: true });
       }
       if (parsed[0]!.ignored) return fail('ENOENT');
       const c = canonicalize(path, conn.domid, true);

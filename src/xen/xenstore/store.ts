@@ -23,6 +23,12 @@ interface DomainState {
 export interface XenStoreOptions {
   /** Override xenstored's default quotas (as its -Q options do). */
   quotas?: Partial<XsQuotas>;
+  /**
+   * Whether the hypervisor has a domain with this id (xenstored asks Xen with
+   * xc_domain_getinfo): a toolstack writes a new domain's home, with permission entries
+   * naming it, before it introduces the domain. Without it, only introduced domains exist.
+   */
+  domainExists?: (domid: number) => boolean;
 }
 
 export interface IntroduceOptions {
@@ -60,7 +66,7 @@ export class XenStore {
   private nextConnId = 1;
   private readonly ops: XsOperations;
 
-  constructor(options: XenStoreOptions = {}) {
+  constructor(private readonly options: XenStoreOptions = {}) {
     this.quotas = checkQuotas({ ...DEFAULT_QUOTAS, ...options.quotas });
     this.ops = new XsOperations(this);
     // A fresh xenstored's tree (core.c setup_structure), every node owned by dom0 with `n0`.
@@ -136,6 +142,11 @@ export class XenStore {
 
   isIntroduced(domid: number): boolean {
     return this.domains.has(domid);
+  }
+
+  /** Whether a permission entry may name `domid`: dom0, an introduced domain, or one Xen has. */
+  domainExists(domid: number): boolean {
+    return this.domains.has(domid) || (this.options.domainExists?.(domid) ?? false);
   }
 
   /** The connection's transport went away: its watches and transactions go with it. */
