@@ -5,7 +5,7 @@
  */
 import { SimEnvironment, type SimEvent } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
-import { Hypervisor, Toolstack, XenGuest, XenbusClient } from '../xen/index.js';
+import { Hypervisor, Toolstack, bootGuestKernel } from '../xen/index.js';
 
 const profile = Profile.load(process.env.HV2M_PROFILE ?? 'default');
 const env = new SimEnvironment({ seed: 1 });
@@ -20,11 +20,7 @@ const ts = run(Toolstack.boot(hv, profile, { name: 'Domain-0', vcpus: 1, memoryM
 const xb = run(
   (function* () {
     const rec = yield* ts.createGuest({ name: 'guest', kind: 'hvm', vcpus: 1, memoryMiB: 256 });
-    const k = new XenGuest(hv, rec.domain);
-    yield* k.init(rec.domain.vcpus[0]);
-    const c = yield* XenbusClient.connect(k, rec.domain.vcpus[0]!, profile);
-    if (typeof c === 'number') throw new Error(`xenbus connect failed: ${c}`);
-    return c;
+    return (yield* bootGuestKernel(hv, rec.domain, profile)).xenbus;
   })(),
 );
 env.run({ until: env.now + 1_000_000 });

@@ -2,7 +2,7 @@
  * Seeded pseudo-random numbers: xoshiro128** (Blackman & Vigna) seeded through splitmix32.
  * Every component takes its own stream with `fork(label)`, derived from the parent's seed and
  * the label only, so adding a component or drawing more numbers in one never shifts another's
- * sequence. The model never uses Math.random.
+ * sequence. Nothing in the model draws randomness from anywhere else.
  */
 export class Rng {
   private a: number;

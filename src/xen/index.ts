@@ -44,3 +44,4 @@ export { Toolstack, ToolstackError, XENSTORE_SPECIAL_GFN, type GuestRecord } fro
 export { XenbusClient, type StoreLocation, type WatchCallback } from './guest/xenbus.js';
 export { XenGuest } from './guest/xen-guest.js';
 export { Xenstored } from './xenstore/xenstored.js';
+export { bootGuestKernel, GuestBootError, type GuestKernel } from './guest/boot.js';

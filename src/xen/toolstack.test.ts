@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SimEnvironment, type SimEvent } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
-import { XenGuest } from './guest/xen-guest.js';
-import { XenbusClient } from './guest/xenbus.js';
+import { bootGuestKernel } from './guest/boot.js';
+import type { XenGuest } from './guest/xen-guest.js';
+import type { XenbusClient } from './guest/xenbus.js';
 import { Hypervisor } from './hypervisor.js';
 import { Toolstack, XENSTORE_SPECIAL_GFN } from './toolstack.js';
 import { xenstoreRings } from './xenstore/ring.js';
@@ -33,12 +34,8 @@ function world(seed = 1): World {
     run(
       (function* () {
         const rec = yield* ts.createGuest({ name, kind: 'hvm', vcpus: 1, memoryMiB: 64 });
-        const kernel = new XenGuest(hv, rec.domain);
-        const v = rec.domain.vcpus[0]!;
-        assert.equal(yield* kernel.init(v), 0);
-        const xb = yield* XenbusClient.connect(kernel, v, profile);
-        assert.ok(xb instanceof XenbusClient, `xenbus connect failed: ${typeof xb === "number" ? xb : "?"}`);
-        return { kernel, xb, domid: rec.domain.domid };
+        const { kernel, xenbus } = yield* bootGuestKernel(hv, rec.domain, profile);
+        return { kernel, xb: xenbus, domid: rec.domain.domid };
       })(),
     );
   return { env, hv, ts, run, guest };

@@ -179,7 +179,7 @@ export class Toolstack {
     must(xs.transactionEnd(tx, true), 'transaction commit');
   }
 
-  /** A deterministic uuid for a domain, from the seeded RNG (never Math.random). */
+  /** A deterministic uuid for a domain, drawn from the scenario's seeded RNG. */
   private uuidFor(d: Domain): string {
     if (d.domid === 0) return '00000000-0000-0000-0000-000000000000';
     const rng = this.hv.env.rng.fork(`uuid/${d.name}`);
