@@ -188,12 +188,7 @@ export class Hypervisor implements VcpuHost {
   destroyDomain(d: Domain): void {
     if (d.dying) return;
     d.dying = true;
-    for (const v of d.vcpus) {
-      if (v.csched.active) v.csched.active = false;
-      this.sched.pause(v);
-    }
-    const sdom = d.csched;
-    sdom.activeVcpus.length = 0;
+    for (const v of d.vcpus) this.sched.removeVcpu(v);
     this.domains.delete(d.domid);
     this.acct.retireDomain(d.domid);
     for (const release of [...d.inflightPins]) release();

@@ -13,6 +13,8 @@ export interface SchedDecision {
 export interface SchedPolicy {
   /** Picks what `p` runs next; `p.curr` is the vCPU it has been running (null = idle). */
   schedule(p: Pcpu): SchedDecision;
+  /** `prev` has just been switched out of `p` (Xen's context_saved). */
+  descheduled(p: Pcpu, prev: Vcpu): void;
 }
 
 export interface PcpuCosts {
@@ -200,10 +202,12 @@ export class Pcpu {
         }
       }
       if (this.env.trace.enabled(TP_SCHED_SWITCH)) {
-        this.env.trace.emit(TP_SCHED_SWITCH, { pcpu: this.id, from: prev?.name ?? null, to: next?.name ?? null, reason: prev !== null && !prev.runnable ? 'block' : 'preempt' });
+        const reason = prev === null ? 'idle' : !prev.runnable ? 'block' : prev.csched.migrating ? 'migrate' : 'preempt';
+        this.env.trace.emit(TP_SCHED_SWITCH, { pcpu: this.id, from: prev?.name ?? null, to: next?.name ?? null, reason });
       }
     }
     this.sliceEnd = next !== null ? this.env.now + slice : Infinity;
     this.demand = null;
+    if (prev !== null && next !== prev) this.policy.descheduled(this, prev);
   }
 }

@@ -76,12 +76,100 @@ describe('credit scheduler: shares', () => {
     assert.ok(pct(hv, 'free') > 70, `free: ${pct(hv, 'free')}`);
   });
 
-  it('work-conserving: idle pCPUs steal runnable vCPUs, so two hogs on two pCPUs each get ~100%', () => {
-    const { env, hv } = makeHost({ pcpus: 2 });
-    hog(env, hv.createDomain({ name: 'a', kind: 'hvm', vcpus: 1 }).vcpus[0]!);
-    hog(env, hv.createDomain({ name: 'b', kind: 'hvm', vcpus: 1 }).vcpus[0]!);
+  it('work-conserving: a running vCPU sharing a pCPU moves to an idle one at a tick (migrate_running)', () => {
+    // Both hogs start on pCPU 0 (Dom0 is pinned to pCPU 1 and blocked); credit1's tick finds
+    // an idle pCPU for whichever runs and migrates it there.
+    const { env, hv } = makeHost({ pcpus: 2 }, { pinning: [1] });
+    const a = hv.createDomain({ name: 'a', kind: 'hvm', vcpus: 1 });
+    const b = hv.createDomain({ name: 'b', kind: 'hvm', vcpus: 1, pinning: [0] });
+    assert.equal(a.vcpus[0]!.processor.id, 0);
+    assert.equal(b.vcpus[0]!.processor.id, 0);
+    hog(env, a.vcpus[0]!);
+    hog(env, b.vcpus[0]!);
+    const moves: string[] = [];
+    env.trace.on(TP_SCHED_SWITCH, (t, p) => {
+      if (p.reason === 'migrate') moves.push(`${t} ${p.from} off pCPU${p.pcpu}`);
+    });
     env.run({ until: 1 * S });
-    assert.ok(pct(hv, 'a') > 99 && pct(hv, 'b') > 99, `a ${pct(hv, 'a')} b ${pct(hv, 'b')}`);
+    assert.equal(moves.length, 1, moves.join('; '));
+    assert.match(moves[0]!, / d1v0 off pCPU0$/);
+    assert.ok(pct(hv, 'a') > 95 && pct(hv, 'b') > 95, `a ${pct(hv, 'a')} b ${pct(hv, 'b')}`);
+  });
+
+  it('an idle pCPU that is tickled steals the woken vCPU queued on a busy pCPU (csched_load_balance)', () => {
+    const { env, hv } = makeHost({ pcpus: 2 }, { pinning: [1] });
+    const hogV = hv.createDomain({ name: 'hog', kind: 'hvm', vcpus: 1, pinning: [0] }).vcpus[0]!;
+    const io = hv.createDomain({ name: 'io', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
+    assert.equal(io.processor.id, 0, 'queued on the busy pCPU');
+    hog(env, hogV);
+    const runs: { t: number; pcpu: number }[] = [];
+    env.trace.on(TP_SCHED_SWITCH, (t, p) => {
+      if (p.to === io.name) runs.push({ t, pcpu: p.pcpu });
+    });
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        yield env.timeout(5 * MS);
+        yield io.exec(10 * US, 'irq');
+      })(),
+    );
+    env.run({ until: 20 * MS });
+    assert.deepEqual(runs, [{ t: 5 * MS + IDLE_WAKE, pcpu: 1 }]);
+  });
+
+  it('a woken vCPU that cannot use the idle pCPU kicks the running one there (tickle, kicked_away)', () => {
+    // pCPU 1 is idle; `pinned` may only run on pCPU 0, where the unpinned `mobile` hog runs.
+    const { env, hv } = makeHost({ pcpus: 2 }, { pinning: [1] });
+    const mobile = hv.createDomain({ name: 'mobile', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
+    const pinned = hv.createDomain({ name: 'pinned', kind: 'hvm', vcpus: 1, pinning: [0] }).vcpus[0]!;
+    assert.equal(mobile.processor.id, 0);
+    hog(env, mobile);
+    env.run({ until: 15 * MS }); // mobile is UNDER (its BOOST dropped at the 10 ms tick)
+    const where: { t: number; to: string | null; pcpu: number }[] = [];
+    env.trace.on(TP_SCHED_SWITCH, (t, p) => where.push({ t, to: p.to, pcpu: p.pcpu }));
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        yield pinned.exec(100 * US, 'irq');
+      })(),
+    );
+    env.run({ until: 16 * MS });
+    const t0 = 15 * MS;
+    assert.deepEqual(where.filter((w) => w.to !== null), [
+      { t: t0, to: pinned.name, pcpu: 0 },
+      // vcpu_migrate wakes it on pCPU 1 from pCPU 0's Xen code: an IPI, then the idle exit.
+      { t: t0 + profile.ns('xen.ipi.latency') + IDLE_WAKE, to: mobile.name, pcpu: 1 },
+    ]);
+  });
+
+  it('destroying a domain takes its weight out of the credit accounting', () => {
+    // An I/O-bound domain shares a pCPU with a hog; a heavy domain comes and goes. Afterwards
+    // the I/O domain must still be UNDER, so BOOST still gets it the pCPU at once.
+    const { env, hv } = makeHost({ pcpus: 1 });
+    hog(env, hv.createDomain({ name: 'hog', kind: 'hvm', vcpus: 1 }).vcpus[0]!);
+    const io = hv.createDomain({ name: 'io', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
+    const heavy = hv.createDomain({ name: 'heavy', kind: 'hvm', vcpus: 1, weight: 4096 });
+    hog(env, heavy.vcpus[0]!);
+    let wokeAt = -1;
+    const late: number[] = [];
+    env.trace.on(TP_SCHED_SWITCH, (t, p) => {
+      if (p.to === io.name && wokeAt >= 0) {
+        if (t > 1 * S) late.push(t - wokeAt);
+        wokeAt = -1;
+      }
+    });
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        for (;;) {
+          yield env.timeout(5 * MS);
+          wokeAt = env.now;
+          yield io.exec(3 * MS, 'kernel'); // busy enough to be on the active list, still UNDER
+        }
+      })(),
+    );
+    env.run({ until: 100 * MS });
+    hv.destroyDomain(heavy);
+    env.run({ until: 3 * S });
+    assert.ok(late.length > 200, `${late.length} wake-ups measured`);
+    assert.ok(Math.max(...late) < 1 * MS, `wake-up latency after the destroy up to ${Math.max(...late) / MS} ms`);
   });
 });
 

@@ -23,6 +23,8 @@ export class CreditVcpu {
   residual = 0;
   /** On its domain's active list (earning credits). */
   active = false;
+  /** To be moved to another pCPU once descheduled (_VPF_migrating). */
+  migrating = false;
 }
 
 /** The credit scheduler's per-domain data (struct csched_dom). */
@@ -123,12 +125,14 @@ export class CreditScheduler implements SchedPolicy {
     const now = this.env.now;
     const scurr = p.curr;
     if (scurr !== null) this.burnCredits(scurr.csched, now);
+    // vcpu_runnable(): _VPF_migrating is a pause flag, so a vCPU being moved is not runnable here.
+    const runnable = scurr !== null && scurr.runnable && !scurr.csched.migrating;
     // Rate limit: a runnable vCPU keeps the pCPU until it has run `ratelimit`.
-    if (scurr !== null && this.ratelimit > 0 && scurr.runnable) {
+    if (runnable && this.ratelimit > 0) {
       const runtime = now - p.runStart;
       if (runtime < this.ratelimit) return { next: scurr, slice: this.ratelimit - runtime };
     }
-    if (scurr !== null && scurr.runnable) this.runqInsert(p, scurr);
+    if (runnable) this.runqInsert(p, scurr);
     let snext: Vcpu | null = p.runq[0] ?? null;
     if (snext !== null && snext.csched.pri > PRI_OVER) {
       this.runqRemove(p, snext);
@@ -138,6 +142,35 @@ export class CreditScheduler implements SchedPolicy {
     p.idler = snext === null;
     if (snext !== null) snext.csched.startTime = now;
     return { next: snext, slice: this.tslice };
+  }
+
+  /**
+   * `prev` has left pCPU `p` (context_saved): a vCPU marked for migration is moved now
+   * (vcpu_migrate): it gets the pCPU `_csched_cpu_pick` chooses and, if it still has work,
+   * wakes there — which, as on Xen, BOOSTs it if it is UNDER.
+   */
+  descheduled(p: Pcpu, prev: Vcpu): void {
+    const svc = prev.csched;
+    if (!svc.migrating) return;
+    svc.migrating = false;
+    prev.processor = this.cpuPick(prev);
+    if (prev.runnable) this.wake(prev, p);
+  }
+
+  /**
+   * _csched_cpu_pick (without SMT topology): the vCPU's own pCPU if it is idle or would be
+   * without this vCPU, else an idle pCPU of its affinity (cycling from its own), else its own.
+   */
+  private cpuPick(v: Vcpu): Pcpu {
+    const cur = v.processor;
+    const idle = (q: Pcpu): boolean => (q.idler && q.curr === null) || (q === cur && q.runq.length === 0 && (q.curr === null || q.curr === v));
+    if (v.affine[cur.id] === true && idle(cur)) return cur;
+    const n = this.pcpus.length;
+    for (let k = 1; k < n; k++) {
+      const q = this.pcpus[(cur.id + k) % n]!;
+      if (v.affine[q.id] === true && idle(q)) return q;
+    }
+    return v.affine[cur.id] === true ? cur : this.pcpus[v.affinity[0]!]!;
   }
 
   /** Looks on other pCPUs for work of higher priority than `snext` (csched_load_balance). */
@@ -175,7 +208,11 @@ export class CreditScheduler implements SchedPolicy {
     if (idlers.length > 0) {
       const fit = idlers.filter((q) => v.affine[q.id] === true);
       if (fit.length === 0) {
-        if (newPri > curPri) p.tickle(from);
+        // No idler can run `v`, but the running vCPU may be able to use one: kick it away.
+        if (newPri > curPri) {
+          cur.csched.migrating = true;
+          p.tickle(from);
+        }
         return;
       }
       // opt_tickle_one_idle: wake one suitable idler, cycling through them.
@@ -223,7 +260,13 @@ export class CreditScheduler implements SchedPolicy {
       // Running at a tick means it uses a non-negligible amount of CPU: no more BOOST.
       if (svc.pri === PRI_BOOST) svc.pri = PRI_UNDER;
       this.burnCredits(svc, this.env.now);
-      if (!svc.active) this.acctStart(v);
+      if (!svc.active) {
+        this.acctStart(v);
+      } else if (this.cpuPick(v) !== p) {
+        // A better pCPU (an idle one) exists for this running vCPU: migrate it (migrate_running).
+        svc.migrating = true;
+        p.reschedule();
+      }
     }
     if (p.runqSortLast !== this.runqSort) {
       p.runqSortLast = this.runqSort;
@@ -334,6 +377,12 @@ export class CreditScheduler implements SchedPolicy {
       const credits = this.pcpus.flatMap((p) => [...(p.curr ? [p.curr] : []), ...p.runq]).map((v) => ({ vcpu: v.name, credit: v.csched.credit, pri: v.csched.pri }));
       this.env.trace.emit(TP_SCHED_ACCT, { credits });
     }
+  }
+
+  /** csched_vcpu_remove, as the domain dies: paused, off the run queue, no longer earning. */
+  removeVcpu(v: Vcpu): void {
+    this.pause(v);
+    if (v.csched.active) this.acctStop(v);
   }
 
   /** vcpu_pause_nosync. */
