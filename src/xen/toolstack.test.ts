@@ -3,11 +3,13 @@ import { describe, it } from 'node:test';
 import { SimEnvironment, type SimEvent } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { bootGuestKernel } from './guest/boot.js';
-import type { XenGuest } from './guest/xen-guest.js';
+import { XenGuest } from './guest/xen-guest.js';
 import type { XenbusClient } from './guest/xenbus.js';
 import { Hypervisor } from './hypervisor.js';
 import { Toolstack, XENSTORE_SPECIAL_GFN } from './toolstack.js';
+import { XS_READ } from './abi/xs-wire.js';
 import { xenstoreRings } from './xenstore/ring.js';
+import { XsReassembler, bytesToLatin1, encodeMessage, latin1ToBytes, type XsMessage } from './xenstore/wire.js';
 
 const profile = Profile.load('default');
 
@@ -200,6 +202,59 @@ describe('toolstack and XenStore', () => {
     assert.deepEqual(w.ts.xenstored.brokenConnections, [{ domid: evil.domid, reason: 'request ring indices corrupt' }]);
     const r = w.run(good.xb.readText('name'));
     assert.deepEqual(r, { ok: true, value: 'good' });
+  });
+
+  it('pipelined requests all get answers; xenstored stops reading at the outstanding quota, not erring', () => {
+    const w = world();
+    // A kernel with no xenbus of its own: it binds the store port but reads nothing.
+    const g = w.run(
+      (function* () {
+        const rec = yield* w.ts.createGuest({ name: 'g', kind: 'hvm', vcpus: 1, memoryMiB: 64 });
+        const kernel = new XenGuest(w.hv, rec.domain);
+        yield* kernel.init(rec.domain.vcpus[0]);
+        yield* kernel.evtchn.bindHandler(rec.domain.vcpus[0]!, rec.store.port, () => {});
+        return { kernel, xb: { store: rec.store } };
+      })(),
+    );
+    const page = g.kernel.mem.view(XENSTORE_SPECIAL_GFN);
+    const { req, rsp } = xenstoreRings(page);
+    const send = (n: number, first: number): void => {
+      const chunks = Array.from({ length: n }, (_, i) => encodeMessage({ type: XS_READ, reqId: first + i, txId: 0, payload: latin1ToBytes('name\0') }));
+      const all = new Uint8Array(chunks.reduce((k, c) => k + c.length, 0));
+      let at = 0;
+      for (const c of chunks) {
+        all.set(c, at);
+        at += c.length;
+      }
+      assert.equal(req.write(all), all.length);
+    };
+    const kick = (): void => {
+      w.run(g.kernel.evtchn.notify(g.kernel.domain.vcpus[0]!, g.xb.store.port));
+      w.env.run({ until: w.env.now + 5_000_000 });
+    };
+    // The kernel bypasses its xenbus and pipelines READs (21 bytes each; replies are 17),
+    // without consuming replies: 48 requests, then 48 more.
+    send(48, 0);
+    kick();
+    assert.equal(req.available(), 0, 'all 48 read; their replies (816 bytes) fit the response ring');
+    send(48, 48);
+    kick();
+    // 12 more replies fit the ring; then replies queue in xenstored and, with 20 of them
+    // outstanding, it stops reading: 16 requests (336 bytes) stay in the request ring.
+    assert.equal(req.available(), 16 * 21);
+    const reasm = new XsReassembler();
+    const replies: XsMessage[] = [];
+    for (let round = 0; round < 10 && replies.length < 96; round++) {
+      replies.push(...reasm.push(rsp.read()).messages);
+      kick();
+    }
+    assert.equal(replies.length, 96);
+    const bad = replies.filter((m) => m.type !== XS_READ || bytesToLatin1(m.payload) !== 'g');
+    assert.deepEqual(bad.map((m) => bytesToLatin1(m.payload)), [], 'every request answered normally');
+    assert.deepEqual(
+      replies.map((m) => m.reqId),
+      Array.from({ length: 96 }, (_, i) => i),
+    );
   });
 
   it('is deterministic: the same scenario gives the same timings', () => {

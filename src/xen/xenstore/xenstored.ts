@@ -1,13 +1,13 @@
 import type { Env, ProcessGenerator, SimEvent, Time } from '../../sim/index.js';
 import type { Profile } from '../../profile/index.js';
-import { XS_MKDIR, XS_RM, XS_SET_PERMS, XS_TRANSACTION_END, XS_WATCH_EVENT, XS_WRITE } from '../abi/xs-wire.js';
+import { XENSTORE_PAYLOAD_MAX, XS_MKDIR, XS_RM, XS_SET_PERMS, XS_TRANSACTION_END, XS_WATCH_EVENT, XS_WRITE, XSD_SOCKMSG_SIZE } from '../abi/xs-wire.js';
 import type { XenGuest } from '../guest/xen-guest.js';
 import type { ForeignMapping } from '../memory-op.js';
 import type { Vcpu } from '../vcpu.js';
 import { xenstoreRings, type XsByteRing } from './ring.js';
 import { XsSession } from './server.js';
 import type { XenStore } from './store.js';
-import { XsReassembler, encodeMessage, type XsMessage } from './wire.js';
+import { encodeMessage, parseHeader, type HeaderFields, type XsMessage } from './wire.js';
 
 export interface XenstoredCosts {
   wakeup: Time;
@@ -23,7 +23,12 @@ const MODIFYING = new Set([XS_WRITE, XS_MKDIR, XS_RM, XS_SET_PERMS, XS_TRANSACTI
 
 /** One domain's connection through its ring page (xenstored's struct domain + connection). */
 class RingConnection {
-  readonly reasm = new XsReassembler();
+  /** The request being read: its header bytes, then its body (xenstored's conn->in). */
+  readonly hdr = new Uint8Array(XSD_SOCKMSG_SIZE);
+  hdrFill = 0;
+  head: HeaderFields | null = null;
+  body = new Uint8Array(0);
+  bodyFill = 0;
   /** Encoded messages not yet (fully) written to the response ring, and how far into the first. */
   readonly out: { bytes: Uint8Array; isReply: boolean }[] = [];
   outOffset = 0;
@@ -121,26 +126,52 @@ export class Xenstored {
   private *service(c: RingConnection): Generator<SimEvent<unknown>, void, unknown> {
     if (c.broken !== null || !this.conns.has(c.domid)) return;
     let notify = this.flush(c);
-    // Read requests while the session accepts them (the outstanding-requests quota).
+    // handle_input: one message at a time, and none while the domain has its quota of
+    // replies outstanding (domain_can_read); the rest stays in its ring.
     while (c.broken === null && c.session.acceptsRequests) {
-      const avail = c.req.available();
-      if (avail < 0) {
-        this.breakConnection(c, 'request ring indices corrupt');
-        return;
-      }
-      if (avail === 0) break;
-      const { messages, error } = c.reasm.push(c.req.read(avail));
-      notify = true;
-      for (const m of messages) yield* this.handle(c, m);
-      if (error !== undefined) {
-        this.breakConnection(c, `message of ${error.len} bytes announced (max 4096)`);
-        return;
-      }
+      const before = c.req.cons;
+      const m = this.readMessage(c);
+      if (c.req.cons !== before) notify = true;
+      if (m === null) break;
+      yield* this.handle(c, m);
       if (this.flush(c)) notify = true;
     }
+    if (c.broken !== null) return;
     for (const ev of c.session.takeEvents()) c.out.push({ bytes: encodeMessage(ev), isReply: false });
     if (this.flush(c)) notify = true;
     if (notify && this.conns.has(c.domid)) yield* this.dom0.evtchn.notify(this.v, c.port);
+  }
+
+  /**
+   * Reads from the request ring up to the end of the next message, never past it; returns the
+   * message once complete, else null (more bytes needed, or the connection broke).
+   */
+  private readMessage(c: RingConnection): XsMessage | null {
+    if (c.head === null) {
+      const avail = c.req.available();
+      if (avail < 0) return this.breakConnection(c, 'request ring indices corrupt');
+      const got = c.req.read(Math.min(avail, XSD_SOCKMSG_SIZE - c.hdrFill));
+      c.hdr.set(got, c.hdrFill);
+      c.hdrFill += got.length;
+      if (c.hdrFill < XSD_SOCKMSG_SIZE) return null;
+      const h = parseHeader(c.hdr)!;
+      if (h.len > XENSTORE_PAYLOAD_MAX) return this.breakConnection(c, `message of ${h.len} bytes announced (max ${XENSTORE_PAYLOAD_MAX})`);
+      c.head = h;
+      c.body = new Uint8Array(h.len);
+      c.bodyFill = 0;
+    }
+    if (c.bodyFill < c.body.length) {
+      const avail = c.req.available();
+      if (avail < 0) return this.breakConnection(c, 'request ring indices corrupt');
+      const got = c.req.read(Math.min(avail, c.body.length - c.bodyFill));
+      c.body.set(got, c.bodyFill);
+      c.bodyFill += got.length;
+      if (c.bodyFill < c.body.length) return null;
+    }
+    const h = c.head;
+    c.head = null;
+    c.hdrFill = 0;
+    return { type: h.type, reqId: h.reqId, txId: h.txId, payload: c.body };
   }
 
   private *handle(c: RingConnection, m: XsMessage): Generator<SimEvent<unknown>, void, unknown> {
@@ -174,10 +205,11 @@ export class Xenstored {
     return wrote;
   }
 
-  private breakConnection(c: RingConnection, reason: string): void {
+  private breakConnection(c: RingConnection, reason: string): null {
     c.broken = reason;
     c.out.length = 0;
     c.session.close(); // xenstored ignores the connection: its watches and transactions go
     this.brokenConnections.push({ domid: c.domid, reason });
+    return null;
   }
 }
