@@ -71,7 +71,7 @@ export const ENTRIES = {
   'xen.gnttab.copyPerByte': { dim: 'perByte', doc: 'Bytes moved by a GNTTABOP_copy op (Xen\'s memcpy)' },
   'xen.gnttab.mapOp': { dim: 'time', doc: 'One GNTTABOP_map_grant_ref op: maptrack, grant pin, p2m/page-table update' },
   'xen.gnttab.unmapOp': { dim: 'time', doc: 'One GNTTABOP_unmap_grant_ref op: p2m/page-table update, unpin' },
-  'xen.gnttab.tlbFlush': { dim: 'time', doc: 'TLB flush after a batch of grant unmaps (gnttab_flush_tlb), once per batch of 32' },
+  'xen.gnttab.tlbFlush': { dim: 'time', doc: 'TLB/EPT invalidation for one unmapped grant: the EPT sync of the p2m removal (HVM caller), or the per-page share of the batch flush (PV caller)' },
   'xen.ioreq.complete': { dim: 'time', doc: 'Xen taking an ioreq response and completing the emulated instruction (hvm_io_assist)' },
   'guest.xen.upcall': { dim: 'time', doc: 'Guest kernel event-channel upcall: interrupt entry/exit and the 2-level scan (xen_evtchn_do_upcall)' },
   'guest.xen.upcallPort': { dim: 'time', doc: 'Guest kernel dispatch of one pending port to its handler (evtchn_to_irq, handle_irq, clear pending)' },

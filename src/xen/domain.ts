@@ -32,6 +32,12 @@ export interface DomainConfig {
   maxGrantFrames?: number;
   /** Maptrack frames, 256 handles each (xl.cfg max_maptrack_frames; Xen default 1024). */
   maxMaptrackFrames?: number;
+  /**
+   * Highest event-channel port the domain may use (xl.cfg max_event_channels, Xen's
+   * max_evtchn_port): 1023 by default for guests as libxl sets it; Dom0 gets the 2-level
+   * ABI's last port, 4095.
+   */
+  maxEventChannels?: number;
 }
 
 /** A validated configuration: defaults filled in, pinning resolved to one pCPU list per vCPU. */
@@ -44,6 +50,7 @@ export interface ResolvedDomainConfig {
   memoryMiB: number;
   maxGrantFrames: number;
   maxMaptrackFrames: number;
+  maxEventChannels: number;
   affinity: readonly (readonly number[])[];
 }
 
@@ -90,7 +97,7 @@ export class Domain {
     this.memory = new GuestMemory(domid, config.memoryMiB);
     this.grants = new GrantTable(domid, config.maxGrantFrames);
     this.maptrack = new Maptrack(config.maxMaptrackFrames * MAPTRACK_PER_FRAME);
-    this.evtchn = new EventChannelTable(config.vcpus);
+    this.evtchn = new EventChannelTable(config.vcpus, config.maxEventChannels + 1);
     const extraVcpus = Math.max(0, config.vcpus - XEN_LEGACY_MAX_VCPUS);
     const perPage = PAGE_SIZE / VCPU_INFO_SIZE;
     const extra = Array.from({ length: Math.ceil(extraVcpus / perPage) }, () => new Uint8Array(PAGE_SIZE));

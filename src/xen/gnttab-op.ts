@@ -6,6 +6,7 @@ import {
   GNTMAP_application_map,
   GNTMAP_contains_pte,
   GNTMAP_device_map,
+  GNTST_bad_dev_addr,
   GNTMAP_host_map,
   GNTMAP_readonly,
   GNTST_bad_copy_arg,
@@ -268,9 +269,12 @@ export class GrantTableOps {
   // ---- GNTTABOP_unmap_grant_ref -------------------------------------------------------------
 
   /**
-   * Unmaps in batches of 32 as Xen does: each op removes its mappings (unmap_common), then one
-   * TLB flush for the batch, then the pins are dropped (unmap_common_complete) — so the
-   * granter can end its grant only once no TLB can still reach the page.
+   * Unmaps in batches of 32 as Xen does: each op removes its mappings (unmap_common), the
+   * batch is flushed, then the pins are dropped (unmap_common_complete) — so the granter can
+   * end its grant only once no TLB can still reach the page. The invalidation is charged per
+   * op: for an HVM caller each p2m removal syncs the EPT (gnttab_flush_tlb itself is a no-op
+   * for paging_mode_external domains); for a PV caller the batch's flush_tlb_mask is charged
+   * as its per-page share, which is how the profile's figure was derived.
    */
   *unmap(v: Vcpu, ops: GnttabUnmapGrantRef[]): Generator<SimEvent<unknown>, number, unknown> {
     const ld = v.domain;
@@ -287,13 +291,15 @@ export class GrantTableOps {
       for (const op of batch) {
         yield v.exec(c.unmapOp, 'xen', PRIO_IRQ);
         const complete = this.unmapCommon(ld, op);
-        if (complete !== null) done.push(complete);
+        if (complete !== null) {
+          done.push(complete);
+          yield v.exec(c.tlbFlush, 'xen', PRIO_IRQ);
+        }
         if (op.status === GNTST_okay) ld.counters.grantUnmaps++;
         else ld.counters.grantFailures++;
         const t = this.hv.env.trace;
         if (t.enabled(TP_UNMAP)) t.emit(TP_UNMAP, { domid: ld.domid, handle: op.handle, status: op.status! });
       }
-      yield v.exec(c.tlbFlush, 'xen', PRIO_IRQ);
       ld.inflightPins.delete(completeAll);
       completeAll();
     }
@@ -311,8 +317,9 @@ export class GrantTableOps {
     const rd = e.granter;
     const act = rd.grants.pinned(e.ref);
     if (act === undefined) throw new Error(`d${ld.domid} handle ${handle}: grant ${e.ref} of d${rd.domid} is not pinned (model bug)`);
-    if (op.dev_bus_addr !== 0 && op.dev_bus_addr !== devBusAddr(rd.domid, act.gfn)) {
-      op.status = GNTST_general_error; // "Bus address doesn't match gntref"
+    // Only a device mapping has a bus address to check (unmap_common, Xen >= 4.13).
+    if (op.dev_bus_addr !== 0 && (e.flags & GNTMAP_device_map) !== 0 && op.dev_bus_addr !== devBusAddr(rd.domid, act.gfn)) {
+      op.status = GNTST_bad_dev_addr; // "Bus address doesn't match gntref"
       return null;
     }
     const readonly = (e.flags & GNTMAP_readonly) !== 0;

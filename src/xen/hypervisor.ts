@@ -1,6 +1,6 @@
 import { PRIO_IRQ, type Env, type SimEvent } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
-import { VIRQ_DOM_EXC } from './abi/index.js';
+import { EVTCHN_2L_NR_CHANNELS, VIRQ_DOM_EXC } from './abi/index.js';
 import { CpuAccounting, type CpuReport, type CpuSnapshot } from './accounting.js';
 import { xenCosts, type XenCosts } from './costs.js';
 import { Domain, type DomainConfig } from './domain.js';
@@ -155,11 +155,17 @@ export class Hypervisor implements VcpuHost {
     if (!Number.isInteger(maxGrantFrames) || maxGrantFrames < 1 || maxGrantFrames > 4096) throw new ConfigError(`${where}: maxGrantFrames ${maxGrantFrames} must be a whole number from 1 to 4096`);
     const maxMaptrackFrames = config.maxMaptrackFrames ?? DEFAULT_MAX_MAPTRACK_FRAMES;
     if (!Number.isInteger(maxMaptrackFrames) || maxMaptrackFrames < 0 || maxMaptrackFrames > 65536) throw new ConfigError(`${where}: maxMaptrackFrames ${maxMaptrackFrames} must be a whole number from 0 to 65536`);
+    // libxl sets max_evtchn_port to xl.cfg's event_channels, 1023 by default; Dom0 is built
+    // with no limit beyond the 2-level ABI's last port.
+    const maxEventChannels = config.maxEventChannels ?? (config.kind === 'dom0' ? EVTCHN_2L_NR_CHANNELS - 1 : 1023);
+    if (!Number.isInteger(maxEventChannels) || maxEventChannels < 1 || maxEventChannels > EVTCHN_2L_NR_CHANNELS - 1) {
+      throw new ConfigError(`${where}: maxEventChannels ${maxEventChannels} must be a whole number from 1 to ${EVTCHN_2L_NR_CHANNELS - 1}`);
+    }
     const affinities = this.affinities(config, where);
 
     const domid = config.kind === 'dom0' ? 0 : this.nextDomid++;
     const cpuTime = this.acct.addDomain(domid, config.name);
-    const d = new Domain(domid, { name: config.name, kind: config.kind, vcpus: config.vcpus, weight, cap, memoryMiB, maxGrantFrames, maxMaptrackFrames, affinity: affinities }, cpuTime);
+    const d = new Domain(domid, { name: config.name, kind: config.kind, vcpus: config.vcpus, weight, cap, memoryMiB, maxGrantFrames, maxMaptrackFrames, maxEventChannels, affinity: affinities }, cpuTime);
     const load = new Map<number, number>();
     for (const dom of this.domains.values()) for (const v of dom.vcpus) load.set(v.processor.id, (load.get(v.processor.id) ?? 0) + 1);
     for (let i = 0; i < config.vcpus; i++) {

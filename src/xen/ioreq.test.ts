@@ -143,7 +143,9 @@ describe('ioreq: emulated MMIO and port I/O through a device model in Dom0', () 
     const c = h.hv.costs;
     const before = h.hv.snapshot();
     h.run(h.hv.mmio(v, IOREQ_READ, 0xfe000000, 4));
-    assert.equal(h.hv.cpuReport(before).domains.find((d) => d.domid === g.domid)!.byCategory.xen, c.exit.ept + c.mmioDecode + c.ioreqComplete + c.vmentry);
+    assert.equal(h.hv.cpuReport(before).domains.find((d) => d.domid === g.domid)!.byCategory.xen, c.exit.ept + c.mmioDecode + c.vmentry);
+    // Handled inside Xen, it costs what Dall et al. measured for such a trap: 1734 cycles.
+    assert.ok(Math.abs(c.exit.ept + c.mmioDecode + c.vmentry - 1734 / h.hv.profile.clockGHz) <= 2);
   });
 
   it('an access straddling the end of a claimed range is not claimed', () => {

@@ -264,9 +264,10 @@ export class IoreqServers {
     if (t.enabled(TP_IOREQ)) t.emit(TP_IOREQ, { domid: d.domid, vcpu: v.name, server: s?.id ?? null, type, dir, addr, size, data: value });
     let result: bigint;
     if (s === undefined) {
+      // No device model claims it: Xen's null handler completes it in place (reads all ones).
       d.counters.ioUnclaimed++;
       result = dir === IOREQ_READ ? ones(size) : 0n;
-      yield v.exec(c.ioreqComplete + c.vmentry, 'xen', PRIO_IRQ);
+      yield v.exec(c.vmentry, 'xen', PRIO_IRQ);
     } else {
       const slot = v.id * IOREQ_SIZE;
       const p = s.page;
