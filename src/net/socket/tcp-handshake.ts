@@ -22,10 +22,7 @@ export function openActive(tcb: TcpControlBlock, addr: Ipv4Addr, port: number): 
   if (lport instanceof SocketError) return lport;
   bindTo(tcb, route.iface, route.nextHop, route.src, lport, addr, port);
   layer.stats.activeOpens++;
-  tcb.iss = layer.rng.nextU32();
-  tcb.sndUna = tcb.iss;
-  tcb.sndNxt = tcb.iss;
-  tcb.sndMax = tcb.iss;
+  setIss(tcb, layer.rng.nextU32());
   tcb.rcvWscale = chooseWscale(tcb);
   tcb.state = 'SYN_SENT';
   layer.register(tcb);
@@ -48,15 +45,21 @@ export function openPassive(tcb: TcpControlBlock, listener: TcpListener, r: TcpR
   tcb.rcvNxt = (r.seq + 1) >>> 0;
   tcb.rcvWup = tcb.rcvNxt;
   negotiate(tcb, r, true);
-  tcb.iss = tcb.layer.rng.nextU32();
-  tcb.sndUna = tcb.iss;
-  tcb.sndNxt = tcb.iss;
-  tcb.sndMax = tcb.iss;
+  setIss(tcb, tcb.layer.rng.nextU32());
   tcb.sndWnd = r.window; // RFC 7323 2.2: the window in a SYN is never scaled
   tcb.sndWl1 = r.seq;
   tcb.state = 'SYN_RECEIVED';
   tcb.layer.register(tcb);
   sendSyn(tcb, 'softirq');
+}
+
+/** The initial send sequence number, and `recover` with it (RFC 6582 3.2: "initialized to the ISS"). */
+function setIss(tcb: TcpControlBlock, iss: number): void {
+  tcb.iss = iss;
+  tcb.sndUna = iss;
+  tcb.sndNxt = iss;
+  tcb.sndMax = iss;
+  tcb.recover = iss;
 }
 
 function bindTo(tcb: TcpControlBlock, iface: Interface, nextHop: Ipv4Addr, src: Ipv4Addr, lport: number, raddr: Ipv4Addr, rport: number): void {

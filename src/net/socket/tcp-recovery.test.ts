@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MS, S, SimEnvironment, US, type ProcessGenerator } from '../../sim/index.js';
+import { Profile } from '../../profile/index.js';
+import { directPair, type DirectPair } from '../pair.js';
+import { isSocketError } from './errors.js';
+import type { TcpOptions, TcpSocket } from './tcp-socket.js';
+
+const profile = Profile.load('default');
+
+function ok<T>(v: T): Exclude<T, { code: string; message: string }> {
+  if (isSocketError(v)) assert.fail(v.toString());
+  return v as Exclude<T, { code: string; message: string }>;
+}
+
+/** A receiver on port 80 that reads until EOF; returns a getter of the bytes received. */
+function sink(env: SimEnvironment, p: DirectPair, opts: TcpOptions = {}): () => number {
+  let got = 0;
+  env.process((function* (): ProcessGenerator<void> {
+    const l = ok(p.server.tcp.listen(80, opts));
+    const s = ok(yield* l.accept());
+    for (;;) {
+      const d = ok(yield* s.recv(1 << 20));
+      if (d.length === 0) break;
+      got += d.length;
+    }
+  })());
+  return () => got;
+}
+
+describe('TCP loss recovery', () => {
+  it('fast-retransmits the first loss of a connection whatever its ISS (RFC 6582: recover starts at the ISS)', () => {
+    let high = 0;
+    for (let seed = 1; seed <= 8; seed++) {
+      const env = new SimEnvironment({ seed });
+      const p = directPair(env, profile, { bandwidth: 1e9, delay: 50 * US });
+      let data = 0;
+      p.client.hooks.postRouting.add((pkt) => (pkt.length > 200 && ++data === 30 ? 'drop' : 'accept'));
+      const got = sink(env, p);
+      let c: TcpSocket | null = null;
+      env.process((function* (): ProcessGenerator<void> {
+        c = p.client.tcp.socket();
+        ok(yield* c.connect(p.serverAddr, 80));
+        ok(yield* c.send(new Uint8Array(300_000)));
+        yield* c.close();
+      })());
+      env.run({ until: 1 * S });
+      if (c!.tcb.iss >= 2 ** 31) high++;
+      assert.equal(got(), 300_000);
+      assert.deepEqual([c!.stats.fastRetransmits, c!.stats.timeouts], [1, 0], `seed ${seed} (ISS ${c!.tcb.iss.toString(16)})`);
+    }
+    assert.ok(high >= 2, `the seeds cover ISS >= 2^31 (${high} of 8)`);
+  });
+});
