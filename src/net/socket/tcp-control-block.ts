@@ -88,6 +88,10 @@ export class TcpControlBlock {
   cc: CongestionControl;
   readonly ccName: CongestionName;
   inRecovery = false;
+  /** Linux TCP_CA_Loss: after a timeout, until everything sent before it is acknowledged. */
+  inLoss = false;
+  /** snd_nxt when recovery or loss began (Linux high_seq). */
+  highSeq = 0;
   recover = 0;
   dupAcks = 0;
   // Delayed ACK (Linux inet_connection_sock icsk_ack).

@@ -173,6 +173,7 @@ function newAck(tcb: TcpControlBlock, ack: number): void {
   if (tcb.sndUna === tcb.sndMax) tcb.rtoTimer.cancel();
   else tcb.rtoTimer.setIn(tcb.rto); // RFC 6298 5.3
   const flight = (tcb.sndMax - tcb.sndUna) | 0;
+  if (tcb.inLoss && seqGeq(ack, tcb.highSeq)) tcb.inLoss = false; // back to Open
   if (tcb.inRecovery) {
     if (seqGt(ack, tcb.recover)) {
       // RFC 6582 3.2 step 3: full acknowledgment ends recovery.
@@ -210,6 +211,7 @@ function dupAck(tcb: TcpControlBlock): void {
     const flight = (tcb.sndMax - tcb.sndUna) | 0;
     tcb.cc.onCongestion(flight, tcb.layer.stack.env.now);
     tcb.recover = (tcb.sndMax - 1) >>> 0;
+    tcb.highSeq = tcb.sndMax;
     tcb.inRecovery = true;
     tcb.stats.fastRetransmits++;
     tcb.layer.stats.fastRetransmits++;

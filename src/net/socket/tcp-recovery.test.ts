@@ -51,4 +51,39 @@ describe('TCP loss recovery', () => {
     }
     assert.ok(high >= 2, `the seeds cover ISS >= 2^31 (${high} of 8)`);
   });
+
+  for (const congestion of ['cubic', 'reno'] as const) {
+    it(`${congestion}: after a 2 s outage (three RTOs) ssthresh keeps its first reduction and the transfer is back at line rate within 1 s of the next retransmission`, () => {
+      const env = new SimEnvironment({ seed: 4 });
+      const p = directPair(env, profile, { bandwidth: 1e8, delay: 5 * MS });
+      let black = false;
+      p.client.hooks.postRouting.add(() => (black ? 'drop' : 'accept'));
+      const got = sink(env, p);
+      let c: TcpSocket | null = null;
+      env.process((function* (): ProcessGenerator<void> {
+        c = p.client.tcp.socket({ congestion });
+        ok(yield* c.connect(p.serverAddr, 80));
+        const b = new Uint8Array(1 << 16);
+        while (env.now < 7 * S) ok(yield* c.send(b));
+      })());
+      env.run({ until: 1000 * MS });
+      const cwndBefore = c!.congestionWindow;
+      black = true;
+      env.run({ until: 3000 * MS });
+      black = false;
+      const timeouts = c!.stats.timeouts;
+      assert.ok(timeouts >= 3, `${timeouts} timeouts during the outage`);
+      const ssthresh = c!.tcb.cc.ssthresh;
+      // The first timeout's reduction (0.7 cwnd for CUBIC, half the flight for Reno), not 2 segments.
+      assert.ok(ssthresh >= 0.4 * cwndBefore, `ssthresh ${ssthresh} after a cwnd of ${cwndBefore}`);
+      // The next (backed-off) retransmission gets through; measure from half a second after it.
+      while (c!.stats.timeouts === timeouts && env.now < 10 * S) env.run({ until: env.now + 10 * MS });
+      const healed = env.now;
+      env.run({ until: healed + 500 * MS });
+      const r0 = got();
+      env.run({ until: healed + 1000 * MS });
+      const mbps = ((got() - r0) * 8) / 0.5 / 1e6;
+      assert.ok(mbps > 80, `${mbps.toFixed(0)} Mbit/s in the second half second after the outage`);
+    });
+  }
 });
