@@ -7,7 +7,7 @@ import { makeCongestion } from './congestion.js';
 import { SocketError, wake } from './errors.js';
 import { TCP_MSS_DEFAULT, reset, type TcpControlBlock } from './tcp-control-block.js';
 import { enterQuickAck } from './tcp-delack.js';
-import { sampleRtt } from './tcp-input.js';
+import { ackUpdateRtt } from './tcp-input.js';
 import type { TcpListener } from './tcp-layer.js';
 import { countRetransmit, emit, sendAck, sendControl, startTiming, tsNow, winFromSpace } from './tcp-output.js';
 
@@ -157,7 +157,7 @@ export function synSentArrives(tcb: TcpControlBlock, r: TcpRepr): void {
   tcb.rcvWup = tcb.rcvNxt;
   negotiate(tcb, r, false);
   if (ackOk) {
-    sampleRtt(tcb, r.ack);
+    ackUpdateRtt(tcb, r.ack, r.tsEcr);
     tcb.sndUna = r.ack;
     tcb.sndWnd = r.window; // unscaled in a SYN-ACK
     tcb.sndWl1 = r.seq;

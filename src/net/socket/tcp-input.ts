@@ -151,7 +151,7 @@ function ackArrives(tcb: TcpControlBlock, r: TcpRepr, seq: number, payload: numb
     }
   }
   if (seqGt(ack, tcb.sndUna)) {
-    newAck(tcb, ack);
+    newAck(tcb, ack, r.tsEcr);
     return;
   }
   // RFC 5681 2: a duplicate ACK carries no data, no SYN/FIN, the same window, and
@@ -159,13 +159,13 @@ function ackArrives(tcb: TcpControlBlock, r: TcpRepr, seq: number, payload: numb
   if (payload === 0 && (r.flags & (SYN | FIN)) === 0 && !windowChanged && tcb.sndMax !== tcb.sndUna) dupAck(tcb);
 }
 
-function newAck(tcb: TcpControlBlock, ack: number): void {
+function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): void {
   const stack = tcb.layer.stack;
   const acked = (ack - tcb.sndUna) | 0;
   const dataAcked = Math.min(acked, tcb.sndBuf.length);
   tcb.sndBuf.consume(dataAcked);
   tcb.stats.bytesSent += dataAcked;
-  sampleRtt(tcb, ack);
+  ackUpdateRtt(tcb, ack, tsEcr);
   tcb.sndUna = ack;
   if (seqLt(tcb.sndNxt, ack)) tcb.sndNxt = ack;
   tcb.backoff = 0;
@@ -220,11 +220,29 @@ function dupAck(tcb: TcpControlBlock): void {
   }
 }
 
-export function sampleRtt(tcb: TcpControlBlock, ack: number): void {
+/**
+ * Linux tcp_ack_update_rtt, for an ACK of new data. With timestamps, the sample is the age
+ * of the echoed TSval (RFC 7323 4.1, tcp_ack_saw_tstamp), which is valid for the first ACK
+ * after a retransmission too, so the backed-off RTO is recomputed at once; it is in the TS
+ * clock's unit (1 ms: Linux 3.x measures every RTT in jiffies, and a sample of 0 counts as
+ * 1 jiffy, as tcp_rtt_estimator does). Without timestamps, the timed segment (RFC 6298
+ * with Karn's rule: no sample across a retransmission).
+ */
+export function ackUpdateRtt(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): void {
+  if (tcb.tsOk && tsEcr !== undefined && tsEcr !== 0) {
+    tcb.timedSeq = -1;
+    const ms = (tsNow(tcb) - tsEcr) | 0;
+    if (ms >= 0) rttEstimate(tcb, Math.max(1, ms) * 1e6);
+    return;
+  }
   if (tcb.timedSeq < 0 || seqLt(ack, tcb.timedSeq)) return;
-  const c = tcb.layer.stack.costs;
   const r = tcb.layer.stack.env.now - tcb.timedAt;
   tcb.timedSeq = -1;
+  rttEstimate(tcb, r);
+}
+
+function rttEstimate(tcb: TcpControlBlock, r: number): void {
+  const c = tcb.layer.stack.costs;
   // RFC 6298 2.2 / 2.3.
   if (tcb.srtt === 0) {
     tcb.srtt = r;

@@ -86,4 +86,34 @@ describe('TCP loss recovery', () => {
       assert.ok(mbps > 80, `${mbps.toFixed(0)} Mbit/s in the second half second after the outage`);
     });
   }
+
+  for (const timestamps of [true, false]) {
+    it(`after an outage the backed-off RTO ${timestamps ? 'is recomputed from the first ACK of the retransmission (TSecr, RFC 7323 4.1)' : 'stays until a segment sent once is timed (Karn)'}`, () => {
+      const env = new SimEnvironment({ seed: 5 });
+      const p = directPair(env, profile, { bandwidth: 1e8, delay: 5 * MS });
+      let black = false;
+      p.client.hooks.postRouting.add(() => (black ? 'drop' : 'accept'));
+      sink(env, p, { timestamps });
+      let c: TcpSocket | null = null;
+      env.process((function* (): ProcessGenerator<void> {
+        c = p.client.tcp.socket({ timestamps });
+        ok(yield* c.connect(p.serverAddr, 80));
+        const b = new Uint8Array(1 << 16);
+        while (env.now < 5 * S) ok(yield* c.send(b));
+      })());
+      env.run({ until: 500 * MS });
+      const rto0 = c!.retransmissionTimeout;
+      assert.ok(rto0 < 300 * MS, `RTO ${rto0 / MS} ms before the outage`);
+      black = true;
+      env.run({ until: 2000 * MS });
+      black = false;
+      const timeouts = c!.stats.timeouts;
+      assert.ok(timeouts >= 2 && c!.retransmissionTimeout >= 800 * MS, `${timeouts} timeouts, RTO ${c!.retransmissionTimeout / MS} ms`);
+      while (c!.stats.timeouts === timeouts && env.now < 10 * S) env.run({ until: env.now + 1 * MS });
+      env.run({ until: env.now + 15 * MS }); // the retransmission's ACK is back (RTT 10 ms)
+      const rto = c!.retransmissionTimeout;
+      if (timestamps) assert.ok(rto < 300 * MS, `RTO ${rto / MS} ms after the first ACK`);
+      else assert.ok(rto >= 800 * MS, `RTO ${rto / MS} ms: no valid sample yet`);
+    });
+  }
 });
