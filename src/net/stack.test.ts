@@ -90,10 +90,12 @@ describe('TCP connection lifecycle', () => {
     const env = new SimEnvironment({ seed: 4 });
     const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
     const sent: number[] = [];
+    let rsts = 0;
     let blackhole = false;
     p.client.hooks.postRouting.add((pkt) => {
       if (!blackhole) return 'accept';
-      if (pkt.length > 80) sent.push(env.now); // data segments, not the final RST
+      if ((pkt.data[pkt.l4 + 13]! & 0x04) !== 0) rsts++;
+      else sent.push(env.now);
       return 'drop';
     });
     let err: unknown;
@@ -115,6 +117,7 @@ describe('TCP connection lifecycle', () => {
     assert.ok(gaps.every((g) => g <= 120 * S), 'capped at TCP_RTO_MAX');
     assert.ok(gaps.some((g) => g === 120 * S));
     assert.equal(sent.length, 16, 'the original and tcp_retries2 = 15 retransmissions');
+    assert.equal(rsts, 0, 'tcp_write_err gives up without a RST');
     assert.ok(isSocketError(err) && err.code === 'ETIMEDOUT');
   });
 

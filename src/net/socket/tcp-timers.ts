@@ -1,4 +1,4 @@
-import { ACK, RST } from '../wire/tcp.js';
+import { ACK } from '../wire/tcp.js';
 import { destroy, reset, type TcpControlBlock } from './tcp-control-block.js';
 import { sendSyn } from './tcp-handshake.js';
 import { output, sendControl } from './tcp-output.js';
@@ -16,7 +16,7 @@ export function onRto(tcb: TcpControlBlock): void {
   tcb.retries++;
   const synState = tcb.state === 'SYN_SENT' || tcb.state === 'SYN_RECEIVED';
   if (tcb.retries > (synState ? c.synRetries : c.retries2)) {
-    if (!synState) sendControl(tcb, RST | ACK, tcb.sndNxt, 'softirq');
+    // tcp_write_err: the connection is dropped silently (the peer is unreachable anyway).
     reset(tcb, 'ETIMEDOUT');
     return;
   }
