@@ -88,6 +88,8 @@ export class TcpControlBlock {
   cc: CongestionControl;
   readonly ccName: CongestionName;
   inRecovery = false;
+  /** When data was last sent (Linux lsndtime), for the restart after idle. */
+  lsndtime = 0;
   /** Linux TCP_CA_Loss: after a timeout, until everything sent before it is acknowledged. */
   inLoss = false;
   /** snd_nxt when recovery or loss began (Linux high_seq). */

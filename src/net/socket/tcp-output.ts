@@ -48,6 +48,10 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
     const seq = tcb.sndNxt;
     const retrans = seqLt(seq, tcb.sndMax);
     sendData(tcb, seq, len, flags, ctx);
+    if (len > 0) {
+      if (flight === 0) restartAfterIdle(tcb);
+      tcb.lsndtime = tcb.layer.stack.env.now;
+    }
     if (retrans) countRetransmit(tcb);
     if (len > 0 && len < tcb.mss) tcb.sndSml = (seq + len) >>> 0;
     tcb.sndNxt = (seq + len + (fin ? 1 : 0)) >>> 0;
@@ -59,6 +63,23 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
     if (len > 0) eventDataSent(tcb);
     if (fin) return;
   }
+}
+
+/**
+ * tcp_cwnd_restart (tcp_slow_start_after_idle = 1, RFC 5681 4.1): data sent with nothing in
+ * flight after more than an RTO of silence finds the congestion window halved for every RTO
+ * of idle time, down to the initial window at least, with ssthresh remembering 3/4 of it.
+ */
+function restartAfterIdle(tcb: TcpControlBlock): void {
+  const now = tcb.layer.stack.env.now;
+  let idle = now - tcb.lsndtime;
+  if (tcb.lsndtime === 0 || idle <= tcb.rto) return;
+  const cc = tcb.cc;
+  const restart = Math.min(tcb.layer.stack.costs.initCwnd * tcb.mss, cc.cwnd);
+  if (!tcb.inRecovery) cc.ssthresh = Math.max(cc.ssthresh, 0.75 * cc.cwnd);
+  let cwnd = cc.cwnd;
+  while ((idle -= tcb.rto) > 0 && cwnd > restart) cwnd /= 2;
+  cc.cwnd = Math.max(Math.floor(cwnd / tcb.mss) * tcb.mss, restart);
 }
 
 export function retransmitHead(tcb: TcpControlBlock, ctx: ExecContext): void {

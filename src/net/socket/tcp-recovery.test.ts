@@ -117,3 +117,32 @@ describe('TCP loss recovery', () => {
     });
   }
 });
+
+describe('TCP congestion window after idle', () => {
+  for (const idleMs of [100, 1000]) {
+    it(`${idleMs > 250 ? 'restarts from a window halved per RTO idle' : 'is kept'} after ${idleMs} ms without data (tcp_slow_start_after_idle, RTO about 200 ms)`, () => {
+      const env = new SimEnvironment({ seed: 6 });
+      const p = directPair(env, profile, { bandwidth: 1e9, delay: 100 * US });
+      sink(env, p);
+      let before = 0;
+      let after = 0;
+      let c: TcpSocket | null = null;
+      env.process((function* (): ProcessGenerator<void> {
+        c = p.client.tcp.socket();
+        ok(yield* c.connect(p.serverAddr, 80));
+        ok(yield* c.send(new Uint8Array(3_000_000)));
+        yield env.timeout(50 * MS); // all acknowledged
+        before = c.congestionWindow;
+        yield env.timeout(idleMs * MS);
+        ok(yield* c.send(new Uint8Array(1000)));
+        after = c.congestionWindow;
+      })());
+      env.run({ until: 3 * S });
+      const initial = 10 * c!.maxSegment;
+      assert.ok(before > 8 * initial, `cwnd ${before / c!.maxSegment} segments after the bulk transfer`);
+      if (idleMs > 250) assert.ok(after <= Math.max(initial, before / 8) && after >= initial, `cwnd ${after / c!.maxSegment} segments after idling (was ${before / c!.maxSegment})`);
+      else assert.equal(after, before);
+    });
+  }
+});
+
