@@ -99,6 +99,10 @@ export class TcpControlBlock {
   // Delayed ACK (Linux inet_connection_sock icsk_ack).
   readonly delackTimer: Timer;
   ackPending = false;
+  /** ICSK_ACK_PUSHED / ICSK_ACK_PUSHED2: small pushed segments arrived since the last ACK. */
+  ackPushed = 0;
+  /** Payload of the last segment that looked full-sized but for options (icsk_ack.last_seg_size). */
+  lastSegSize = 0;
   quick = 0;
   pingpong = false;
   ato = 0;

@@ -2,8 +2,8 @@ import type { Packet } from '../iface/packet.js';
 import { ACK, FIN, RST, SYN, seqGeq, seqGt, seqLeq, seqLt, type TcpRepr } from '../wire/tcp.js';
 import { wake } from './errors.js';
 import { destroy, reset, type TcpControlBlock } from './tcp-control-block.js';
-import { ackCheck, eventDataRecv, scheduleDelack } from './tcp-delack.js';
-import { advMss, synSentArrives } from './tcp-handshake.js';
+import { ackCheck, eventDataRecv, measureRcvMss, scheduleDelack } from './tcp-delack.js';
+import { synSentArrives } from './tcp-handshake.js';
 import { output, retransmitHead, sendAck, sendControl, tsNow } from './tcp-output.js';
 import type { TcpState } from './tcp-socket.js';
 import { enterTimeWait } from './tcp-timers.js';
@@ -116,7 +116,7 @@ export function segmentArrives(tcb: TcpControlBlock, r: TcpRepr, pkt: Packet): v
       payload = Math.max(0, (edge - seq) | 0);
       data = data.subarray(0, payload);
     }
-    if (payload > 0) ofoSeen = dataArrives(tcb, seq, data, pkt.gsoSize > 0 ? pkt.gsoSize : payload);
+    if (payload > 0) ofoSeen = dataArrives(tcb, seq, data, pkt.gsoSize > 0 ? pkt.gsoSize : payload, r.headerLen, f);
   }
   // Eighth: FIN.
   if ((f & FIN) !== 0) {
@@ -256,10 +256,8 @@ function rttEstimate(tcb: TcpControlBlock, r: number): void {
   tcb.rto = Math.min(c.rtoMax, Math.round(tcb.srtt + Math.max(4 * tcb.rttvar, c.rtoMin)));
 }
 
-function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, segSize: number): boolean {
+function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, segSize: number, headerLen: number, flags: number): boolean {
   const len = data.length;
-  // tcp_measure_rcv_mss: the receive MSS estimate follows full-sized segments.
-  if (segSize >= tcb.rcvMss) tcb.rcvMss = Math.min(segSize, advMss(tcb));
   if (seq !== tcb.rcvNxt) {
     tcb.stats.ofoSegs++;
     ofoInsert(tcb, seq, data);
@@ -284,6 +282,7 @@ function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, segSiz
       tcb.rcvNxt = h.end;
     }
   }
+  measureRcvMss(tcb, segSize, headerLen, flags);
   eventDataRecv(tcb);
   if (tcb.ofoFin >= 0 && tcb.ofoFin === tcb.rcvNxt) {
     tcb.ofoFin = -1;

@@ -4,6 +4,7 @@ import { ACK, RST } from '../wire/tcp.js';
 import type { CongestionName } from './congestion.js';
 import { SocketError, sleepOn, syscallCost } from './errors.js';
 import { TcpControlBlock, destroy } from './tcp-control-block.js';
+import { ACK_PUSHED, ACK_PUSHED2 } from './tcp-delack.js';
 import { openActive } from './tcp-handshake.js';
 import type { TcpLayer } from './tcp-layer.js';
 import { output, selectWindow, sendAck, sendControl } from './tcp-output.js';
@@ -244,7 +245,17 @@ export class TcpSocket {
         tcb.drsStart = now;
       }
     }
-    // tcp_cleanup_rbuf: send a window update if reading opened the window a lot.
+    // tcp_cleanup_rbuf: ACK now if a delayed ACK covers more than one full segment, or if
+    // this read drained the receive queue of a small pushed segment and the connection is
+    // not interactive (or two such segments came: PUSHED2).
+    if (tcb.ackPending) {
+      const pushed = (tcb.ackPushed & ACK_PUSHED2) !== 0 || ((tcb.ackPushed & ACK_PUSHED) !== 0 && !tcb.pingpong);
+      if (((tcb.rcvNxt - tcb.rcvWup) | 0) > tcb.rcvMss || (n > 0 && pushed && tcb.rcvQueued + tcb.ofoBytes === 0)) {
+        sendAck(tcb, 'kernel');
+        return;
+      }
+    }
+    // Otherwise a window update if reading opened the window a lot.
     if (tcb.state === 'ESTABLISHED' || tcb.state === 'FIN_WAIT_1' || tcb.state === 'FIN_WAIT_2') {
       const cur = Math.max(0, (tcb.rcvWup + tcb.rcvWnd - tcb.rcvNxt) | 0);
       const nw = selectWindow(tcb, false);
