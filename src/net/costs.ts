@@ -21,6 +21,7 @@ export interface StackCosts {
   arpUnresQueueBytes: number;
   fragTimeout: number;
   fragHighThresh: number;
+  fragLowThresh: number;
   rtoMin: number;
   rtoMax: number;
   rtoInit: number;
@@ -61,6 +62,7 @@ export function stackCosts(p: Profile): StackCosts {
     arpUnresQueueBytes: p.bytes('net.arp.unresQueueBytes'),
     fragTimeout: p.ns('net.ip.fragTimeout'),
     fragHighThresh: p.bytes('net.ip.fragHighThresh'),
+    fragLowThresh: p.bytes('net.ip.fragLowThresh'),
     rtoMin: p.ns('net.tcp.rtoMin'),
     rtoMax: p.ns('net.tcp.rtoMax'),
     rtoInit: p.ns('net.tcp.rtoInit'),

@@ -146,7 +146,7 @@ export class Stack {
     this.cpu = opts.cpu;
     this.name = opts.name;
     this.costs = stackCosts(opts.profile);
-    this.reassembler = new Reassembler(this.env, this.costs.fragTimeout, this.costs.fragHighThresh);
+    this.reassembler = new Reassembler(this.env, this.costs.fragTimeout, this.costs.fragHighThresh, this.costs.fragLowThresh);
     this.lo = this.addInterface(new LoopbackDevice(), { address: ipv4('127.0.0.1'), prefix: 8 });
     this.tcp = new TcpLayer(this);
     this.udp = new UdpLayer(this);
