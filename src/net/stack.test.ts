@@ -244,6 +244,30 @@ describe('devices, routing, neighbours, hooks', () => {
     assert.equal(p.client.tcp.stats.retransSegs, 0);
   });
 
+  it('scatter-gather without a checksum feature is dropped, and TSO with it (netdev_fix_features): the checksum is charged once', () => {
+    const run = (features: { sg?: boolean; tso?: boolean }): { cpu: number; gso: number; sg: boolean; tso: boolean } => {
+      const env = new SimEnvironment({ seed: 11 });
+      const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US, features });
+      env.process((function* (): ProcessGenerator<void> {
+        const l = ok(p.server.tcp.listen(80));
+        const s = ok(yield* l.accept());
+        while (ok(yield* s.recv(1 << 20)).length > 0);
+      })());
+      env.process((function* (): ProcessGenerator<void> {
+        const c = p.client.tcp.socket();
+        ok(yield* c.connect(p.serverAddr, 80));
+        ok(yield* c.send(new Uint8Array(1_000_000)));
+        yield* c.close();
+      })());
+      env.run({ until: 1 * S });
+      return { cpu: p.clientCpu.busyTotal, gso: p.clientIf.txq.stats.gsoSegments, sg: p.clientIf.features.sg, tso: p.clientIf.features.tso };
+    };
+    const none = run({});
+    const sgTso = run({ sg: true, tso: true });
+    assert.deepEqual([sgTso.sg, sgTso.tso, sgTso.gso], [false, false, 0]);
+    assert.equal(sgTso.cpu, none.cpu, 'charged as a device without offloads');
+  });
+
   it('software GSO cuts a 64 KiB TCP packet into MSS segments with valid headers', () => {
     const env = new SimEnvironment({ seed: 10 });
     const s = new Stack({ env, cpu: new SimpleCpu(env), profile, name: 'g' });

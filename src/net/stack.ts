@@ -1,7 +1,7 @@
 import { Deque, tracePoint, type Env, type ExecContext, type Executor, type SimEvent } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
 import { stackCosts, type StackCosts } from './costs.js';
-import type { NetDevice, DeviceUpper } from './iface/device.js';
+import { fixFeatures, type DeviceFeatures, type DeviceUpper, type NetDevice } from './iface/device.js';
 import { Hooks } from './iface/hooks.js';
 import { LoopbackDevice } from './iface/loopback.js';
 import { NeighbourTable } from './iface/neighbour.js';
@@ -45,6 +45,8 @@ export interface InterfaceConfig {
 export class Interface implements DeviceUpper {
   readonly txq: TxQueue;
   readonly neighbours: NeighbourTable;
+  /** The device's features as the stack uses them (netdev_fix_features applied). */
+  readonly features: DeviceFeatures;
 
   constructor(
     readonly stack: Stack,
@@ -53,7 +55,8 @@ export class Interface implements DeviceUpper {
     readonly prefix: number,
   ) {
     const c = stack.costs;
-    this.txq = new TxQueue(dev, c.txQueueLen, stack.cpu, { gsoSegment: c.gsoSegment, csumPerByte: c.csumPerByte });
+    this.features = fixFeatures(dev.features);
+    this.txq = new TxQueue(dev, this.features, c.txQueueLen, stack.cpu, { gsoSegment: c.gsoSegment, csumPerByte: c.csumPerByte });
     this.neighbours = new NeighbourTable(
       stack.env,
       { retrans: c.arpRetrans, maxProbes: c.arpMaxProbes, reachable: c.arpReachable, unresQueueBytes: c.arpUnresQueueBytes },
@@ -80,7 +83,7 @@ export class Interface implements DeviceUpper {
 
   /** Neighbour output: resolves `nextHop` unless the device needs no link-layer address. */
   output(pkt: Packet, nextHop: Ipv4Addr): void {
-    if (this.dev.features.noArp) this.transmit(pkt, 0);
+    if (this.features.noArp) this.transmit(pkt, 0);
     else this.neighbours.output(pkt, nextHop);
   }
 

@@ -26,6 +26,16 @@ export interface DeviceFeatures {
 
 export const NO_OFFLOADS: DeviceFeatures = { txCsum: false, rxCsum: false, sg: false, tso: false, gsoMaxSize: 65536, lro: false, noArp: false };
 
+/**
+ * The features the stack uses, as Linux's netdev_fix_features leaves them: scatter-gather
+ * is dropped without a checksum feature ("Dropping NETIF_F_SG since no checksum feature"),
+ * and TSO without scatter-gather. So a GSO packet always carries a partial checksum.
+ */
+export function fixFeatures(f: DeviceFeatures): DeviceFeatures {
+  const sg = f.sg && f.txCsum;
+  return { ...f, sg, tso: f.tso && sg };
+}
+
 /** What the stack gives a device it owns. */
 export interface DeviceUpper {
   /** The guest CPU where the device's interrupt handler and NAPI poll run. */

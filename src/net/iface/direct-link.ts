@@ -1,7 +1,7 @@
 import type { Env, Executor, Rng, Time } from '../../sim/index.js';
 import { Deque } from '../../sim/index.js';
 import type { MacAddr } from '../wire/addr.js';
-import { NO_OFFLOADS, type DeviceFeatures, type DeviceUpper, type NetDevice } from './device.js';
+import { NO_OFFLOADS, fixFeatures, type DeviceFeatures, type DeviceUpper, type NetDevice } from './device.js';
 import { CSUM_NONE, CSUM_UNNECESSARY, Packet } from './packet.js';
 
 export interface DirectLinkOptions {
@@ -81,7 +81,7 @@ export class LinkEnd implements NetDevice {
     private readonly rng: Rng,
   ) {
     this.mtu = opts.mtu ?? 1500;
-    this.features = { ...NO_OFFLOADS, ...opts.features };
+    this.features = fixFeatures({ ...NO_OFFLOADS, ...opts.features });
     this.txRing = opts.txRing ?? 256;
     this.nsPerByte = 8e9 / opts.bandwidth;
     this.overhead = opts.frameOverhead ?? 0;

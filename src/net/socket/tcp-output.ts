@@ -13,8 +13,8 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
   const st = tcb.state;
   if (!(st === 'ESTABLISHED' || st === 'CLOSE_WAIT' || st === 'FIN_WAIT_1' || st === 'LAST_ACK' || st === 'CLOSING')) return;
   const c = tcb.layer.stack.costs;
-  const dev = tcb.iface!.dev;
-  const gsoGoal = dev.features.sg ? Math.max(tcb.mss, Math.floor((Math.min(dev.features.gsoMaxSize, 65536) - 1 - IP.HEADER_LEN - TCP.MAX_HEADER_LEN) / tcb.mss) * tcb.mss) : tcb.mss;
+  const f = tcb.iface!.features;
+  const gsoGoal = f.sg ? Math.max(tcb.mss, Math.floor((Math.min(f.gsoMaxSize, 65536) - 1 - IP.HEADER_LEN - TCP.MAX_HEADER_LEN) / tcb.mss) * tcb.mss) : tcb.mss;
   for (;;) {
     if (tcb.tsqBytes >= c.limitOutputBytes) {
       tcb.tsqThrottled = true;
@@ -136,7 +136,7 @@ export function emit(tcb: TcpControlBlock, r: Omit<TcpRepr, 'headerLen'>, dataOf
   const hl = TCP.HEADER_LEN + tcpOptionsLen(r);
   const pkt = stack.buildIp(tcb.localAddr, tcb.remoteAddr, IPPROTO_TCP, hl + len);
   if (len > 0) tcb.sndBuf.copyOut(dataOff, len, pkt.data, pkt.l4 + hl);
-  const offload = iface.dev.features.txCsum;
+  const offload = iface.features.txCsum;
   emitTcp(r, pkt.data, pkt.l4, tcb.localAddr, tcb.remoteAddr, offload ? 'partial' : 'full');
   if (offload) {
     pkt.csum = CSUM_PARTIAL;

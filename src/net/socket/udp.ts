@@ -130,7 +130,7 @@ export class UdpSocket {
     pkt.nextHop = route.nextHop;
     // Partial checksum when the device finishes it and no fragmenting is needed; otherwise
     // computed here over the whole datagram (Linux udp_send_skb / ip_append_data).
-    const offload = route.iface.dev.features.txCsum && pkt.length - pkt.l3 <= route.iface.dev.mtu;
+    const offload = route.iface.features.txCsum && pkt.length - pkt.l3 <= route.iface.dev.mtu;
     emitUdp({ srcPort: this.port, dstPort, payloadLen: data.length }, pkt.data, pkt.l4, route.src, dst, offload ? 'partial' : 'full');
     if (offload) {
       pkt.csum = CSUM_PARTIAL;
