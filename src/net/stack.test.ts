@@ -218,6 +218,51 @@ describe('devices, routing, neighbours, hooks', () => {
     assert.equal(p.client.stats.hookStolen, 1);
   });
 
+  it('the post-routing hook sees a datagram larger than the MTU whole; it is fragmented after the hook, on the way to the device', () => {
+    const env = new SimEnvironment({ seed: 12 });
+    const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
+    const seen: { ipLen: number; flagsFrag: number }[] = [];
+    p.client.hooks.postRouting.add((pkt) => {
+      const ip = parseIpv4(pkt.data, pkt.l3, pkt.length - pkt.l3);
+      assert.ok(!(ip instanceof WireError));
+      seen.push({ ipLen: ip.headerLen + ip.payloadLen, flagsFrag: (pkt.data[pkt.l3 + 6]! << 8) | pkt.data[pkt.l3 + 7]! });
+      return 'accept';
+    });
+    let got = 0;
+    env.process((function* (): ProcessGenerator<void> {
+      const u = p.server.udp.socket();
+      ok(u.bind(7));
+      got = ok(yield* u.recvFrom()).data.length;
+    })());
+    env.process((function* (): ProcessGenerator<void> {
+      ok(yield* p.client.udp.socket().sendTo(p.serverAddr, 7, new Uint8Array(8000)));
+    })());
+    env.run({ until: 1 * S });
+    assert.deepEqual(seen, [{ ipLen: 8028, flagsFrag: 0 }], 'one whole datagram, DF clear (too big for the MTU)');
+    assert.equal(p.client.stats.fragmentsOut, 6);
+    assert.equal(p.link.a.stats.frames, 1 + 6, 'an ARP request and six fragments');
+    assert.equal(got, 8000);
+  });
+
+  it('DF: set on UDP datagrams and echo requests that fit the MTU (IP_PMTUDISC_WANT), clear on echo replies (IP_PMTUDISC_DONT)', () => {
+    const env = new SimEnvironment({ seed: 13 });
+    const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
+    const df = (pkt: Packet): boolean => (pkt.data[pkt.l3 + 6]! & 0x40) !== 0;
+    const client: boolean[] = [];
+    const server: boolean[] = [];
+    p.client.hooks.postRouting.add((pkt) => (client.push(df(pkt)), 'accept'));
+    p.server.hooks.postRouting.add((pkt) => (server.push(df(pkt)), 'accept'));
+    env.process((function* (): ProcessGenerator<void> {
+      ok(yield* p.client.udp.socket().sendTo(p.serverAddr, 7, new Uint8Array(1472)));
+      const s = p.client.icmp.openPing();
+      ok(yield* s.send(p.serverAddr, 1, new Uint8Array(56)));
+      yield* s.recv();
+    })());
+    env.run({ until: 1 * S });
+    assert.deepEqual(client, [true, true], 'a 1472-byte UDP datagram and an echo request');
+    assert.deepEqual(server, [false], 'the echo reply');
+  });
+
   it('a busy device stops the queue and wakes it; nothing is dropped silently', () => {
     const env = new SimEnvironment({ seed: 9 });
     const p = directPair(env, profile, { bandwidth: 1e8, delay: 10 * US, txRing: 4 });
@@ -272,7 +317,7 @@ describe('devices, routing, neighbours, hooks', () => {
     const env = new SimEnvironment({ seed: 10 });
     const s = new Stack({ env, cpu: new SimpleCpu(env), profile, name: 'g' });
     const payload = 60_000;
-    const pkt = s.buildIp(ipv4('10.0.0.1'), ipv4('10.0.0.2'), IPPROTO_TCP, 32 + payload);
+    const pkt = s.buildIp(ipv4('10.0.0.1'), ipv4('10.0.0.2'), IPPROTO_TCP, 32 + payload, true);
     const d = pkt.data;
     d[pkt.l4 + 12] = 8 << 4;
     d[pkt.l4 + 13] = 0x19; // FIN|PSH|ACK

@@ -34,6 +34,8 @@ export interface StackStats {
   hookDrops: number;
   hookStolen: number;
   fragmentsOut: number;
+  /** Packets with DF too big for their device, dropped (FragFails). */
+  fragFails: number;
 }
 
 export interface InterfaceConfig {
@@ -114,7 +116,13 @@ export interface StackOptions {
 
 interface TxEntry {
   pkt: Packet;
+  ctx: ExecContext;
+  /** The output cost charged so far has been spent. */
   done: boolean;
+  /** Post-routing hooks have run. */
+  hooked: boolean;
+  /** The fragments it leaves as, when it exceeds the device's MTU. */
+  frags: Packet[] | null;
 }
 
 /**
@@ -137,7 +145,7 @@ export class Stack {
   readonly tcp: TcpLayer;
   readonly udp: UdpLayer;
   readonly icmp: IcmpLayer;
-  readonly stats: StackStats = { ipIn: 0, ipOut: 0, malformed: {}, notForUs: 0, noRoute: 0, unknownProtocol: 0, hookDrops: 0, hookStolen: 0, fragmentsOut: 0 };
+  readonly stats: StackStats = { ipIn: 0, ipOut: 0, malformed: {}, notForUs: 0, noRoute: 0, unknownProtocol: 0, hookDrops: 0, hookStolen: 0, fragmentsOut: 0, fragFails: 0 };
   private ident = 0;
   private readonly txFifo = new Deque<TxEntry>();
   private readonly rxBacklog = new Deque<Packet>();
@@ -196,25 +204,15 @@ export class Stack {
 
   /**
    * Sends an IPv4 packet built by a protocol (`pkt.iface`/`pkt.nextHop` from route()):
-   * fragments it if it exceeds the MTU and is not GSO, charges the per-packet output cost in
-   * `ctx` (plus `extra` ns, e.g. a software checksum), then, in submission order, runs the
-   * post-routing hooks and hands it to neighbour output. Order is kept across contexts, as
-   * the socket lock keeps it in Linux (softirq work on a socket owned by a task waits).
+   * charges the per-packet output cost in `ctx` (plus `extra` ns, e.g. a software checksum),
+   * then, in submission order, runs the post-routing hooks on the whole datagram (ip_output's
+   * NF_INET_POST_ROUTING) and, only if it is to leave by a device whose MTU it exceeds,
+   * fragments it (ip_finish_output), each further fragment costing the output path again.
+   * Order is kept across contexts, as the socket lock keeps it in Linux (softirq work on a
+   * socket owned by a task waits).
    */
   ipOutput(pkt: Packet, ctx: ExecContext, extra = 0): void {
-    const iface = pkt.iface as Interface;
-    const ipLen = pkt.length - pkt.l3;
-    if (pkt.gsoType === GSO_NONE && ipLen > iface.dev.mtu) {
-      const frags = fragmentIpv4(pkt, iface.dev.mtu);
-      this.stats.fragmentsOut += frags.length;
-      for (let i = 0; i < frags.length; i++) this.submit(frags[i]!, ctx, i === 0 ? extra : 0);
-      return;
-    }
-    this.submit(pkt, ctx, extra);
-  }
-
-  private submit(pkt: Packet, ctx: ExecContext, extra: number): void {
-    const e: TxEntry = { pkt, done: false };
+    const e: TxEntry = { pkt, ctx, done: false, hooked: false, frags: null };
     this.txFifo.push(e);
     this.cpu.exec(this.costs.txPacket + extra, ctx).addCallback(() => {
       e.done = true;
@@ -224,28 +222,48 @@ export class Stack {
 
   private drainTx(): void {
     for (let e = this.txFifo.peek(); e !== undefined && e.done; e = this.txFifo.peek()) {
+      const pkt = e.pkt;
+      const iface = pkt.iface as Interface;
+      if (!e.hooked) {
+        e.hooked = true;
+        this.stats.ipOut++;
+        if (this.hooks.postRouting.length > 0 && this.postRouting(pkt, iface) !== 'accept') {
+          this.txFifo.shift();
+          continue;
+        }
+        if (pkt.gsoType === GSO_NONE && pkt.length - pkt.l3 > iface.dev.mtu) {
+          if ((pkt.data[pkt.l3 + IP.FLAGS_FRAG]! & 0x40) !== 0) {
+            // DF on a packet too big for the device (ip_fragment: FRAG_NEEDED, dropped).
+            this.stats.fragFails++;
+            this.txFifo.shift();
+            pkt.release();
+            continue;
+          }
+          e.frags = fragmentIpv4(pkt, iface.dev.mtu);
+          this.stats.fragmentsOut += e.frags.length;
+          if (e.frags.length > 1) {
+            e.done = false;
+            this.cpu.exec((e.frags.length - 1) * this.costs.txPacket, e.ctx).addCallback(() => {
+              e.done = true;
+              this.drainTx();
+            });
+            return; // later packets wait behind the fragments
+          }
+        }
+      }
       this.txFifo.shift();
-      this.finishOutput(e.pkt);
+      if (e.frags === null) iface.output(pkt, pkt.nextHop);
+      else for (const f of e.frags) iface.output(f, f.nextHop);
     }
   }
 
-  /** After the output cost: hooks, then the device (also the way for a hook to send via another device). */
-  finishOutput(pkt: Packet): void {
-    const iface = pkt.iface as Interface;
-    this.stats.ipOut++;
-    if (this.hooks.postRouting.length > 0) {
-      const v = this.hooks.runPostRouting(pkt, pkt.nextHop, iface.dev);
-      if (v === 'drop') {
-        this.stats.hookDrops++;
-        pkt.release();
-        return;
-      }
-      if (v === 'stolen') {
-        this.stats.hookStolen++;
-        return;
-      }
-    }
-    iface.output(pkt, pkt.nextHop);
+  private postRouting(pkt: Packet, iface: Interface): 'accept' | 'dropped' {
+    const v = this.hooks.runPostRouting(pkt, pkt.nextHop, iface.dev);
+    if (v === 'drop') {
+      this.stats.hookDrops++;
+      pkt.release();
+    } else if (v === 'stolen') this.stats.hookStolen++;
+    return v === 'accept' ? 'accept' : 'dropped';
   }
 
   /** @internal A device delivered a frame: queue it for the receive softirq. */
@@ -365,14 +383,17 @@ export class Stack {
     }
   }
 
-  /** Allocates a frame with room for Ethernet + IPv4 headers and writes the IPv4 header. */
-  buildIp(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Len: number): Packet {
+  /**
+   * Allocates a frame with room for Ethernet + IPv4 headers and writes the IPv4 header, with
+   * DF as the sending socket's path-MTU mode gives it: TCP always; UDP and ping sockets
+   * (IP_PMTUDISC_WANT, Linux's default) when the datagram fits the route's MTU
+   * (__ip_make_skb); the kernel's ICMP socket (echo replies) never (IP_PMTUDISC_DONT).
+   */
+  buildIp(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Len: number, df: boolean): Packet {
     const buf = new Uint8Array(ETH.HEADER_LEN + IP.HEADER_LEN + l4Len);
     const pkt = new Packet(buf);
     pkt.l3 = ETH.HEADER_LEN;
     pkt.l4 = ETH.HEADER_LEN + IP.HEADER_LEN;
-    // Linux sets DF on TCP (path MTU discovery); UDP datagrams fragmented locally leave it clear.
-    const df = protocol === IPPROTO_TCP;
     emitIpv4({ src, dst, protocol, ttl: DEFAULT_TTL, tos: 0, ident: this.nextIdent(), dontFragment: df, moreFragments: false, fragOffset: 0, payloadLen: l4Len }, buf, ETH.HEADER_LEN);
     return pkt;
   }

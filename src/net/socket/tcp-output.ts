@@ -134,7 +134,7 @@ export function emit(tcb: TcpControlBlock, r: Omit<TcpRepr, 'headerLen'>, dataOf
   const syn = (r.flags & SYN) !== 0;
   if (!syn) r.window = selectWindow(tcb, true) >>> tcb.rcvWscale;
   const hl = TCP.HEADER_LEN + tcpOptionsLen(r);
-  const pkt = stack.buildIp(tcb.localAddr, tcb.remoteAddr, IPPROTO_TCP, hl + len);
+  const pkt = stack.buildIp(tcb.localAddr, tcb.remoteAddr, IPPROTO_TCP, hl + len, true);
   if (len > 0) tcb.sndBuf.copyOut(dataOff, len, pkt.data, pkt.l4 + hl);
   const offload = iface.features.txCsum;
   emitTcp(r, pkt.data, pkt.l4, tcb.localAddr, tcb.remoteAddr, offload ? 'partial' : 'full');
@@ -204,7 +204,7 @@ export function sendBare(layer: TcpLayer, src: Ipv4Addr, sport: number, dst: Ipv
   const route = stack.route(dst);
   if (route === undefined) return;
   const r: Omit<TcpRepr, 'headerLen'> = { srcPort: sport, dstPort: dport, seq, ack, flags, window: 0, urgent: 0, sackPermitted: false, payloadLen: 0 };
-  const pkt = stack.buildIp(src, dst, IPPROTO_TCP, TCP.HEADER_LEN);
+  const pkt = stack.buildIp(src, dst, IPPROTO_TCP, TCP.HEADER_LEN, true);
   emitTcp(r, pkt.data, pkt.l4, src, dst, 'full');
   pkt.iface = route.iface;
   pkt.nextHop = route.nextHop;

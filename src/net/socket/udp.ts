@@ -3,7 +3,7 @@ import { CSUM_PARTIAL, type Packet } from '../iface/packet.js';
 import type { Stack } from '../stack.js';
 import type { Ipv4Addr } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
-import { IPPROTO_UDP, type Ipv4Repr } from '../wire/ipv4.js';
+import { IP, IPPROTO_UDP, type Ipv4Repr } from '../wire/ipv4.js';
 import { UDP, emitUdp, parseUdp } from '../wire/udp.js';
 import { SocketError, sleepOn, syscallCost, wake } from './errors.js';
 
@@ -124,7 +124,7 @@ export class UdpSocket {
       this.writer = stack.env.event<void>();
       yield* sleepOn(stack, this.writer);
     }
-    const pkt = stack.buildIp(route.src, dst, IPPROTO_UDP, len);
+    const pkt = stack.buildIp(route.src, dst, IPPROTO_UDP, len, IP.HEADER_LEN + len <= route.iface.dev.mtu);
     pkt.data.set(data, pkt.l4 + UDP.HEADER_LEN);
     pkt.iface = route.iface;
     pkt.nextHop = route.nextHop;
