@@ -15,6 +15,13 @@ export interface StackCosts {
   irq: number;
   wakeup: number;
   txQueueLen: number;
+  rxRing: number;
+  maxBacklog: number;
+  napiWeight: number;
+  netdevBudget: number;
+  netRxTime: number;
+  softirqMaxTime: number;
+  softirqMaxRestart: number;
   arpRetrans: number;
   arpMaxProbes: number;
   arpReachable: number;
@@ -56,6 +63,13 @@ export function stackCosts(p: Profile): StackCosts {
     irq: p.ns('net.irq'),
     wakeup: p.ns('net.wakeup'),
     txQueueLen: p.count('net.dev.txQueueLen'),
+    rxRing: p.count('net.dev.rxRing'),
+    maxBacklog: p.count('net.dev.maxBacklog'),
+    napiWeight: p.count('net.napi.weight'),
+    netdevBudget: p.count('net.softirq.budget'),
+    netRxTime: p.ns('net.softirq.netRxTime'),
+    softirqMaxTime: p.ns('net.softirq.maxTime'),
+    softirqMaxRestart: p.count('net.softirq.maxRestart'),
     arpRetrans: p.ns('net.arp.retransTime'),
     arpMaxProbes: p.count('net.arp.maxProbes'),
     arpReachable: p.ns('net.arp.reachableTime'),

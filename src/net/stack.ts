@@ -1,7 +1,8 @@
 import { Deque, tracePoint, type Env, type ExecContext, type Executor, type SimEvent } from '../sim/index.js';
+import { NetRxSoftirq } from './softirq.js';
 import type { Profile } from '../profile/index.js';
 import { stackCosts, type StackCosts } from './costs.js';
-import { fixFeatures, type DeviceFeatures, type DeviceUpper, type NetDevice } from './iface/device.js';
+import { fixFeatures, type DeviceFeatures, type DeviceUpper, type Napi, type NetDevice } from './iface/device.js';
 import { Hooks } from './iface/hooks.js';
 import { LoopbackDevice } from './iface/loopback.js';
 import { NeighbourTable } from './iface/neighbour.js';
@@ -49,6 +50,7 @@ export class Interface implements DeviceUpper {
   readonly neighbours: NeighbourTable;
   /** The device's features as the stack uses them (netdev_fix_features applied). */
   readonly features: DeviceFeatures;
+  private readonly napis = new Map<Napi, Napi>();
 
   constructor(
     readonly stack: Stack,
@@ -91,7 +93,24 @@ export class Interface implements DeviceUpper {
 
   receive(pkt: Packet): void {
     pkt.iface = this;
-    this.stack.enqueueRx(pkt);
+    this.stack.softirq.netifRx(pkt);
+  }
+
+  napiSchedule(napi: Napi): void {
+    let w = this.napis.get(napi);
+    if (w === undefined) {
+      // Frames polled from this device arrived on this interface.
+      w = {
+        poll: () => {
+          const p = napi.poll();
+          if (p !== undefined) p.iface = this;
+          return p;
+        },
+        complete: () => napi.complete(),
+      };
+      this.napis.set(napi, w);
+    }
+    this.stack.softirq.schedule(w);
   }
 
   wake(): void {
@@ -148,9 +167,8 @@ export class Stack {
   readonly stats: StackStats = { ipIn: 0, ipOut: 0, malformed: {}, notForUs: 0, noRoute: 0, unknownProtocol: 0, hookDrops: 0, hookStolen: 0, fragmentsOut: 0, fragFails: 0 };
   private ident = 0;
   private readonly txFifo = new Deque<TxEntry>();
-  private readonly rxBacklog = new Deque<Packet>();
-  private softirqRunning = false;
-  private readonly rxDone: () => void;
+  /** Receive processing: NAPI polling, the netif_rx backlog, ksoftirqd. */
+  readonly softirq: NetRxSoftirq;
 
   constructor(opts: StackOptions) {
     this.env = opts.env;
@@ -162,7 +180,14 @@ export class Stack {
     this.tcp = new TcpLayer(this);
     this.udp = new UdpLayer(this);
     this.icmp = new IcmpLayer(this);
-    this.rxDone = () => this.onRxCharged();
+    const c = this.costs;
+    this.softirq = new NetRxSoftirq(
+      this.env,
+      this.cpu,
+      { weight: c.napiWeight, budget: c.netdevBudget, netRxTime: c.netRxTime, maxTime: c.softirqMaxTime, maxRestart: c.softirqMaxRestart, maxBacklog: c.maxBacklog, wakeup: c.wakeup },
+      (pkt) => this.rxCost(pkt),
+      (pkt) => this.input(pkt),
+    );
   }
 
   /** Attaches a device with an address; adds the route to its connected subnet. */
@@ -266,23 +291,9 @@ export class Stack {
     return v === 'accept' ? 'accept' : 'dropped';
   }
 
-  /** @internal A device delivered a frame: queue it for the receive softirq. */
-  enqueueRx(pkt: Packet): void {
-    this.rxBacklog.push(pkt);
-    if (!this.softirqRunning) {
-      this.softirqRunning = true;
-      this.chargeNextRx();
-    }
-  }
-
-  private chargeNextRx(): void {
-    const pkt = this.rxBacklog.peek();
-    if (pkt === undefined) {
-      this.softirqRunning = false;
-      return;
-    }
+  /** Receive cost of a frame: the per-packet path, and verifying its checksum in software when the device did not. */
+  private rxCost(pkt: Packet): number {
     let ns = this.costs.rxPacket;
-    // Software verification of the transport checksum when the device did not validate it.
     const d = pkt.data;
     if (pkt.csum === CSUM_NONE && d.length >= ETH.HEADER_LEN + IP.HEADER_LEN && d[12] === 0x08 && d[13] === 0x00) {
       const proto = d[pkt.l3 + IP.PROTOCOL];
@@ -291,13 +302,7 @@ export class Stack {
         if (l4len > 0) ns += Math.round(l4len * this.costs.csumPerByte);
       }
     }
-    this.cpu.exec(ns, 'softirq').addCallback(this.rxDone);
-  }
-
-  private onRxCharged(): void {
-    const pkt = this.rxBacklog.shift()!;
-    this.input(pkt);
-    this.chargeNextRx();
+    return ns;
   }
 
   malformed(e: WireError): void {
@@ -359,7 +364,8 @@ export class Stack {
       const whole = this.reassembler.add(pkt, ip);
       if (whole === null) return;
       whole.iface = iface;
-      whole.csum = pkt.csum === CSUM_NONE ? CSUM_NONE : pkt.csum;
+      // No device validates a fragment's transport checksum: the datagram's is verified now.
+      whole.csum = CSUM_NONE;
       const again = parseIpv4(whole.data, whole.l3, whole.length - whole.l3);
       if (again instanceof WireError) {
         this.malformed(again);

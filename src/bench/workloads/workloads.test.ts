@@ -62,6 +62,27 @@ describe('TCP over a direct link', () => {
   });
 });
 
+describe('TCP with NIC offloads over a direct link', () => {
+  it('TSO and LRO: byte-exact, frames within the MTU on the wire, merged at the receiver, fewer packets through its stack', () => {
+    const run = (features: NonNullable<DirectPairOptions['features']>): { pair: ReturnType<typeof directPair>; mbps: number } => {
+      const { env, ends, pair } = setup(4, { bandwidth: 10 * GBIT, delay: 20 * US, features });
+      const p = tcpStream(env, ends, { bytes: 20_000_000, messageSize: 65536 });
+      env.run({ until: p });
+      assert.equal(p.value.bytesVerified, 20_000_000);
+      return { pair, mbps: p.value.throughputMbps };
+    };
+    const plain = run({});
+    const off = run({ txCsum: true, rxCsum: true, sg: true, tso: true, lro: true });
+    const a = off.pair.link.a.stats;
+    assert.ok(off.pair.clientIf.features.tso);
+    assert.ok(a.frames >= 20_000_000 / 1448, `${a.frames} wire frames for 20 MB`);
+    assert.ok(a.bytes / a.frames <= 1514, 'no frame above the MTU');
+    assert.ok(off.pair.link.b.stats.lroMerged > a.frames / 4, `${off.pair.link.b.stats.lroMerged} merged of ${a.frames}`);
+    assert.ok(off.pair.server.softirq.stats.processed < plain.pair.server.softirq.stats.processed * 0.8, `${off.pair.server.softirq.stats.processed} packets through the receiver's stack, ${plain.pair.server.softirq.stats.processed} without offloads`);
+    assert.ok(off.mbps > plain.mbps, `${off.mbps} Mbit/s with offloads, ${plain.mbps} without`);
+  });
+});
+
 describe('TCP throughput approaches min(B, window/RTT)', () => {
   // Payload rate of a link of B bits/s carrying 1448-byte segments in 1514-byte frames
   // (plus 24 bytes of Ethernet overhead configured on the link).
