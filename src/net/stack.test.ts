@@ -148,6 +148,109 @@ describe('TCP connection lifecycle', () => {
   });
 });
 
+describe('TIME_WAIT and reusing a four-tuple', () => {
+  /** One short connection from client port `cport` to server port 80; `serverFirst` makes the server close first. */
+  const once = (env: SimEnvironment, p: ReturnType<typeof directPair>, cport: number, opts: { timestamps?: boolean; serverFirst?: boolean } = {}): { err: string | null; at: number } => {
+    const out = { err: null as string | null, at: -1 };
+    const tcp = opts.timestamps === false ? { timestamps: false } : {};
+    env.process((function* (): ProcessGenerator<void> {
+      const c = p.client.tcp.socket(tcp);
+      const b = c.bind(cport);
+      if (b !== undefined) {
+        out.err = b.code;
+        return;
+      }
+      const t0 = env.now;
+      const e = yield* c.connect(p.serverAddr, 80);
+      if (isSocketError(e)) {
+        out.err = e.code;
+        return;
+      }
+      out.at = env.now - t0;
+      if (opts.serverFirst === true) assert.equal(ok(yield* c.recv(10)).length, 0);
+      yield* c.close();
+    })());
+    return out;
+  };
+  const serve = (env: SimEnvironment, p: ReturnType<typeof directPair>, serverFirst: boolean, timestamps = true): void => {
+    const l = ok(p.server.tcp.listen(80, timestamps ? {} : { timestamps: false }));
+    env.process((function* (): ProcessGenerator<void> {
+      for (;;) {
+        const s = ok(yield* l.accept());
+        env.process((function* (): ProcessGenerator<void> {
+          if (!serverFirst) assert.equal(ok(yield* s.recv(10)).length, 0);
+          yield* s.close();
+        })());
+      }
+    })());
+  };
+
+  it('a bound connect takes over its four-tuple in TIME_WAIT when timestamps were used (tcp_twsk_unique), and fails without', () => {
+    for (const timestamps of [true, false]) {
+      const env = new SimEnvironment({ seed: 3 });
+      const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
+      serve(env, p, false, timestamps);
+      const first = once(env, p, 5000, { timestamps });
+      env.run({ until: 100 * MS });
+      assert.equal(first.err, null);
+      assert.equal(p.client.tcp.connections, 1, 'the client, which closed first, holds TIME_WAIT');
+      const again = once(env, p, 5000, { timestamps });
+      env.run({ until: 200 * MS });
+      if (timestamps) {
+        assert.equal(again.err, null);
+        assert.equal(p.client.tcp.stats.timeWaitReused, 1);
+      } else {
+        assert.equal(again.err, 'EADDRNOTAVAIL');
+        assert.equal(p.client.tcp.stats.timeWaitReused, 0);
+      }
+    }
+  });
+
+  it('the ephemeral-port search skips TIME_WAIT four-tuples unless tcp_tw_reuse allows it after a second', () => {
+    const env = new SimEnvironment({ seed: 4 });
+    const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
+    serve(env, p, false);
+    const port = (): number => {
+      const c = p.client.tcp.socket();
+      let lport = -1;
+      env.process((function* (): ProcessGenerator<void> {
+        ok(yield* c.connect(p.serverAddr, 80));
+        lport = c.localPort;
+        yield* c.close();
+      })());
+      env.run({ until: env.now + 100 * MS });
+      return lport;
+    };
+    const a = port();
+    // Wrap the search round to the same port: only 32768..61000 exist.
+    (p.client.tcp as unknown as { nextEphemeral: number }).nextEphemeral = a;
+    const b = port();
+    assert.notEqual(b, a, 'TIME_WAIT holds the four-tuple');
+    p.client.tcp.twReuse = true;
+    (p.client.tcp as unknown as { nextEphemeral: number }).nextEphemeral = a;
+    assert.notEqual(port(), a, 'not within a second of its last timestamp');
+    env.run({ until: env.now + 1100 * MS });
+    (p.client.tcp as unknown as { nextEphemeral: number }).nextEphemeral = a;
+    assert.equal(port(), a);
+    assert.equal(p.client.tcp.stats.timeWaitReused, 1);
+  });
+
+  it('a new SYN reopens a four-tuple in TIME_WAIT on the server (it closed first) at once, not after a SYN timeout', () => {
+    const env = new SimEnvironment({ seed: 5 });
+    const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
+    serve(env, p, true);
+    const first = once(env, p, 6000, { serverFirst: true });
+    env.run({ until: 100 * MS });
+    assert.equal(first.err, null);
+    assert.equal(p.server.tcp.connections, 1, 'the server holds TIME_WAIT');
+    const again = once(env, p, 6000, { serverFirst: true });
+    env.run({ until: 200 * MS });
+    assert.equal(again.err, null);
+    assert.ok(again.at < 1 * MS, `connected in ${again.at / US} us`);
+    assert.equal(p.server.tcp.stats.timeWaitSynReopened, 1);
+  });
+});
+
 describe('devices, routing, neighbours, hooks', () => {
   it('loopback: a guest talks to itself through lo, and costs are still charged', () => {
     const env = new SimEnvironment({ seed: 6 });

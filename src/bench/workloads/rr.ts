@@ -13,6 +13,15 @@ export interface RrOptions {
   requestWrites?: number;
 }
 
+export interface CrrOptions extends RrOptions {
+  /**
+   * Local ports the client binds its connections to, in turn (netperf's client_port_min /
+   * client_port_max, -p's local part; defaults 5000 and 65535 as netperf's netsh.c).
+   */
+  clientPortMin?: number;
+  clientPortMax?: number;
+}
+
 export interface RrResult {
   /** Transactions per second over the measured interval. */
   transactionsPerSecond: number;
@@ -106,9 +115,28 @@ export function tcpRr(env: Env, ends: Endpoints, opts: RrOptions): Process<RrRes
   return runPair(env, 'tcp_rr', server(), client(), () => result(rec, opts.timing));
 }
 
-/** netperf TCP_CRR: a new connection for every transaction (connect, request, response, close). */
-export function tcpCrr(env: Env, ends: Endpoints, opts: RrOptions): Process<RrResult> {
+/**
+ * netperf TCP_CRR: a new connection for every transaction (connect, request, response, close).
+ * As netperf does, the client binds each connection to the next port of its range (from a
+ * seeded starting point, skipping the server's port, wrapping at the top), so a port comes
+ * round again while its last connection may still be in TIME_WAIT on the client, which closed
+ * first; Linux lets a bound connect take that over when timestamps are on (tcp_twsk_unique).
+ */
+export function tcpCrr(env: Env, ends: Endpoints, opts: CrrOptions): Process<RrResult> {
   const port = ends.port ?? 12869;
+  const portMin = opts.clientPortMin ?? 5000;
+  const portMax = opts.clientPortMax ?? 65535;
+  if (!(Number.isInteger(portMin) && Number.isInteger(portMax) && portMin >= 1 && portMax <= 65535 && portMin < portMax)) {
+    throw new RangeError(`tcp_crr: client port range ${portMin}..${portMax} must be 1 <= min < max <= 65535`);
+  }
+  let myport = portMin + (env.rng.fork('tcp_crr:client-port').nextU32() % (portMax - portMin)) - 1;
+  const nextPort = (): number => {
+    // netperf pick_next_port_number.
+    myport++;
+    if (myport === port) myport++;
+    if (myport >= portMax) myport = portMin;
+    return myport;
+  };
   const req = opts.requestSize ?? 1;
   const resp = opts.responseSize ?? 1;
   const listener = must('listen', ends.server.tcp.listen(port, opts.tcp ?? {}));
@@ -142,6 +170,7 @@ export function tcpCrr(env: Env, ends: Endpoints, opts: RrOptions): Process<RrRe
     for (let t = 0; env.now < to; t++) {
       const t0 = env.now;
       const c = ends.client.tcp.socket(opts.tcp ?? {});
+      must('bind', c.bind(nextPort()));
       must('connect', yield* c.connect(ends.serverAddr, port));
       fillPattern(buf, 0, REQ_SALT ^ t);
       must('send', yield* c.send(buf));

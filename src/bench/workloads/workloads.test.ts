@@ -144,6 +144,14 @@ describe('every workload runs and verifies its data', () => {
     assert.ok(pair.client.tcp.stats.activeOpens >= p.value.transactions);
     assert.ok(p.value.latency.p50 > 2 * (tcpRrFloor()), 'a connection costs more than a round trip');
   });
+  it('tcp_crr keeps going when its client ports come round while their last connections are in TIME_WAIT (netperf binds each one)', () => {
+    const { env, ends, pair } = setup(36, link);
+    const p = tcpCrr(env, ends, { requestSize: 64, responseSize: 64, timing, clientPortMin: 5000, clientPortMax: 5040 });
+    env.run({ until: p });
+    assert.ok(p.value.transactions > 80, `${p.value.transactions} transactions over 40 ports`);
+    assert.ok(pair.client.tcp.stats.timeWaitReused >= p.value.transactions - 40, `${pair.client.tcp.stats.timeWaitReused} TIME_WAIT take-overs`);
+    assert.ok(pair.client.tcp.connections <= 41, 'one connection per port at most');
+  });
   it('udp_rr', () => {
     const { env, ends } = setup(32, link);
     const p = udpRr(env, ends, { requestSize: 64, responseSize: 64, timing });

@@ -73,6 +73,10 @@ export class TcpControlBlock {
   tsOk = false;
   wsOk = false;
   tsRecent = 0;
+  /** When tsRecent was last updated (ns; Linux ts_recent_stamp), 0 if never. */
+  tsRecentStamp = 0;
+  /** Local port given by bind() before connect, 0 for an ephemeral one. */
+  boundPort = 0;
   tsOffset: number;
   // RTT and retransmission (RFC 6298).
   srtt = 0;
@@ -133,7 +137,7 @@ export class TcpControlBlock {
     this.wantTs = opts.timestamps ?? true;
     this.wantWs = opts.windowScaling ?? true;
     this.rto = c.rtoInit;
-    this.tsOffset = layer.rng.nextU32();
+    this.tsOffset = layer.tsOffset;
     this.cc = makeCongestion(this.ccName, this.mss, c.initCwnd);
     this.rtoTimer = env.timer(() => onRto(this));
     this.persistTimer = env.timer(() => onPersist(this));

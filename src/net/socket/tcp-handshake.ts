@@ -5,7 +5,7 @@ import { IP, type Ipv4Repr } from '../wire/ipv4.js';
 import { ACK, RST, SYN, TCP, seqGt, seqLeq, type TcpRepr } from '../wire/tcp.js';
 import { makeCongestion } from './congestion.js';
 import { SocketError, wake } from './errors.js';
-import { TCP_MSS_DEFAULT, reset, type TcpControlBlock } from './tcp-control-block.js';
+import { TCP_MSS_DEFAULT, destroy, reset, type TcpControlBlock } from './tcp-control-block.js';
 import { enterQuickAck } from './tcp-delack.js';
 import { ackUpdateRtt } from './tcp-input.js';
 import type { TcpListener } from './tcp-layer.js';
@@ -18,11 +18,21 @@ export function openActive(tcb: TcpControlBlock, addr: Ipv4Addr, port: number): 
   const layer = tcb.layer;
   const route = layer.stack.route(addr);
   if (route === undefined) return new SocketError('EHOSTUNREACH', 'no route to host');
-  const lport = layer.ephemeralPort(addr, port);
-  if (lport instanceof SocketError) return lport;
+  // inet_hash_connect: a bound port, or a search of the ephemeral range; either may take
+  // over a TIME_WAIT connection of the same four-tuple (tcp_twsk_unique).
+  const found = tcb.boundPort !== 0 ? layer.checkEstablished(tcb.boundPort, addr, port, true) : layer.ephemeralPort(addr, port);
+  if (found instanceof SocketError) return found;
+  const { lport, tw } = found;
+  let iss = layer.rng.nextU32();
+  if (tw !== null) {
+    // tcp_twsk_unique: start beyond anything the old incarnation may still have in flight.
+    iss = (tw.sndNxt + 65535 + 2) >>> 0;
+    destroy(tw);
+    layer.stats.timeWaitReused++;
+  }
   bindTo(tcb, route.iface, route.nextHop, route.src, lport, addr, port);
   layer.stats.activeOpens++;
-  setIss(tcb, layer.rng.nextU32());
+  setIss(tcb, iss);
   tcb.rcvWscale = chooseWscale(tcb);
   tcb.state = 'SYN_SENT';
   layer.register(tcb);
@@ -31,7 +41,7 @@ export function openActive(tcb: TcpControlBlock, addr: Ipv4Addr, port: number): 
 }
 
 /** A SYN reached a listener: become its SYN_RECEIVED child (RFC 9293 3.10.7.2). */
-export function openPassive(tcb: TcpControlBlock, listener: TcpListener, r: TcpRepr, ip: Ipv4Repr): void {
+export function openPassive(tcb: TcpControlBlock, listener: TcpListener, r: TcpRepr, ip: Ipv4Repr, iss?: number): void {
   const stack = tcb.layer.stack;
   const route = stack.route(ip.src);
   if (route === undefined) {
@@ -45,7 +55,7 @@ export function openPassive(tcb: TcpControlBlock, listener: TcpListener, r: TcpR
   tcb.rcvNxt = (r.seq + 1) >>> 0;
   tcb.rcvWup = tcb.rcvNxt;
   negotiate(tcb, r, true);
-  setIss(tcb, tcb.layer.rng.nextU32());
+  setIss(tcb, iss ?? tcb.layer.rng.nextU32());
   tcb.sndWnd = r.window; // RFC 7323 2.2: the window in a SYN is never scaled
   tcb.sndWl1 = r.seq;
   tcb.state = 'SYN_RECEIVED';
@@ -93,7 +103,10 @@ function negotiate(tcb: TcpControlBlock, r: TcpRepr, passive: boolean): void {
     tcb.rcvWscale = 0;
   }
   tcb.tsOk = tcb.wantTs && r.tsVal !== undefined;
-  if (tcb.tsOk) tcb.tsRecent = r.tsVal!;
+  if (tcb.tsOk) {
+    tcb.tsRecent = r.tsVal!;
+    tcb.tsRecentStamp = tcb.layer.stack.env.now;
+  }
   const ourMss = advMss(tcb);
   tcb.mss = Math.min(ourMss, r.mss ?? TCP_MSS_DEFAULT) - (tcb.tsOk ? 12 : 0);
   tcb.rcvMss = Math.min(TCP_MSS_DEFAULT, tcb.mss);

@@ -75,7 +75,10 @@ export function segmentArrives(tcb: TcpControlBlock, r: TcpRepr, pkt: Packet): v
     return;
   }
   // RFC 7323 4.3: remember the timestamp of the segment that covers Last.ACK.sent.
-  if (tcb.tsOk && r.tsVal !== undefined && seqLeq(seq, tcb.rcvWup)) tcb.tsRecent = r.tsVal;
+  if (tcb.tsOk && r.tsVal !== undefined && seqLeq(seq, tcb.rcvWup)) {
+    tcb.tsRecent = r.tsVal;
+    tcb.tsRecentStamp = tcb.layer.stack.env.now;
+  }
   if (tcb.tsOk && r.tsEcr !== undefined && r.tsEcr !== 0 && payload > 0) {
     const s = (tsNow(tcb) - r.tsEcr) >>> 0;
     if (s * 1e6 < tcb.layer.stack.costs.rtoMax) tcb.rcvRtt = Math.max(1, s) * 1e6;

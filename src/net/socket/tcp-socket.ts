@@ -90,6 +90,20 @@ export class TcpSocket {
     return this.tcb.nodelay;
   }
 
+  /**
+   * bind() to a local port before connect() (with SO_REUSEADDR, as netperf binds its data
+   * sockets): the connection then comes from this port even if an old connection of the same
+   * four-tuple is in TIME_WAIT, which it takes over when that one used timestamps.
+   */
+  bind(port: number): SocketError | undefined {
+    const tcb = this.tcb;
+    if (tcb.state !== 'CLOSED' || tcb.boundPort !== 0) return new SocketError('EINVAL', 'socket is already bound');
+    const err = tcb.layer.bindCheck(port);
+    if (err !== undefined) return err;
+    tcb.boundPort = port;
+    return undefined;
+  }
+
   /** Active open (RFC 9293 3.10.1). Returns when ESTABLISHED, or the error. */
   *connect(addr: Ipv4Addr, port: number): Generator<SimEvent<unknown>, void | SocketError, unknown> {
     const tcb = this.tcb;
