@@ -52,13 +52,26 @@ describe('TCP over a direct link', () => {
     assert.ok(pair.client.tcp.stats.fastRetransmits > 0);
   });
 
-  it('stays byte-exact with reordering', () => {
-    const { env, ends, pair } = setup(3, { bandwidth: GBIT, delay: 50 * US, reorder: 0.02, reorderDelay: 30 * US });
-    const p = tcpStream(env, ends, { bytes: 10_000_000 });
-    env.run({ until: p });
-    assert.equal(p.value.bytesVerified, 10_000_000);
-    assert.ok(pair.link.a.stats.reordered > 50);
-    assert.ok(pair.server.tcp.stats.segsOut > 0);
+  it('stays byte-exact with reordering; displacement under three segments costs nothing, more is retransmitted (spuriously) and counted', () => {
+    // 1 Gbit/s: a 1514-byte frame every ~12 us. Held back 30 us, a frame arrives two later
+    // (two duplicate ACKs); held back 150 us, a dozen later: three duplicate ACKs trigger a
+    // fast retransmit of data that was not lost.
+    const run = (reorderDelay: number): { retrans: number; fast: number; reordered: number; counted: number } => {
+      const { env, ends, pair } = setup(3, { bandwidth: GBIT, delay: 50 * US, reorder: 0.02, reorderDelay });
+      const p = tcpStream(env, ends, { bytes: 10_000_000 });
+      env.run({ until: p });
+      assert.equal(p.value.bytesVerified, 10_000_000);
+      assert.equal(pair.link.a.stats.lost, 0);
+      return { retrans: pair.client.tcp.stats.retransSegs, fast: pair.client.tcp.stats.fastRetransmits, reordered: pair.link.a.stats.reordered, counted: p.value.retransmissions };
+    };
+    const near = run(30 * US);
+    assert.ok(near.reordered > 50, `${near.reordered} reordered`);
+    assert.equal(near.retrans, 0);
+    const far = run(150 * US);
+    assert.ok(far.reordered > 50, `${far.reordered} reordered`);
+    assert.ok(far.fast > 10, `${far.fast} fast retransmits`);
+    assert.ok(far.retrans >= far.fast);
+    assert.equal(far.counted, far.retrans, 'the workload reports what the stack counted');
   });
 });
 
@@ -157,6 +170,17 @@ describe('every workload runs and verifies its data', () => {
     const p = udpRr(env, ends, { requestSize: 64, responseSize: 64, timing });
     env.run({ until: p });
     assert.ok(p.value.transactions > 100);
+    assert.equal(p.value.stalled, false);
+  });
+  it('udp_rr on a lossy path stalls at the first lost datagram until the test time ends, and says so', () => {
+    const { env, ends, pair } = setup(38, { ...link, loss: 0.0005 }); // a seed whose first loss comes after the warm-up
+    const p = udpRr(env, ends, { requestSize: 64, responseSize: 64, timing });
+    env.run({ until: p });
+    const r = p.value;
+    assert.equal(r.stalled, true);
+    assert.equal(pair.link.a.stats.lost + pair.link.b.stats.lost, 1, 'it stopped at the first loss');
+    assert.ok(env.now >= timing.warmup + 2 * timing.duration, 'it waited past the end of the test');
+    assert.ok(r.transactions > 0, 'the transactions before the loss count');
   });
   it('udp_stream: receiver-side throughput, no loss on a clean link', () => {
     const { env, ends } = setup(33, { bandwidth: GBIT, delay: 5 * US });
@@ -166,6 +190,7 @@ describe('every workload runs and verifies its data', () => {
     assert.ok(r.receivedMessages > 100);
     assert.ok(r.throughputMbps > 500 && r.throughputMbps < 1000, `${r.throughputMbps}`);
     assert.equal(r.reordered, 0);
+    assert.equal(r.lostMessages, 0);
   });
   it('udp_stream with messages larger than the MTU: reassembled; a lost fragment loses the message', () => {
     const { env, ends, pair } = setup(34, { bandwidth: GBIT, delay: 5 * US, loss: 0.01 });

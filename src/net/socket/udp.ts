@@ -1,4 +1,4 @@
-import { Deque, type SimEvent } from '../../sim/index.js';
+import { Deque, Timer, type SimEvent, type Time } from '../../sim/index.js';
 import { CSUM_PARTIAL, type Packet } from '../iface/packet.js';
 import type { Stack } from '../stack.js';
 import type { Ipv4Addr } from '../wire/addr.js';
@@ -95,6 +95,10 @@ export class UdpSocket {
   private closed = false;
   /** Datagrams this socket dropped for want of receive buffer. */
   drops = 0;
+  /** SO_RCVTIMEO: how long recvFrom waits before failing with EAGAIN, ns; 0 waits for ever. */
+  rcvTimeout: Time = 0;
+  private rcvTimer: Timer | null = null;
+  private timedOut = false;
 
   constructor(private readonly layer: UdpLayer) {
     this.sndbuf = layer.stack.costs.udpWmem;
@@ -144,14 +148,27 @@ export class UdpSocket {
     return data.length;
   }
 
-  /** Receives one datagram (blocking), copied into a new buffer. */
+  /** Receives one datagram (blocking, up to `rcvTimeout` if set), copied into a new buffer. */
   *recvFrom(): Generator<SimEvent<unknown>, Datagram | SocketError, unknown> {
     const stack = this.layer.stack;
+    if (this.rxq.length === 0 && this.rcvTimeout > 0) {
+      this.timedOut = false;
+      this.rcvTimer ??= new Timer(stack.env, () => {
+        this.timedOut = true;
+        this.wakeReader();
+      });
+      this.rcvTimer.setIn(this.rcvTimeout);
+    }
     while (this.rxq.length === 0) {
       if (this.closed) return new SocketError('ENOTCONN', 'socket closed');
+      if (this.timedOut) {
+        this.timedOut = false;
+        return new SocketError('EAGAIN', `no datagram within ${this.rcvTimeout} ns (SO_RCVTIMEO)`);
+      }
       this.reader = stack.env.event<void>();
       yield* sleepOn(stack, this.reader);
     }
+    this.rcvTimer?.cancel();
     const d = this.rxq.shift()!;
     this.rmemUsed -= d.data.length;
     yield stack.cpu.exec(syscallCost(stack, d.data.length), 'kernel');
