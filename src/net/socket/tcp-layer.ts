@@ -30,6 +30,8 @@ export interface TcpLayerStats {
   timeWaitReused: number;
   /** SYNs that reopened a connection in TIME_WAIT here (tcp_timewait_state_process: TCP_TW_SYN). */
   timeWaitSynReopened: number;
+  /** Segments with a bad option, taken with that option ignored (Linux tcp_parse_options). */
+  badOptions: number;
 }
 
 const EPHEMERAL_LOW = 32768; // Linux ip_local_port_range default
@@ -45,7 +47,7 @@ export interface PortChoice {
 
 /** Connection demultiplexing, listeners, ports and RSTs for strays (RFC 9293 3.10.7.1). */
 export class TcpLayer {
-  readonly stats: TcpLayerStats = { segsIn: 0, segsOut: 0, retransSegs: 0, fastRetransmits: 0, timeouts: 0, rstsOut: 0, activeOpens: 0, passiveOpens: 0, listenDrops: 0, timeWaitReused: 0, timeWaitSynReopened: 0 };
+  readonly stats: TcpLayerStats = { segsIn: 0, segsOut: 0, retransSegs: 0, fastRetransmits: 0, timeouts: 0, rstsOut: 0, activeOpens: 0, passiveOpens: 0, listenDrops: 0, timeWaitReused: 0, timeWaitSynReopened: 0, badOptions: 0 };
   /** lport -> (raddr * 65536 + rport) -> connection. */
   private readonly conns = new Map<number, Map<number, TcpControlBlock>>();
   private readonly listeners = new Map<number, TcpListener>();
@@ -152,6 +154,7 @@ export class TcpLayer {
       return;
     }
     this.stats.segsIn++;
+    if (r.optionError !== undefined) this.stats.badOptions++;
     const s = this.conns.get(r.dstPort)?.get(ip.src * 65536 + r.srcPort);
     const l = this.listeners.get(r.dstPort);
     if (s !== undefined) {
