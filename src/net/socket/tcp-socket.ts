@@ -46,6 +46,11 @@ export interface TcpSocketStats {
  * free buffer, zero-window probing, TCP Small Queues, TIME_WAIT. SACK is not used (SACK-
  * permitted is parsed but never offered, as Linux with tcp_sack = 0).
  *
+ * Receive memory counts payload bytes, not skb truesize; the advertised window is half the
+ * free buffer (tcp_adv_win_scale = 1), the half Linux sets aside for that overhead. So the
+ * window an idle reader offers is Linux's, and a lagging reader's closes more slowly than on
+ * Linux (queued payload is charged once, not with its overhead).
+ *
  * This is the user's side (Linux tcp.c: connect, sendmsg, recvmsg, close); the connection's
  * state is its TcpControlBlock.
  */

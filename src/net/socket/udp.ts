@@ -81,7 +81,10 @@ export class UdpLayer {
 /**
  * A UDP socket. `sendTo` blocks while the datagrams it sent and the device has not yet
  * released exceed the send buffer (Linux sock_alloc_send_skb waiting on sk_wmem_alloc);
- * received datagrams beyond the receive buffer are dropped and counted.
+ * received datagrams beyond the receive buffer are dropped and counted. Both buffers count
+ * datagram bytes, not Linux's skb truesize (which adds the sk_buff and whatever buffer the
+ * driver allocated: for small datagrams several times their size), so a receive buffer here
+ * holds more small datagrams than Linux's would.
  */
 export class UdpSocket {
   port = 0;
