@@ -11,7 +11,7 @@
  * - mixed (the headline): 500 sleepers, 50 signalling pairs and 100 callback timers
  *   pushed forward every microsecond, as retransmission timers are by ACKs. The numbers are
  *   chosen so that the share of entries for the current instant matches the model's own:
- *   38% here; 31% in a tcp_stream and 47% in a tcp_rr over a direct link (measured by
+ *   38% here; 30% in a tcp_stream and 47% in a tcp_rr over a direct link (measured by
  *   counting EventQueue pushes).
  */
 import { SimEnvironment, type Env, type ProcessGenerator, type SimEvent } from '../sim/index.js';

@@ -15,12 +15,20 @@ export interface StackCosts {
   irq: number;
   wakeup: number;
   txQueueLen: number;
+  rxRing: number;
+  maxBacklog: number;
+  napiWeight: number;
+  netdevBudget: number;
+  netRxTime: number;
+  softirqMaxTime: number;
+  softirqMaxRestart: number;
   arpRetrans: number;
   arpMaxProbes: number;
   arpReachable: number;
   arpUnresQueueBytes: number;
   fragTimeout: number;
   fragHighThresh: number;
+  fragLowThresh: number;
   rtoMin: number;
   rtoMax: number;
   rtoInit: number;
@@ -55,12 +63,20 @@ export function stackCosts(p: Profile): StackCosts {
     irq: p.ns('net.irq'),
     wakeup: p.ns('net.wakeup'),
     txQueueLen: p.count('net.dev.txQueueLen'),
+    rxRing: p.count('net.dev.rxRing'),
+    maxBacklog: p.count('net.dev.maxBacklog'),
+    napiWeight: p.count('net.napi.weight'),
+    netdevBudget: p.count('net.softirq.budget'),
+    netRxTime: p.ns('net.softirq.netRxTime'),
+    softirqMaxTime: p.ns('net.softirq.maxTime'),
+    softirqMaxRestart: p.count('net.softirq.maxRestart'),
     arpRetrans: p.ns('net.arp.retransTime'),
     arpMaxProbes: p.count('net.arp.maxProbes'),
     arpReachable: p.ns('net.arp.reachableTime'),
     arpUnresQueueBytes: p.bytes('net.arp.unresQueueBytes'),
     fragTimeout: p.ns('net.ip.fragTimeout'),
     fragHighThresh: p.bytes('net.ip.fragHighThresh'),
+    fragLowThresh: p.bytes('net.ip.fragLowThresh'),
     rtoMin: p.ns('net.tcp.rtoMin'),
     rtoMax: p.ns('net.tcp.rtoMax'),
     rtoInit: p.ns('net.tcp.rtoInit'),

@@ -90,10 +90,12 @@ describe('TCP connection lifecycle', () => {
     const env = new SimEnvironment({ seed: 4 });
     const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
     const sent: number[] = [];
+    let rsts = 0;
     let blackhole = false;
     p.client.hooks.postRouting.add((pkt) => {
       if (!blackhole) return 'accept';
-      if (pkt.length > 80) sent.push(env.now); // data segments, not the final RST
+      if ((pkt.data[pkt.l4 + 13]! & 0x04) !== 0) rsts++;
+      else sent.push(env.now);
       return 'drop';
     });
     let err: unknown;
@@ -115,6 +117,7 @@ describe('TCP connection lifecycle', () => {
     assert.ok(gaps.every((g) => g <= 120 * S), 'capped at TCP_RTO_MAX');
     assert.ok(gaps.some((g) => g === 120 * S));
     assert.equal(sent.length, 16, 'the original and tcp_retries2 = 15 retransmissions');
+    assert.equal(rsts, 0, 'tcp_write_err gives up without a RST');
     assert.ok(isSocketError(err) && err.code === 'ETIMEDOUT');
   });
 
@@ -142,6 +145,109 @@ describe('TCP connection lifecycle', () => {
     env.run({ until: 10 * S });
     assert.ok(c!.stats.zeroWindowProbes >= 2, `${c!.stats.zeroWindowProbes} probes`);
     assert.equal(total, 100_000);
+  });
+});
+
+describe('TIME_WAIT and reusing a four-tuple', () => {
+  /** One short connection from client port `cport` to server port 80; `serverFirst` makes the server close first. */
+  const once = (env: SimEnvironment, p: ReturnType<typeof directPair>, cport: number, opts: { timestamps?: boolean; serverFirst?: boolean } = {}): { err: string | null; at: number } => {
+    const out = { err: null as string | null, at: -1 };
+    const tcp = opts.timestamps === false ? { timestamps: false } : {};
+    env.process((function* (): ProcessGenerator<void> {
+      const c = p.client.tcp.socket(tcp);
+      const b = c.bind(cport);
+      if (b !== undefined) {
+        out.err = b.code;
+        return;
+      }
+      const t0 = env.now;
+      const e = yield* c.connect(p.serverAddr, 80);
+      if (isSocketError(e)) {
+        out.err = e.code;
+        return;
+      }
+      out.at = env.now - t0;
+      if (opts.serverFirst === true) assert.equal(ok(yield* c.recv(10)).length, 0);
+      yield* c.close();
+    })());
+    return out;
+  };
+  const serve = (env: SimEnvironment, p: ReturnType<typeof directPair>, serverFirst: boolean, timestamps = true): void => {
+    const l = ok(p.server.tcp.listen(80, timestamps ? {} : { timestamps: false }));
+    env.process((function* (): ProcessGenerator<void> {
+      for (;;) {
+        const s = ok(yield* l.accept());
+        env.process((function* (): ProcessGenerator<void> {
+          if (!serverFirst) assert.equal(ok(yield* s.recv(10)).length, 0);
+          yield* s.close();
+        })());
+      }
+    })());
+  };
+
+  it('a bound connect takes over its four-tuple in TIME_WAIT when timestamps were used (tcp_twsk_unique), and fails without', () => {
+    for (const timestamps of [true, false]) {
+      const env = new SimEnvironment({ seed: 3 });
+      const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
+      serve(env, p, false, timestamps);
+      const first = once(env, p, 5000, { timestamps });
+      env.run({ until: 100 * MS });
+      assert.equal(first.err, null);
+      assert.equal(p.client.tcp.connections, 1, 'the client, which closed first, holds TIME_WAIT');
+      const again = once(env, p, 5000, { timestamps });
+      env.run({ until: 200 * MS });
+      if (timestamps) {
+        assert.equal(again.err, null);
+        assert.equal(p.client.tcp.stats.timeWaitReused, 1);
+      } else {
+        assert.equal(again.err, 'EADDRNOTAVAIL');
+        assert.equal(p.client.tcp.stats.timeWaitReused, 0);
+      }
+    }
+  });
+
+  it('the ephemeral-port search skips TIME_WAIT four-tuples unless tcp_tw_reuse allows it after a second', () => {
+    const env = new SimEnvironment({ seed: 4 });
+    const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
+    serve(env, p, false);
+    const port = (): number => {
+      const c = p.client.tcp.socket();
+      let lport = -1;
+      env.process((function* (): ProcessGenerator<void> {
+        ok(yield* c.connect(p.serverAddr, 80));
+        lport = c.localPort;
+        yield* c.close();
+      })());
+      env.run({ until: env.now + 100 * MS });
+      return lport;
+    };
+    const a = port();
+    // Wrap the search round to the same port: only 32768..61000 exist.
+    (p.client.tcp as unknown as { nextEphemeral: number }).nextEphemeral = a;
+    const b = port();
+    assert.notEqual(b, a, 'TIME_WAIT holds the four-tuple');
+    p.client.tcp.twReuse = true;
+    (p.client.tcp as unknown as { nextEphemeral: number }).nextEphemeral = a;
+    assert.notEqual(port(), a, 'not within a second of its last timestamp');
+    env.run({ until: env.now + 1100 * MS });
+    (p.client.tcp as unknown as { nextEphemeral: number }).nextEphemeral = a;
+    assert.equal(port(), a);
+    assert.equal(p.client.tcp.stats.timeWaitReused, 1);
+  });
+
+  it('a new SYN reopens a four-tuple in TIME_WAIT on the server (it closed first) at once, not after a SYN timeout', () => {
+    const env = new SimEnvironment({ seed: 5 });
+    const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
+    serve(env, p, true);
+    const first = once(env, p, 6000, { serverFirst: true });
+    env.run({ until: 100 * MS });
+    assert.equal(first.err, null);
+    assert.equal(p.server.tcp.connections, 1, 'the server holds TIME_WAIT');
+    const again = once(env, p, 6000, { serverFirst: true });
+    env.run({ until: 200 * MS });
+    assert.equal(again.err, null);
+    assert.ok(again.at < 1 * MS, `connected in ${again.at / US} us`);
+    assert.equal(p.server.tcp.stats.timeWaitSynReopened, 1);
   });
 });
 
@@ -215,6 +321,51 @@ describe('devices, routing, neighbours, hooks', () => {
     assert.equal(p.client.stats.hookStolen, 1);
   });
 
+  it('the post-routing hook sees a datagram larger than the MTU whole; it is fragmented after the hook, on the way to the device', () => {
+    const env = new SimEnvironment({ seed: 12 });
+    const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
+    const seen: { ipLen: number; flagsFrag: number }[] = [];
+    p.client.hooks.postRouting.add((pkt) => {
+      const ip = parseIpv4(pkt.data, pkt.l3, pkt.length - pkt.l3);
+      assert.ok(!(ip instanceof WireError));
+      seen.push({ ipLen: ip.headerLen + ip.payloadLen, flagsFrag: (pkt.data[pkt.l3 + 6]! << 8) | pkt.data[pkt.l3 + 7]! });
+      return 'accept';
+    });
+    let got = 0;
+    env.process((function* (): ProcessGenerator<void> {
+      const u = p.server.udp.socket();
+      ok(u.bind(7));
+      got = ok(yield* u.recvFrom()).data.length;
+    })());
+    env.process((function* (): ProcessGenerator<void> {
+      ok(yield* p.client.udp.socket().sendTo(p.serverAddr, 7, new Uint8Array(8000)));
+    })());
+    env.run({ until: 1 * S });
+    assert.deepEqual(seen, [{ ipLen: 8028, flagsFrag: 0 }], 'one whole datagram, DF clear (too big for the MTU)');
+    assert.equal(p.client.stats.fragmentsOut, 6);
+    assert.equal(p.link.a.stats.frames, 1 + 6, 'an ARP request and six fragments');
+    assert.equal(got, 8000);
+  });
+
+  it('DF: set on UDP datagrams and echo requests that fit the MTU (IP_PMTUDISC_WANT), clear on echo replies (IP_PMTUDISC_DONT)', () => {
+    const env = new SimEnvironment({ seed: 13 });
+    const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
+    const df = (pkt: Packet): boolean => (pkt.data[pkt.l3 + 6]! & 0x40) !== 0;
+    const client: boolean[] = [];
+    const server: boolean[] = [];
+    p.client.hooks.postRouting.add((pkt) => (client.push(df(pkt)), 'accept'));
+    p.server.hooks.postRouting.add((pkt) => (server.push(df(pkt)), 'accept'));
+    env.process((function* (): ProcessGenerator<void> {
+      ok(yield* p.client.udp.socket().sendTo(p.serverAddr, 7, new Uint8Array(1472)));
+      const s = p.client.icmp.openPing();
+      ok(yield* s.send(p.serverAddr, 1, new Uint8Array(56)));
+      yield* s.recv();
+    })());
+    env.run({ until: 1 * S });
+    assert.deepEqual(client, [true, true], 'a 1472-byte UDP datagram and an echo request');
+    assert.deepEqual(server, [false], 'the echo reply');
+  });
+
   it('a busy device stops the queue and wakes it; nothing is dropped silently', () => {
     const env = new SimEnvironment({ seed: 9 });
     const p = directPair(env, profile, { bandwidth: 1e8, delay: 10 * US, txRing: 4 });
@@ -241,11 +392,35 @@ describe('devices, routing, neighbours, hooks', () => {
     assert.equal(p.client.tcp.stats.retransSegs, 0);
   });
 
+  it('scatter-gather without a checksum feature is dropped, and TSO with it (netdev_fix_features): the checksum is charged once', () => {
+    const run = (features: { sg?: boolean; tso?: boolean }): { cpu: number; gso: number; sg: boolean; tso: boolean } => {
+      const env = new SimEnvironment({ seed: 11 });
+      const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US, features });
+      env.process((function* (): ProcessGenerator<void> {
+        const l = ok(p.server.tcp.listen(80));
+        const s = ok(yield* l.accept());
+        while (ok(yield* s.recv(1 << 20)).length > 0);
+      })());
+      env.process((function* (): ProcessGenerator<void> {
+        const c = p.client.tcp.socket();
+        ok(yield* c.connect(p.serverAddr, 80));
+        ok(yield* c.send(new Uint8Array(1_000_000)));
+        yield* c.close();
+      })());
+      env.run({ until: 1 * S });
+      return { cpu: p.clientCpu.busyTotal, gso: p.clientIf.txq.stats.gsoSegments, sg: p.clientIf.features.sg, tso: p.clientIf.features.tso };
+    };
+    const none = run({});
+    const sgTso = run({ sg: true, tso: true });
+    assert.deepEqual([sgTso.sg, sgTso.tso, sgTso.gso], [false, false, 0]);
+    assert.equal(sgTso.cpu, none.cpu, 'charged as a device without offloads');
+  });
+
   it('software GSO cuts a 64 KiB TCP packet into MSS segments with valid headers', () => {
     const env = new SimEnvironment({ seed: 10 });
     const s = new Stack({ env, cpu: new SimpleCpu(env), profile, name: 'g' });
     const payload = 60_000;
-    const pkt = s.buildIp(ipv4('10.0.0.1'), ipv4('10.0.0.2'), IPPROTO_TCP, 32 + payload);
+    const pkt = s.buildIp(ipv4('10.0.0.1'), ipv4('10.0.0.2'), IPPROTO_TCP, 32 + payload, true);
     const d = pkt.data;
     d[pkt.l4 + 12] = 8 << 4;
     d[pkt.l4 + 13] = 0x19; // FIN|PSH|ACK

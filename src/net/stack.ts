@@ -1,7 +1,8 @@
 import { Deque, tracePoint, type Env, type ExecContext, type Executor, type SimEvent } from '../sim/index.js';
+import { NetRxSoftirq } from './softirq.js';
 import type { Profile } from '../profile/index.js';
 import { stackCosts, type StackCosts } from './costs.js';
-import type { NetDevice, DeviceUpper } from './iface/device.js';
+import { fixFeatures, type DeviceFeatures, type DeviceUpper, type Napi, type NetDevice } from './iface/device.js';
 import { Hooks } from './iface/hooks.js';
 import { LoopbackDevice } from './iface/loopback.js';
 import { NeighbourTable } from './iface/neighbour.js';
@@ -34,6 +35,8 @@ export interface StackStats {
   hookDrops: number;
   hookStolen: number;
   fragmentsOut: number;
+  /** Packets with DF too big for their device, dropped (FragFails). */
+  fragFails: number;
 }
 
 export interface InterfaceConfig {
@@ -45,6 +48,9 @@ export interface InterfaceConfig {
 export class Interface implements DeviceUpper {
   readonly txq: TxQueue;
   readonly neighbours: NeighbourTable;
+  /** The device's features as the stack uses them (netdev_fix_features applied). */
+  readonly features: DeviceFeatures;
+  private readonly napis = new Map<Napi, Napi>();
 
   constructor(
     readonly stack: Stack,
@@ -53,7 +59,8 @@ export class Interface implements DeviceUpper {
     readonly prefix: number,
   ) {
     const c = stack.costs;
-    this.txq = new TxQueue(dev, c.txQueueLen, stack.cpu, { gsoSegment: c.gsoSegment, csumPerByte: c.csumPerByte });
+    this.features = fixFeatures(dev.features);
+    this.txq = new TxQueue(dev, this.features, c.txQueueLen, stack.cpu, { gsoSegment: c.gsoSegment, csumPerByte: c.csumPerByte });
     this.neighbours = new NeighbourTable(
       stack.env,
       { retrans: c.arpRetrans, maxProbes: c.arpMaxProbes, reachable: c.arpReachable, unresQueueBytes: c.arpUnresQueueBytes },
@@ -80,13 +87,30 @@ export class Interface implements DeviceUpper {
 
   /** Neighbour output: resolves `nextHop` unless the device needs no link-layer address. */
   output(pkt: Packet, nextHop: Ipv4Addr): void {
-    if (this.dev.features.noArp) this.transmit(pkt, 0);
+    if (this.features.noArp) this.transmit(pkt, 0);
     else this.neighbours.output(pkt, nextHop);
   }
 
   receive(pkt: Packet): void {
     pkt.iface = this;
-    this.stack.enqueueRx(pkt);
+    this.stack.softirq.netifRx(pkt);
+  }
+
+  napiSchedule(napi: Napi): void {
+    let w = this.napis.get(napi);
+    if (w === undefined) {
+      // Frames polled from this device arrived on this interface.
+      w = {
+        poll: () => {
+          const p = napi.poll();
+          if (p !== undefined) p.iface = this;
+          return p;
+        },
+        complete: () => napi.complete(),
+      };
+      this.napis.set(napi, w);
+    }
+    this.stack.softirq.schedule(w);
   }
 
   wake(): void {
@@ -111,7 +135,13 @@ export interface StackOptions {
 
 interface TxEntry {
   pkt: Packet;
+  ctx: ExecContext;
+  /** The output cost charged so far has been spent. */
   done: boolean;
+  /** Post-routing hooks have run. */
+  hooked: boolean;
+  /** The fragments it leaves as, when it exceeds the device's MTU. */
+  frags: Packet[] | null;
 }
 
 /**
@@ -134,24 +164,30 @@ export class Stack {
   readonly tcp: TcpLayer;
   readonly udp: UdpLayer;
   readonly icmp: IcmpLayer;
-  readonly stats: StackStats = { ipIn: 0, ipOut: 0, malformed: {}, notForUs: 0, noRoute: 0, unknownProtocol: 0, hookDrops: 0, hookStolen: 0, fragmentsOut: 0 };
+  readonly stats: StackStats = { ipIn: 0, ipOut: 0, malformed: {}, notForUs: 0, noRoute: 0, unknownProtocol: 0, hookDrops: 0, hookStolen: 0, fragmentsOut: 0, fragFails: 0 };
   private ident = 0;
   private readonly txFifo = new Deque<TxEntry>();
-  private readonly rxBacklog = new Deque<Packet>();
-  private softirqRunning = false;
-  private readonly rxDone: () => void;
+  /** Receive processing: NAPI polling, the netif_rx backlog, ksoftirqd. */
+  readonly softirq: NetRxSoftirq;
 
   constructor(opts: StackOptions) {
     this.env = opts.env;
     this.cpu = opts.cpu;
     this.name = opts.name;
     this.costs = stackCosts(opts.profile);
-    this.reassembler = new Reassembler(this.env, this.costs.fragTimeout, this.costs.fragHighThresh);
+    this.reassembler = new Reassembler(this.env, this.costs.fragTimeout, this.costs.fragHighThresh, this.costs.fragLowThresh);
     this.lo = this.addInterface(new LoopbackDevice(), { address: ipv4('127.0.0.1'), prefix: 8 });
     this.tcp = new TcpLayer(this);
     this.udp = new UdpLayer(this);
     this.icmp = new IcmpLayer(this);
-    this.rxDone = () => this.onRxCharged();
+    const c = this.costs;
+    this.softirq = new NetRxSoftirq(
+      this.env,
+      this.cpu,
+      { weight: c.napiWeight, budget: c.netdevBudget, netRxTime: c.netRxTime, maxTime: c.softirqMaxTime, maxRestart: c.softirqMaxRestart, maxBacklog: c.maxBacklog, wakeup: c.wakeup },
+      (pkt) => this.rxCost(pkt),
+      (pkt) => this.input(pkt),
+    );
   }
 
   /** Attaches a device with an address; adds the route to its connected subnet. */
@@ -193,25 +229,15 @@ export class Stack {
 
   /**
    * Sends an IPv4 packet built by a protocol (`pkt.iface`/`pkt.nextHop` from route()):
-   * fragments it if it exceeds the MTU and is not GSO, charges the per-packet output cost in
-   * `ctx` (plus `extra` ns, e.g. a software checksum), then, in submission order, runs the
-   * post-routing hooks and hands it to neighbour output. Order is kept across contexts, as
-   * the socket lock keeps it in Linux (softirq work on a socket owned by a task waits).
+   * charges the per-packet output cost in `ctx` (plus `extra` ns, e.g. a software checksum),
+   * then, in submission order, runs the post-routing hooks on the whole datagram (ip_output's
+   * NF_INET_POST_ROUTING) and, only if it is to leave by a device whose MTU it exceeds,
+   * fragments it (ip_finish_output), each further fragment costing the output path again.
+   * Order is kept across contexts, as the socket lock keeps it in Linux (softirq work on a
+   * socket owned by a task waits).
    */
   ipOutput(pkt: Packet, ctx: ExecContext, extra = 0): void {
-    const iface = pkt.iface as Interface;
-    const ipLen = pkt.length - pkt.l3;
-    if (pkt.gsoType === GSO_NONE && ipLen > iface.dev.mtu) {
-      const frags = fragmentIpv4(pkt, iface.dev.mtu);
-      this.stats.fragmentsOut += frags.length;
-      for (let i = 0; i < frags.length; i++) this.submit(frags[i]!, ctx, i === 0 ? extra : 0);
-      return;
-    }
-    this.submit(pkt, ctx, extra);
-  }
-
-  private submit(pkt: Packet, ctx: ExecContext, extra: number): void {
-    const e: TxEntry = { pkt, done: false };
+    const e: TxEntry = { pkt, ctx, done: false, hooked: false, frags: null };
     this.txFifo.push(e);
     this.cpu.exec(this.costs.txPacket + extra, ctx).addCallback(() => {
       e.done = true;
@@ -221,47 +247,53 @@ export class Stack {
 
   private drainTx(): void {
     for (let e = this.txFifo.peek(); e !== undefined && e.done; e = this.txFifo.peek()) {
+      const pkt = e.pkt;
+      const iface = pkt.iface as Interface;
+      if (!e.hooked) {
+        e.hooked = true;
+        this.stats.ipOut++;
+        if (this.hooks.postRouting.length > 0 && this.postRouting(pkt, iface) !== 'accept') {
+          this.txFifo.shift();
+          continue;
+        }
+        if (pkt.gsoType === GSO_NONE && pkt.length - pkt.l3 > iface.dev.mtu) {
+          if ((pkt.data[pkt.l3 + IP.FLAGS_FRAG]! & 0x40) !== 0) {
+            // DF on a packet too big for the device (ip_fragment: FRAG_NEEDED, dropped).
+            this.stats.fragFails++;
+            this.txFifo.shift();
+            pkt.release();
+            continue;
+          }
+          e.frags = fragmentIpv4(pkt, iface.dev.mtu);
+          this.stats.fragmentsOut += e.frags.length;
+          if (e.frags.length > 1) {
+            e.done = false;
+            this.cpu.exec((e.frags.length - 1) * this.costs.txPacket, e.ctx).addCallback(() => {
+              e.done = true;
+              this.drainTx();
+            });
+            return; // later packets wait behind the fragments
+          }
+        }
+      }
       this.txFifo.shift();
-      this.finishOutput(e.pkt);
+      if (e.frags === null) iface.output(pkt, pkt.nextHop);
+      else for (const f of e.frags) iface.output(f, f.nextHop);
     }
   }
 
-  /** After the output cost: hooks, then the device (also the way for a hook to send via another device). */
-  finishOutput(pkt: Packet): void {
-    const iface = pkt.iface as Interface;
-    this.stats.ipOut++;
-    if (this.hooks.postRouting.length > 0) {
-      const v = this.hooks.runPostRouting(pkt, pkt.nextHop, iface.dev);
-      if (v === 'drop') {
-        this.stats.hookDrops++;
-        pkt.release();
-        return;
-      }
-      if (v === 'stolen') {
-        this.stats.hookStolen++;
-        return;
-      }
-    }
-    iface.output(pkt, pkt.nextHop);
+  private postRouting(pkt: Packet, iface: Interface): 'accept' | 'dropped' {
+    const v = this.hooks.runPostRouting(pkt, pkt.nextHop, iface.dev);
+    if (v === 'drop') {
+      this.stats.hookDrops++;
+      pkt.release();
+    } else if (v === 'stolen') this.stats.hookStolen++;
+    return v === 'accept' ? 'accept' : 'dropped';
   }
 
-  /** @internal A device delivered a frame: queue it for the receive softirq. */
-  enqueueRx(pkt: Packet): void {
-    this.rxBacklog.push(pkt);
-    if (!this.softirqRunning) {
-      this.softirqRunning = true;
-      this.chargeNextRx();
-    }
-  }
-
-  private chargeNextRx(): void {
-    const pkt = this.rxBacklog.peek();
-    if (pkt === undefined) {
-      this.softirqRunning = false;
-      return;
-    }
+  /** Receive cost of a frame: the per-packet path, and verifying its checksum in software when the device did not. */
+  private rxCost(pkt: Packet): number {
     let ns = this.costs.rxPacket;
-    // Software verification of the transport checksum when the device did not validate it.
     const d = pkt.data;
     if (pkt.csum === CSUM_NONE && d.length >= ETH.HEADER_LEN + IP.HEADER_LEN && d[12] === 0x08 && d[13] === 0x00) {
       const proto = d[pkt.l3 + IP.PROTOCOL];
@@ -270,13 +302,7 @@ export class Stack {
         if (l4len > 0) ns += Math.round(l4len * this.costs.csumPerByte);
       }
     }
-    this.cpu.exec(ns, 'softirq').addCallback(this.rxDone);
-  }
-
-  private onRxCharged(): void {
-    const pkt = this.rxBacklog.shift()!;
-    this.input(pkt);
-    this.chargeNextRx();
+    return ns;
   }
 
   malformed(e: WireError): void {
@@ -338,7 +364,8 @@ export class Stack {
       const whole = this.reassembler.add(pkt, ip);
       if (whole === null) return;
       whole.iface = iface;
-      whole.csum = pkt.csum === CSUM_NONE ? CSUM_NONE : pkt.csum;
+      // No device validates a fragment's transport checksum: the datagram's is verified now.
+      whole.csum = CSUM_NONE;
       const again = parseIpv4(whole.data, whole.l3, whole.length - whole.l3);
       if (again instanceof WireError) {
         this.malformed(again);
@@ -362,14 +389,17 @@ export class Stack {
     }
   }
 
-  /** Allocates a frame with room for Ethernet + IPv4 headers and writes the IPv4 header. */
-  buildIp(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Len: number): Packet {
+  /**
+   * Allocates a frame with room for Ethernet + IPv4 headers and writes the IPv4 header, with
+   * DF as the sending socket's path-MTU mode gives it: TCP always; UDP and ping sockets
+   * (IP_PMTUDISC_WANT, Linux's default) when the datagram fits the route's MTU
+   * (__ip_make_skb); the kernel's ICMP socket (echo replies) never (IP_PMTUDISC_DONT).
+   */
+  buildIp(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Len: number, df: boolean): Packet {
     const buf = new Uint8Array(ETH.HEADER_LEN + IP.HEADER_LEN + l4Len);
     const pkt = new Packet(buf);
     pkt.l3 = ETH.HEADER_LEN;
     pkt.l4 = ETH.HEADER_LEN + IP.HEADER_LEN;
-    // Linux sets DF on TCP (path MTU discovery); UDP datagrams fragmented locally leave it clear.
-    const df = protocol === IPPROTO_TCP;
     emitIpv4({ src, dst, protocol, ttl: DEFAULT_TTL, tos: 0, ident: this.nextIdent(), dontFragment: df, moreFragments: false, fragOffset: 0, payloadLen: l4Len }, buf, ETH.HEADER_LEN);
     return pkt;
   }

@@ -13,6 +13,15 @@ export interface RrOptions {
   requestWrites?: number;
 }
 
+export interface CrrOptions extends RrOptions {
+  /**
+   * Local ports the client binds its connections to, in turn (netperf's client_port_min /
+   * client_port_max, -p's local part; defaults 5000 and 65535 as netperf's netsh.c).
+   */
+  clientPortMin?: number;
+  clientPortMax?: number;
+}
+
 export interface RrResult {
   /** Transactions per second over the measured interval. */
   transactionsPerSecond: number;
@@ -98,7 +107,8 @@ export function tcpRr(env: Env, ends: Endpoints, opts: RrOptions): Process<RrRes
       yield* sendPieces(c, buf, pieces);
       const r = yield* readExactly(c, resp, 'tcp_rr response');
       verifyPattern(`tcp_rr response ${t}`, r, 0, RESP_SALT ^ t);
-      if (t0 >= from && env.now <= to) rec.record(env.now - t0);
+      // netperf counts the transactions completed within the measured interval.
+      if (env.now >= from && env.now <= to) rec.record(env.now - t0);
     }
     yield* c.close();
   }
@@ -106,9 +116,28 @@ export function tcpRr(env: Env, ends: Endpoints, opts: RrOptions): Process<RrRes
   return runPair(env, 'tcp_rr', server(), client(), () => result(rec, opts.timing));
 }
 
-/** netperf TCP_CRR: a new connection for every transaction (connect, request, response, close). */
-export function tcpCrr(env: Env, ends: Endpoints, opts: RrOptions): Process<RrResult> {
+/**
+ * netperf TCP_CRR: a new connection for every transaction (connect, request, response, close).
+ * As netperf does, the client binds each connection to the next port of its range (from a
+ * seeded starting point, skipping the server's port, wrapping at the top), so a port comes
+ * round again while its last connection may still be in TIME_WAIT on the client, which closed
+ * first; Linux lets a bound connect take that over when timestamps are on (tcp_twsk_unique).
+ */
+export function tcpCrr(env: Env, ends: Endpoints, opts: CrrOptions): Process<RrResult> {
   const port = ends.port ?? 12869;
+  const portMin = opts.clientPortMin ?? 5000;
+  const portMax = opts.clientPortMax ?? 65535;
+  if (!(Number.isInteger(portMin) && Number.isInteger(portMax) && portMin >= 1 && portMax <= 65535 && portMin < portMax)) {
+    throw new RangeError(`tcp_crr: client port range ${portMin}..${portMax} must be 1 <= min < max <= 65535`);
+  }
+  let myport = portMin + (env.rng.fork('tcp_crr:client-port').nextU32() % (portMax - portMin)) - 1;
+  const nextPort = (): number => {
+    // netperf pick_next_port_number.
+    myport++;
+    if (myport === port) myport++;
+    if (myport >= portMax) myport = portMin;
+    return myport;
+  };
   const req = opts.requestSize ?? 1;
   const resp = opts.responseSize ?? 1;
   const listener = must('listen', ends.server.tcp.listen(port, opts.tcp ?? {}));
@@ -142,13 +171,15 @@ export function tcpCrr(env: Env, ends: Endpoints, opts: RrOptions): Process<RrRe
     for (let t = 0; env.now < to; t++) {
       const t0 = env.now;
       const c = ends.client.tcp.socket(opts.tcp ?? {});
+      must('bind', c.bind(nextPort()));
       must('connect', yield* c.connect(ends.serverAddr, port));
       fillPattern(buf, 0, REQ_SALT ^ t);
       must('send', yield* c.send(buf));
       const r = yield* readExactly(c, resp, 'tcp_crr response');
       verifyPattern(`tcp_crr response ${t}`, r, 0, RESP_SALT ^ t);
       yield* c.close();
-      if (t0 >= from && env.now <= to) rec.record(env.now - t0);
+      // netperf counts the transactions completed within the measured interval.
+      if (env.now >= from && env.now <= to) rec.record(env.now - t0);
     }
     stop = true;
     listener.close();
@@ -157,11 +188,21 @@ export function tcpCrr(env: Env, ends: Endpoints, opts: RrOptions): Process<RrRe
   return runPair(env, 'tcp_crr', server(), client(), () => result(rec, opts.timing));
 }
 
+export interface UdpRrResult extends RrResult {
+  /**
+   * True when a request or response was lost: as netperf, which does not retransmit, the
+   * client then waits for the answer until the test time ends, and only the transactions
+   * before the loss count. (A transaction still in flight when the time ends is given as
+   * long again as the measured interval to complete before it counts as lost.)
+   */
+  stalled: boolean;
+}
+
 /**
- * netperf UDP_RR: one datagram each way per transaction. Like netperf it assumes a
- * lossless path: a lost datagram stalls the run, which then fails for want of transactions.
+ * netperf UDP_RR: one datagram each way per transaction. Like netperf it assumes a lossless
+ * path: a lost datagram stalls the run until the test time is over, and the result says so.
  */
-export function udpRr(env: Env, ends: Endpoints, opts: Omit<RrOptions, 'tcp' | 'requestWrites'>): Process<RrResult> {
+export function udpRr(env: Env, ends: Endpoints, opts: Omit<RrOptions, 'tcp' | 'requestWrites'>): Process<UdpRrResult> {
   const port = ends.port ?? 12870;
   const req = opts.requestSize ?? 1;
   const resp = opts.responseSize ?? 1;
@@ -170,6 +211,7 @@ export function udpRr(env: Env, ends: Endpoints, opts: Omit<RrOptions, 'tcp' | '
   const from = env.now + opts.timing.warmup;
   const to = from + opts.timing.duration;
   const rec = new LatencyRecorder();
+  let stalled = false;
 
   function* server(): ProcessGenerator<void> {
     const out = new Uint8Array(resp);
@@ -190,14 +232,23 @@ export function udpRr(env: Env, ends: Endpoints, opts: Omit<RrOptions, 'tcp' | '
       const t0 = env.now;
       fillPattern(buf, 0, REQ_SALT ^ t);
       must('sendto', yield* s.sendTo(ends.serverAddr, port, buf));
-      const d = must('recvfrom', yield* s.recvFrom());
+      // Wait for the answer until the test is over (netperf's test-length alarm), and as
+      // long again, so that only a lost datagram, not one in flight, reads as a stall.
+      s.rcvTimeout = to + opts.timing.duration - env.now;
+      const got = yield* s.recvFrom();
+      if (isSocketError(got) && got.code === 'EAGAIN') {
+        stalled = true;
+        break;
+      }
+      const d = must('recvfrom', got);
       if (d.data.length !== resp) throw new IntegrityError(`udp_rr: response of ${d.data.length} bytes, sent ${resp}`);
       verifyPattern(`udp_rr response ${t}`, d.data, 0, RESP_SALT ^ t);
-      if (t0 >= from && env.now <= to) rec.record(env.now - t0);
+      // netperf counts the transactions completed within the measured interval.
+      if (env.now >= from && env.now <= to) rec.record(env.now - t0);
     }
     s.close();
     srvSock.close();
   }
 
-  return runPair(env, 'udp_rr', server(), client(), () => result(rec, opts.timing));
+  return runPair(env, 'udp_rr', server(), client(), () => ({ ...result(rec, opts.timing), stalled }));
 }

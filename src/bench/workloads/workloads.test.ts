@@ -52,13 +52,47 @@ describe('TCP over a direct link', () => {
     assert.ok(pair.client.tcp.stats.fastRetransmits > 0);
   });
 
-  it('stays byte-exact with reordering', () => {
-    const { env, ends, pair } = setup(3, { bandwidth: GBIT, delay: 50 * US, reorder: 0.02, reorderDelay: 30 * US });
-    const p = tcpStream(env, ends, { bytes: 10_000_000 });
-    env.run({ until: p });
-    assert.equal(p.value.bytesVerified, 10_000_000);
-    assert.ok(pair.link.a.stats.reordered > 50);
-    assert.ok(pair.server.tcp.stats.segsOut > 0);
+  it('stays byte-exact with reordering; displacement under three segments costs nothing, more is retransmitted (spuriously) and counted', () => {
+    // 1 Gbit/s: a 1514-byte frame every ~12 us. Held back 30 us, a frame arrives two later
+    // (two duplicate ACKs); held back 150 us, a dozen later: three duplicate ACKs trigger a
+    // fast retransmit of data that was not lost.
+    const run = (reorderDelay: number): { retrans: number; fast: number; reordered: number; counted: number } => {
+      const { env, ends, pair } = setup(3, { bandwidth: GBIT, delay: 50 * US, reorder: 0.02, reorderDelay });
+      const p = tcpStream(env, ends, { bytes: 10_000_000 });
+      env.run({ until: p });
+      assert.equal(p.value.bytesVerified, 10_000_000);
+      assert.equal(pair.link.a.stats.lost, 0);
+      return { retrans: pair.client.tcp.stats.retransSegs, fast: pair.client.tcp.stats.fastRetransmits, reordered: pair.link.a.stats.reordered, counted: p.value.retransmissions };
+    };
+    const near = run(30 * US);
+    assert.ok(near.reordered > 50, `${near.reordered} reordered`);
+    assert.equal(near.retrans, 0);
+    const far = run(150 * US);
+    assert.ok(far.reordered > 50, `${far.reordered} reordered`);
+    assert.ok(far.fast > 10, `${far.fast} fast retransmits`);
+    assert.ok(far.retrans >= far.fast);
+    assert.equal(far.counted, far.retrans, 'the workload reports what the stack counted');
+  });
+});
+
+describe('TCP with NIC offloads over a direct link', () => {
+  it('TSO and LRO: byte-exact, frames within the MTU on the wire, merged at the receiver, fewer packets through its stack', () => {
+    const run = (features: NonNullable<DirectPairOptions['features']>): { pair: ReturnType<typeof directPair>; mbps: number } => {
+      const { env, ends, pair } = setup(4, { bandwidth: 10 * GBIT, delay: 20 * US, features });
+      const p = tcpStream(env, ends, { bytes: 20_000_000, messageSize: 65536 });
+      env.run({ until: p });
+      assert.equal(p.value.bytesVerified, 20_000_000);
+      return { pair, mbps: p.value.throughputMbps };
+    };
+    const plain = run({});
+    const off = run({ txCsum: true, rxCsum: true, sg: true, tso: true, lro: true });
+    const a = off.pair.link.a.stats;
+    assert.ok(off.pair.clientIf.features.tso);
+    assert.ok(a.frames >= 20_000_000 / 1448, `${a.frames} wire frames for 20 MB`);
+    assert.ok(a.bytes / a.frames <= 1514, 'no frame above the MTU');
+    assert.ok(off.pair.link.b.stats.lroMerged > a.frames / 4, `${off.pair.link.b.stats.lroMerged} merged of ${a.frames}`);
+    assert.ok(off.pair.server.softirq.stats.processed < plain.pair.server.softirq.stats.processed * 0.8, `${off.pair.server.softirq.stats.processed} packets through the receiver's stack, ${plain.pair.server.softirq.stats.processed} without offloads`);
+    assert.ok(off.mbps > plain.mbps, `${off.mbps} Mbit/s with offloads, ${plain.mbps} without`);
   });
 });
 
@@ -123,11 +157,30 @@ describe('every workload runs and verifies its data', () => {
     assert.ok(pair.client.tcp.stats.activeOpens >= p.value.transactions);
     assert.ok(p.value.latency.p50 > 2 * (tcpRrFloor()), 'a connection costs more than a round trip');
   });
+  it('tcp_crr keeps going when its client ports come round while their last connections are in TIME_WAIT (netperf binds each one)', () => {
+    const { env, ends, pair } = setup(36, link);
+    const p = tcpCrr(env, ends, { requestSize: 64, responseSize: 64, timing, clientPortMin: 5000, clientPortMax: 5040 });
+    env.run({ until: p });
+    assert.ok(p.value.transactions > 80, `${p.value.transactions} transactions over 40 ports`);
+    assert.ok(pair.client.tcp.stats.timeWaitReused >= p.value.transactions - 40, `${pair.client.tcp.stats.timeWaitReused} TIME_WAIT take-overs`);
+    assert.ok(pair.client.tcp.connections <= 41, 'one connection per port at most');
+  });
   it('udp_rr', () => {
     const { env, ends } = setup(32, link);
     const p = udpRr(env, ends, { requestSize: 64, responseSize: 64, timing });
     env.run({ until: p });
     assert.ok(p.value.transactions > 100);
+    assert.equal(p.value.stalled, false);
+  });
+  it('udp_rr on a lossy path stalls at the first lost datagram until the test time ends, and says so', () => {
+    const { env, ends, pair } = setup(38, { ...link, loss: 0.0005 }); // a seed whose first loss comes after the warm-up
+    const p = udpRr(env, ends, { requestSize: 64, responseSize: 64, timing });
+    env.run({ until: p });
+    const r = p.value;
+    assert.equal(r.stalled, true);
+    assert.equal(pair.link.a.stats.lost + pair.link.b.stats.lost, 1, 'it stopped at the first loss');
+    assert.ok(env.now >= timing.warmup + 2 * timing.duration, 'it waited past the end of the test');
+    assert.ok(r.transactions > 0, 'the transactions before the loss count');
   });
   it('udp_stream: receiver-side throughput, no loss on a clean link', () => {
     const { env, ends } = setup(33, { bandwidth: GBIT, delay: 5 * US });
@@ -137,6 +190,7 @@ describe('every workload runs and verifies its data', () => {
     assert.ok(r.receivedMessages > 100);
     assert.ok(r.throughputMbps > 500 && r.throughputMbps < 1000, `${r.throughputMbps}`);
     assert.equal(r.reordered, 0);
+    assert.equal(r.lostMessages, 0);
   });
   it('udp_stream with messages larger than the MTU: reassembled; a lost fragment loses the message', () => {
     const { env, ends, pair } = setup(34, { bandwidth: GBIT, delay: 5 * US, loss: 0.01 });

@@ -26,13 +26,39 @@ export interface DeviceFeatures {
 
 export const NO_OFFLOADS: DeviceFeatures = { txCsum: false, rxCsum: false, sg: false, tso: false, gsoMaxSize: 65536, lro: false, noArp: false };
 
+/**
+ * The features the stack uses, as Linux's netdev_fix_features leaves them: scatter-gather
+ * is dropped without a checksum feature ("Dropping NETIF_F_SG since no checksum feature"),
+ * and TSO without scatter-gather. So a GSO packet always carries a partial checksum.
+ */
+export function fixFeatures(f: DeviceFeatures): DeviceFeatures {
+  const sg = f.sg && f.txCsum;
+  return { ...f, sg, tso: f.tso && sg };
+}
+
+/**
+ * A device's NAPI context (struct napi_struct): the receive softirq polls it for frames
+ * while it is scheduled, and the device keeps its interrupt masked meanwhile.
+ */
+export interface Napi {
+  /** The next received frame (one RX descriptor), or undefined when the ring is empty. */
+  poll(): Packet | undefined;
+  /** napi_complete: the poll emptied the ring; the device may interrupt again. */
+  complete(): void;
+}
+
 /** What the stack gives a device it owns. */
 export interface DeviceUpper {
   /** The guest CPU where the device's interrupt handler and NAPI poll run. */
   readonly cpu: Executor;
   /**
-   * A received frame (netif_receive_skb/napi_gro_receive): the stack queues it for
-   * softirq processing. Called from the device's interrupt or poll context.
+   * NAPI: from the device's interrupt handler, have the receive softirq poll `napi` (which
+   * hands over frames until its ring is empty or its weight is used).
+   */
+  napiSchedule(napi: Napi): void;
+  /**
+   * A received frame from a device without NAPI (netif_rx): queued to the CPU's backlog
+   * (netdev_max_backlog frames, then dropped and counted) for softirq processing.
    */
   receive(pkt: Packet): void;
   /** netif_wake_queue: the device can take frames again after refusing one. */
@@ -79,12 +105,34 @@ export abstract class DeviceWrapper implements NetDevice {
   }
   attach(upper: DeviceUpper): void {
     this.upper = upper;
-    this.inner.attach({ cpu: upper.cpu, receive: (p) => this.onReceive(p, upper), wake: () => upper.wake() });
+    const wrapped = new Map<Napi, Napi>();
+    this.inner.attach({
+      cpu: upper.cpu,
+      napiSchedule: (n) => {
+        let w = wrapped.get(n);
+        if (w === undefined) {
+          w = {
+            poll: () => {
+              const p = n.poll();
+              if (p !== undefined) this.onReceive(p);
+              return p;
+            },
+            complete: () => n.complete(),
+          };
+          wrapped.set(n, w);
+        }
+        upper.napiSchedule(w);
+      },
+      receive: (p) => {
+        this.onReceive(p);
+        upper.receive(p);
+      },
+      wake: () => upper.wake(),
+    });
   }
   xmit(pkt: Packet): boolean {
     return this.inner.xmit(pkt);
   }
-  protected onReceive(pkt: Packet, upper: DeviceUpper): void {
-    upper.receive(pkt);
-  }
+  /** Sees each received frame as the stack takes it (NAPI poll or netif_rx). */
+  protected onReceive(_pkt: Packet): void {}
 }

@@ -1,5 +1,5 @@
 import type { Time } from '../../sim/index.js';
-import { DeviceWrapper, type DeviceUpper, type NetDevice } from './device.js';
+import { DeviceWrapper, type NetDevice } from './device.js';
 import type { Packet } from './packet.js';
 
 /** pcap magic for nanosecond timestamps (libpcap's "nsec" format; tshark and Wireshark read it). */
@@ -86,8 +86,9 @@ export class PcapTap extends DeviceWrapper {
     return ok;
   }
 
-  protected override onReceive(pkt: Packet, upper: DeviceUpper): void {
+  // Received frames are stamped when the stack takes them, as AF_PACKET taps in
+  // __netif_receive_skb see them.
+  protected override onReceive(pkt: Packet): void {
     this.writer.write(this.clock.now, pkt.data);
-    upper.receive(pkt);
   }
 }

@@ -1,7 +1,7 @@
 import { Deque, type Executor } from '../../sim/index.js';
 import { completeChecksum } from '../wire/l4-checksum.js';
 import { IPPROTO_UDP } from '../wire/ipv4.js';
-import type { NetDevice } from './device.js';
+import type { DeviceFeatures, NetDevice } from './device.js';
 import { gsoSegment } from './gso.js';
 import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, type Packet } from './packet.js';
 
@@ -38,6 +38,8 @@ export class TxQueue {
 
   constructor(
     readonly dev: NetDevice,
+    /** What the device does (netdev_fix_features applied): the rest is done here. */
+    private readonly features: DeviceFeatures,
     private readonly limit: number,
     private readonly cpu: Executor,
     private readonly costs: TxQueueCosts,
@@ -72,7 +74,7 @@ export class TxQueue {
 
   private run(): void {
     const dev = this.dev;
-    const f = dev.features;
+    const f = this.features;
     while (!this.stopped && !this.busy) {
       const pkt = this.q.peek();
       if (pkt === undefined) return;
@@ -83,6 +85,9 @@ export class TxQueue {
         for (let i = segs.length - 1; i >= 0; i--) this.q.unshift(segs[i]!);
         this.stats.gsoSegments += segs.length;
         work += segs.length * this.costs.gsoSegment;
+        // Without TX checksum offload (never with fixed features: GSO needs SG, SG needs a
+        // checksum feature) skb_segment computes each segment's checksum: charged here, the
+        // one place it is computed, as TCP left the GSO packet's checksum partial.
         if (!f.txCsum) work += Math.round((pkt.length - pkt.l4) * this.costs.csumPerByte);
       } else if (pkt.csum === CSUM_PARTIAL && !f.txCsum) {
         const isUdp = pkt.data[pkt.l3 + 9] === IPPROTO_UDP;

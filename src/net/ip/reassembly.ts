@@ -4,11 +4,13 @@ import { Ipv4Packet, type Ipv4Repr } from '../wire/ipv4.js';
 import { Packet } from '../iface/packet.js';
 
 export interface ReassemblyStats {
-  /** Datagrams reassembled. */
+  /** Datagrams reassembled (ReasmOKs). */
   reassembled: number;
   /** Datagrams abandoned because a fragment did not come within the timeout (RFC 1122 3.3.2). */
   timeouts: number;
-  /** Fragments dropped: overlap, memory limit, inconsistent length. */
+  /** Incomplete datagrams evicted, oldest first, when fragment memory passed its limit. */
+  evicted: number;
+  /** Fragments dropped: malformed, overlapping, inconsistent length, or in an evicted datagram. */
   dropped: number;
 }
 
@@ -28,38 +30,48 @@ interface Datagram {
   timer: Timer;
 }
 
+const IP_MAX_PACKET = 65535;
+
 /**
  * IPv4 reassembly (RFC 791 section 3.2 and RFC 815's idea of holes, kept as a sorted fragment
- * list). Datagrams are keyed by (src, dst, protocol, id), held at most `timeout` ns (Linux
- * ipfrag_time) and within `highThresh` bytes overall (ipfrag_high_thresh). Overlapping
- * fragments drop the whole datagram (what Linux does since 4.19 and RFC 5722 requires for
- * IPv6; older kernels trimmed them).
+ * list). Datagrams are keyed by (src, dst, protocol, id) and held at most `timeout` ns (Linux
+ * ipfrag_time). Memory is bounded as Linux 3.x ip_defrag does: when the fragments held pass
+ * `highThresh` (ipfrag_high_thresh), the least recently fed datagrams are evicted until
+ * `lowThresh` (ipfrag_low_thresh) is reached, and reassembly goes on (ip_evictor). Memory
+ * counts fragment payload bytes (Linux counts skb truesize, a few hundred bytes more per
+ * fragment). Overlapping fragments drop the whole datagram (what Linux does since 4.19 and
+ * RFC 5722 requires for IPv6; older kernels trimmed them); an exact duplicate is ignored.
  */
 export class Reassembler {
+  /** In least-recently-fed order (Map keeps insertion order; a fed datagram moves to the end). */
   private readonly pending = new Map<string, Datagram>();
-  private memory = 0;
-  readonly stats: ReassemblyStats = { reassembled: 0, timeouts: 0, dropped: 0 };
+  private mem = 0;
+  readonly stats: ReassemblyStats = { reassembled: 0, timeouts: 0, evicted: 0, dropped: 0 };
 
   constructor(
     private readonly env: Env,
     private readonly timeout: number,
     private readonly highThresh: number,
+    private readonly lowThresh: number,
   ) {}
 
   get inProgress(): number {
     return this.pending.size;
   }
 
+  /** Payload bytes of the fragments held. */
+  get memory(): number {
+    return this.mem;
+  }
+
   /** Adds a fragment (its IP header at `pkt.l3`); returns the whole datagram when complete. */
   add(pkt: Packet, ip: Ipv4Repr): Packet | null {
+    if (this.mem > this.highThresh) this.evict();
     const key = `${ip.src}:${ip.dst}:${ip.protocol}:${ip.ident}`;
     const start = pkt.l3 + ip.headerLen;
     const len = ip.payloadLen;
-    if (ip.moreFragments && len % 8 !== 0) {
-      this.stats.dropped++;
-      return null;
-    }
-    if (this.memory + len > this.highThresh) {
+    // Every fragment but the last carries a multiple of 8 bytes; an empty one carries nothing.
+    if ((ip.moreFragments && len % 8 !== 0) || len === 0) {
       this.stats.dropped++;
       return null;
     }
@@ -67,9 +79,9 @@ export class Reassembler {
     if (dg === undefined) {
       const d: Datagram = { key, frags: [], total: -1, bytes: 0, header: new Uint8Array(0), timer: this.env.timer(() => this.expire(d)) };
       d.timer.setIn(this.timeout);
-      this.pending.set(key, d);
       dg = d;
-    }
+    } else this.pending.delete(key);
+    this.pending.set(key, dg); // most recently fed last
     const frag: Frag = { off: ip.fragOffset, end: ip.fragOffset + len, data: pkt.data.subarray(start, start + len) };
     if (ip.fragOffset === 0) dg.header = pkt.data.slice(pkt.l3, start);
     if (!ip.moreFragments) {
@@ -82,13 +94,28 @@ export class Reassembler {
     while (i < dg.frags.length && dg.frags[i]!.off < frag.off) i++;
     const prev = dg.frags[i - 1];
     const next = dg.frags[i];
-    if ((next !== undefined && next.off === frag.off && next.end === frag.end) || (prev !== undefined && prev.off === frag.off && prev.end === frag.end)) return null;
+    if ((next !== undefined && next.off === frag.off && next.end === frag.end) || (prev !== undefined && prev.off === frag.off && prev.end === frag.end)) {
+      this.stats.dropped++;
+      return null;
+    }
     if ((prev !== undefined && prev.end > frag.off) || (next !== undefined && frag.end > next.off)) return this.abandon(dg);
     dg.frags.splice(i, 0, frag);
     dg.bytes += len;
-    this.memory += len;
+    this.mem += len;
     if (dg.total < 0 || dg.header.length === 0 || dg.bytes !== dg.total) return null;
+    // ip_frag_reasm: a datagram longer than an IP packet can be is dropped.
+    if (dg.header.length + dg.total > IP_MAX_PACKET) return this.abandon(dg);
     return this.complete(dg);
+  }
+
+  /** ip_evictor: drop the least recently fed datagrams until memory is at the low threshold. */
+  private evict(): void {
+    for (const dg of this.pending.values()) {
+      if (this.mem <= this.lowThresh) return;
+      this.stats.evicted++;
+      this.stats.dropped += dg.frags.length;
+      this.forget(dg);
+    }
   }
 
   private complete(dg: Datagram): Packet {
@@ -121,7 +148,7 @@ export class Reassembler {
 
   private forget(dg: Datagram): void {
     dg.timer.cancel();
-    this.memory -= dg.bytes;
+    this.mem -= dg.bytes;
     this.pending.delete(dg.key);
   }
 }

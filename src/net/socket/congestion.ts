@@ -12,8 +12,11 @@ export interface CongestionControl {
   onAck(acked: number, now: number, srtt: number): void;
   /** Loss detected by duplicate ACKs: sets and returns ssthresh (cwnd is set by recovery). */
   onCongestion(flight: number, now: number): number;
-  /** Retransmission timeout: ssthresh from the flight, cwnd to one segment (RFC 5681 eq. 4). */
-  onTimeout(flight: number): void;
+  /**
+   * Retransmission timeout: cwnd to one segment; ssthresh from the flight (RFC 5681 eq. 4)
+   * only if `reduce` (the first timeout of a window: Linux tcp_enter_loss).
+   */
+  onTimeout(flight: number, reduce: boolean): void;
 }
 
 export type CongestionName = 'reno' | 'cubic';
@@ -61,8 +64,8 @@ export class Reno implements CongestionControl {
     return this.ssthresh;
   }
 
-  onTimeout(flight: number): void {
-    this.ssthresh = Math.max(flight / 2, 2 * this.mss);
+  onTimeout(flight: number, reduce: boolean): void {
+    if (reduce) this.ssthresh = Math.max(flight / 2, 2 * this.mss);
     this.cwnd = this.mss;
     this.bytesAcked = 0;
   }
@@ -125,9 +128,13 @@ export class Cubic extends Reno {
     return this.ssthresh;
   }
 
-  override onTimeout(flight: number): void {
-    // RFC 9438 4.8: as a congestion event, then cwnd = 1 segment.
-    this.onCongestion(flight, 0);
+  override onTimeout(flight: number, reduce: boolean): void {
+    // RFC 9438 4.8: as a congestion event, then cwnd = 1 segment. A further timeout in the
+    // same window changes neither ssthresh nor W_max (cwnd is 1 by then: recomputing would
+    // cut ssthresh to 2 segments).
+    if (reduce) this.onCongestion(flight, 0);
+    this.epoch = -1;
+    this.bytesAcked = 0;
     this.cwnd = this.mss;
   }
 }

@@ -4,7 +4,7 @@ import type { Stack } from '../stack.js';
 import type { Ipv4Addr } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
 import { ICMP, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, emitIcmp, parseIcmp } from '../wire/icmp.js';
-import { IPPROTO_ICMP, type Ipv4Repr } from '../wire/ipv4.js';
+import { IP, IPPROTO_ICMP, type Ipv4Repr } from '../wire/ipv4.js';
 import { SocketError, sleepOn, syscallCost, wake } from './errors.js';
 
 export interface IcmpStats {
@@ -69,7 +69,11 @@ export class IcmpLayer {
       this.stack.stats.noRoute++;
       return false;
     }
-    const pkt = this.stack.buildIp(src === 0 ? route.src : src, dst, IPPROTO_ICMP, ICMP.HEADER_LEN + data.length);
+    // Echo replies come from the kernel's ICMP socket (IP_PMTUDISC_DONT); requests from a
+    // ping socket set DF when they fit (IP_PMTUDISC_WANT).
+    const len = ICMP.HEADER_LEN + data.length;
+    const df = type === ICMP_ECHO_REQUEST && IP.HEADER_LEN + len <= route.iface.dev.mtu;
+    const pkt = this.stack.buildIp(src === 0 ? route.src : src, dst, IPPROTO_ICMP, len, df);
     pkt.data.set(data, pkt.l4 + ICMP.HEADER_LEN);
     emitIcmp({ type, code: 0, ident, seq, dataLen: data.length }, pkt.data, pkt.l4);
     pkt.iface = route.iface;

@@ -73,6 +73,10 @@ export class TcpControlBlock {
   tsOk = false;
   wsOk = false;
   tsRecent = 0;
+  /** When tsRecent was last updated (ns; Linux ts_recent_stamp), 0 if never. */
+  tsRecentStamp = 0;
+  /** Local port given by bind() before connect, 0 for an ephemeral one. */
+  boundPort = 0;
   tsOffset: number;
   // RTT and retransmission (RFC 6298).
   srtt = 0;
@@ -88,11 +92,21 @@ export class TcpControlBlock {
   cc: CongestionControl;
   readonly ccName: CongestionName;
   inRecovery = false;
+  /** When data was last sent (Linux lsndtime), for the restart after idle. */
+  lsndtime = 0;
+  /** Linux TCP_CA_Loss: after a timeout, until everything sent before it is acknowledged. */
+  inLoss = false;
+  /** snd_nxt when recovery or loss began (Linux high_seq). */
+  highSeq = 0;
   recover = 0;
   dupAcks = 0;
   // Delayed ACK (Linux inet_connection_sock icsk_ack).
   readonly delackTimer: Timer;
   ackPending = false;
+  /** ICSK_ACK_PUSHED / ICSK_ACK_PUSHED2: small pushed segments arrived since the last ACK. */
+  ackPushed = 0;
+  /** Payload of the last segment that looked full-sized but for options (icsk_ack.last_seg_size). */
+  lastSegSize = 0;
   quick = 0;
   pingpong = false;
   ato = 0;
@@ -123,7 +137,7 @@ export class TcpControlBlock {
     this.wantTs = opts.timestamps ?? true;
     this.wantWs = opts.windowScaling ?? true;
     this.rto = c.rtoInit;
-    this.tsOffset = layer.rng.nextU32();
+    this.tsOffset = layer.tsOffset;
     this.cc = makeCongestion(this.ccName, this.mss, c.initCwnd);
     this.rtoTimer = env.timer(() => onRto(this));
     this.persistTimer = env.timer(() => onPersist(this));

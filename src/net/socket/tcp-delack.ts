@@ -1,8 +1,43 @@
-import type { TcpControlBlock } from './tcp-control-block.js';
+import { FIN, PSH, SYN, TCP, URG } from '../wire/tcp.js';
+import { TCP_MSS_DEFAULT, type TcpControlBlock } from './tcp-control-block.js';
+import { advMss } from './tcp-handshake.js';
 import { sendAck } from './tcp-output.js';
 
 // When to acknowledge: Linux's delayed-ACK policy (inet_connection_sock icsk_ack), with
 // quick-ack and pingpong (interactive) modes and an ACK timeout learnt from arrivals.
+
+export const ACK_PUSHED = 1;
+export const ACK_PUSHED2 = 2;
+const TCP_MIN_MSS = 88; // include/net/tcp.h: minimal accepted MSS
+const TCP_REMNANT = FIN | URG | SYN | PSH;
+const TCPOLEN_TSTAMP_ALIGNED = 12; // include/net/tcp.h: NOP, NOP, timestamp
+
+/**
+ * tcp_measure_rcv_mss, for in-order data: the receive MSS estimate follows full-sized
+ * segments (`segSize` is the payload, or the GSO size of a merged packet); a segment
+ * smaller than it that is not explained by options marks the pending ACK "pushed", so the
+ * reader draining it sends the ACK at once (tcp_cleanup_rbuf).
+ */
+export function measureRcvMss(tcb: TcpControlBlock, segSize: number, headerLen: number, flags: number): void {
+  const lss = tcb.lastSegSize;
+  tcb.lastSegSize = 0;
+  if (segSize >= tcb.rcvMss) {
+    tcb.rcvMss = Math.min(segSize, advMss(tcb));
+    return;
+  }
+  const len = segSize + headerLen;
+  if (len >= TCP_MSS_DEFAULT + TCP.HEADER_LEN || (len >= TCP_MIN_MSS + TCP.HEADER_LEN && (flags & TCP_REMNANT) === 0)) {
+    // Full-sized but for variable options: the payload less the fixed header is the MSS.
+    const mss = len - (TCP.HEADER_LEN + (tcb.tsOk ? TCPOLEN_TSTAMP_ALIGNED : 0));
+    tcb.lastSegSize = mss;
+    if (mss === lss) {
+      tcb.rcvMss = mss;
+      return;
+    }
+  }
+  if ((tcb.ackPushed & ACK_PUSHED) !== 0) tcb.ackPushed |= ACK_PUSHED2;
+  tcb.ackPushed |= ACK_PUSHED;
+}
 
 /** tcp_event_data_recv: quick-ack at start and after idle, ATO from inter-arrival times. */
 export function eventDataRecv(tcb: TcpControlBlock): void {
@@ -51,7 +86,7 @@ export function scheduleDelack(tcb: TcpControlBlock): void {
   const now = tcb.layer.stack.env.now;
   let ato = tcb.ato;
   if (ato > c.delackMin) {
-    let maxAto = tcb.pingpong ? c.delackMax : c.atoMaxBulk;
+    let maxAto = tcb.pingpong || (tcb.ackPushed & ACK_PUSHED) !== 0 ? c.delackMax : c.atoMaxBulk;
     if (tcb.srtt > 0) maxAto = Math.min(maxAto, Math.max(tcb.srtt, c.delackMin));
     ato = Math.min(ato, maxAto);
   }
@@ -82,6 +117,7 @@ export function onDelack(tcb: TcpControlBlock): void {
 /** tcp_event_ack_sent: the ACK rode on a segment. */
 export function eventAckSent(tcb: TcpControlBlock): void {
   tcb.ackPending = false;
+  tcb.ackPushed = 0;
   tcb.delackTimer.cancel();
   if (tcb.quick > 0) tcb.quick--;
 }

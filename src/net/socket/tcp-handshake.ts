@@ -5,9 +5,9 @@ import { IP, type Ipv4Repr } from '../wire/ipv4.js';
 import { ACK, RST, SYN, TCP, seqGt, seqLeq, type TcpRepr } from '../wire/tcp.js';
 import { makeCongestion } from './congestion.js';
 import { SocketError, wake } from './errors.js';
-import { TCP_MSS_DEFAULT, reset, type TcpControlBlock } from './tcp-control-block.js';
+import { TCP_MSS_DEFAULT, destroy, reset, type TcpControlBlock } from './tcp-control-block.js';
 import { enterQuickAck } from './tcp-delack.js';
-import { sampleRtt } from './tcp-input.js';
+import { ackUpdateRtt } from './tcp-input.js';
 import type { TcpListener } from './tcp-layer.js';
 import { countRetransmit, emit, sendAck, sendControl, startTiming, tsNow, winFromSpace } from './tcp-output.js';
 
@@ -18,14 +18,21 @@ export function openActive(tcb: TcpControlBlock, addr: Ipv4Addr, port: number): 
   const layer = tcb.layer;
   const route = layer.stack.route(addr);
   if (route === undefined) return new SocketError('EHOSTUNREACH', 'no route to host');
-  const lport = layer.ephemeralPort(addr, port);
-  if (lport instanceof SocketError) return lport;
+  // inet_hash_connect: a bound port, or a search of the ephemeral range; either may take
+  // over a TIME_WAIT connection of the same four-tuple (tcp_twsk_unique).
+  const found = tcb.boundPort !== 0 ? layer.checkEstablished(tcb.boundPort, addr, port, true) : layer.ephemeralPort(addr, port);
+  if (found instanceof SocketError) return found;
+  const { lport, tw } = found;
+  let iss = layer.rng.nextU32();
+  if (tw !== null) {
+    // tcp_twsk_unique: start beyond anything the old incarnation may still have in flight.
+    iss = (tw.sndNxt + 65535 + 2) >>> 0;
+    destroy(tw);
+    layer.stats.timeWaitReused++;
+  }
   bindTo(tcb, route.iface, route.nextHop, route.src, lport, addr, port);
   layer.stats.activeOpens++;
-  tcb.iss = layer.rng.nextU32();
-  tcb.sndUna = tcb.iss;
-  tcb.sndNxt = tcb.iss;
-  tcb.sndMax = tcb.iss;
+  setIss(tcb, iss);
   tcb.rcvWscale = chooseWscale(tcb);
   tcb.state = 'SYN_SENT';
   layer.register(tcb);
@@ -34,7 +41,7 @@ export function openActive(tcb: TcpControlBlock, addr: Ipv4Addr, port: number): 
 }
 
 /** A SYN reached a listener: become its SYN_RECEIVED child (RFC 9293 3.10.7.2). */
-export function openPassive(tcb: TcpControlBlock, listener: TcpListener, r: TcpRepr, ip: Ipv4Repr): void {
+export function openPassive(tcb: TcpControlBlock, listener: TcpListener, r: TcpRepr, ip: Ipv4Repr, iss?: number): void {
   const stack = tcb.layer.stack;
   const route = stack.route(ip.src);
   if (route === undefined) {
@@ -48,15 +55,21 @@ export function openPassive(tcb: TcpControlBlock, listener: TcpListener, r: TcpR
   tcb.rcvNxt = (r.seq + 1) >>> 0;
   tcb.rcvWup = tcb.rcvNxt;
   negotiate(tcb, r, true);
-  tcb.iss = tcb.layer.rng.nextU32();
-  tcb.sndUna = tcb.iss;
-  tcb.sndNxt = tcb.iss;
-  tcb.sndMax = tcb.iss;
+  setIss(tcb, iss ?? tcb.layer.rng.nextU32());
   tcb.sndWnd = r.window; // RFC 7323 2.2: the window in a SYN is never scaled
   tcb.sndWl1 = r.seq;
   tcb.state = 'SYN_RECEIVED';
   tcb.layer.register(tcb);
   sendSyn(tcb, 'softirq');
+}
+
+/** The initial send sequence number, and `recover` with it (RFC 6582 3.2: "initialized to the ISS"). */
+function setIss(tcb: TcpControlBlock, iss: number): void {
+  tcb.iss = iss;
+  tcb.sndUna = iss;
+  tcb.sndNxt = iss;
+  tcb.sndMax = iss;
+  tcb.recover = iss;
 }
 
 function bindTo(tcb: TcpControlBlock, iface: Interface, nextHop: Ipv4Addr, src: Ipv4Addr, lport: number, raddr: Ipv4Addr, rport: number): void {
@@ -90,7 +103,10 @@ function negotiate(tcb: TcpControlBlock, r: TcpRepr, passive: boolean): void {
     tcb.rcvWscale = 0;
   }
   tcb.tsOk = tcb.wantTs && r.tsVal !== undefined;
-  if (tcb.tsOk) tcb.tsRecent = r.tsVal!;
+  if (tcb.tsOk) {
+    tcb.tsRecent = r.tsVal!;
+    tcb.tsRecentStamp = tcb.layer.stack.env.now;
+  }
   const ourMss = advMss(tcb);
   tcb.mss = Math.min(ourMss, r.mss ?? TCP_MSS_DEFAULT) - (tcb.tsOk ? 12 : 0);
   tcb.rcvMss = Math.min(TCP_MSS_DEFAULT, tcb.mss);
@@ -154,7 +170,7 @@ export function synSentArrives(tcb: TcpControlBlock, r: TcpRepr): void {
   tcb.rcvWup = tcb.rcvNxt;
   negotiate(tcb, r, false);
   if (ackOk) {
-    sampleRtt(tcb, r.ack);
+    ackUpdateRtt(tcb, r.ack, r.tsEcr);
     tcb.sndUna = r.ack;
     tcb.sndWnd = r.window; // unscaled in a SYN-ACK
     tcb.sndWl1 = r.seq;

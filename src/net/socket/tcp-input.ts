@@ -2,8 +2,8 @@ import type { Packet } from '../iface/packet.js';
 import { ACK, FIN, RST, SYN, seqGeq, seqGt, seqLeq, seqLt, type TcpRepr } from '../wire/tcp.js';
 import { wake } from './errors.js';
 import { destroy, reset, type TcpControlBlock } from './tcp-control-block.js';
-import { ackCheck, eventDataRecv, scheduleDelack } from './tcp-delack.js';
-import { advMss, synSentArrives } from './tcp-handshake.js';
+import { ackCheck, eventDataRecv, measureRcvMss, scheduleDelack } from './tcp-delack.js';
+import { synSentArrives } from './tcp-handshake.js';
 import { output, retransmitHead, sendAck, sendControl, tsNow } from './tcp-output.js';
 import type { TcpState } from './tcp-socket.js';
 import { enterTimeWait } from './tcp-timers.js';
@@ -75,7 +75,10 @@ export function segmentArrives(tcb: TcpControlBlock, r: TcpRepr, pkt: Packet): v
     return;
   }
   // RFC 7323 4.3: remember the timestamp of the segment that covers Last.ACK.sent.
-  if (tcb.tsOk && r.tsVal !== undefined && seqLeq(seq, tcb.rcvWup)) tcb.tsRecent = r.tsVal;
+  if (tcb.tsOk && r.tsVal !== undefined && seqLeq(seq, tcb.rcvWup)) {
+    tcb.tsRecent = r.tsVal;
+    tcb.tsRecentStamp = tcb.layer.stack.env.now;
+  }
   if (tcb.tsOk && r.tsEcr !== undefined && r.tsEcr !== 0 && payload > 0) {
     const s = (tsNow(tcb) - r.tsEcr) >>> 0;
     if (s * 1e6 < tcb.layer.stack.costs.rtoMax) tcb.rcvRtt = Math.max(1, s) * 1e6;
@@ -116,7 +119,7 @@ export function segmentArrives(tcb: TcpControlBlock, r: TcpRepr, pkt: Packet): v
       payload = Math.max(0, (edge - seq) | 0);
       data = data.subarray(0, payload);
     }
-    if (payload > 0) ofoSeen = dataArrives(tcb, seq, data, pkt.gsoSize > 0 ? pkt.gsoSize : payload);
+    if (payload > 0) ofoSeen = dataArrives(tcb, seq, data, pkt.gsoSize > 0 ? pkt.gsoSize : payload, r.headerLen, f);
   }
   // Eighth: FIN.
   if ((f & FIN) !== 0) {
@@ -151,7 +154,7 @@ function ackArrives(tcb: TcpControlBlock, r: TcpRepr, seq: number, payload: numb
     }
   }
   if (seqGt(ack, tcb.sndUna)) {
-    newAck(tcb, ack);
+    newAck(tcb, ack, r.tsEcr);
     return;
   }
   // RFC 5681 2: a duplicate ACK carries no data, no SYN/FIN, the same window, and
@@ -159,13 +162,13 @@ function ackArrives(tcb: TcpControlBlock, r: TcpRepr, seq: number, payload: numb
   if (payload === 0 && (r.flags & (SYN | FIN)) === 0 && !windowChanged && tcb.sndMax !== tcb.sndUna) dupAck(tcb);
 }
 
-function newAck(tcb: TcpControlBlock, ack: number): void {
+function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): void {
   const stack = tcb.layer.stack;
   const acked = (ack - tcb.sndUna) | 0;
   const dataAcked = Math.min(acked, tcb.sndBuf.length);
   tcb.sndBuf.consume(dataAcked);
   tcb.stats.bytesSent += dataAcked;
-  sampleRtt(tcb, ack);
+  ackUpdateRtt(tcb, ack, tsEcr);
   tcb.sndUna = ack;
   if (seqLt(tcb.sndNxt, ack)) tcb.sndNxt = ack;
   tcb.backoff = 0;
@@ -173,6 +176,7 @@ function newAck(tcb: TcpControlBlock, ack: number): void {
   if (tcb.sndUna === tcb.sndMax) tcb.rtoTimer.cancel();
   else tcb.rtoTimer.setIn(tcb.rto); // RFC 6298 5.3
   const flight = (tcb.sndMax - tcb.sndUna) | 0;
+  if (tcb.inLoss && seqGeq(ack, tcb.highSeq)) tcb.inLoss = false; // back to Open
   if (tcb.inRecovery) {
     if (seqGt(ack, tcb.recover)) {
       // RFC 6582 3.2 step 3: full acknowledgment ends recovery.
@@ -210,6 +214,7 @@ function dupAck(tcb: TcpControlBlock): void {
     const flight = (tcb.sndMax - tcb.sndUna) | 0;
     tcb.cc.onCongestion(flight, tcb.layer.stack.env.now);
     tcb.recover = (tcb.sndMax - 1) >>> 0;
+    tcb.highSeq = tcb.sndMax;
     tcb.inRecovery = true;
     tcb.stats.fastRetransmits++;
     tcb.layer.stats.fastRetransmits++;
@@ -218,11 +223,29 @@ function dupAck(tcb: TcpControlBlock): void {
   }
 }
 
-export function sampleRtt(tcb: TcpControlBlock, ack: number): void {
+/**
+ * Linux tcp_ack_update_rtt, for an ACK of new data. With timestamps, the sample is the age
+ * of the echoed TSval (RFC 7323 4.1, tcp_ack_saw_tstamp), which is valid for the first ACK
+ * after a retransmission too, so the backed-off RTO is recomputed at once; it is in the TS
+ * clock's unit (1 ms: Linux 3.x measures every RTT in jiffies, and a sample of 0 counts as
+ * 1 jiffy, as tcp_rtt_estimator does). Without timestamps, the timed segment (RFC 6298
+ * with Karn's rule: no sample across a retransmission).
+ */
+export function ackUpdateRtt(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): void {
+  if (tcb.tsOk && tsEcr !== undefined && tsEcr !== 0) {
+    tcb.timedSeq = -1;
+    const ms = (tsNow(tcb) - tsEcr) | 0;
+    if (ms >= 0) rttEstimate(tcb, Math.max(1, ms) * 1e6);
+    return;
+  }
   if (tcb.timedSeq < 0 || seqLt(ack, tcb.timedSeq)) return;
-  const c = tcb.layer.stack.costs;
   const r = tcb.layer.stack.env.now - tcb.timedAt;
   tcb.timedSeq = -1;
+  rttEstimate(tcb, r);
+}
+
+function rttEstimate(tcb: TcpControlBlock, r: number): void {
+  const c = tcb.layer.stack.costs;
   // RFC 6298 2.2 / 2.3.
   if (tcb.srtt === 0) {
     tcb.srtt = r;
@@ -236,10 +259,8 @@ export function sampleRtt(tcb: TcpControlBlock, ack: number): void {
   tcb.rto = Math.min(c.rtoMax, Math.round(tcb.srtt + Math.max(4 * tcb.rttvar, c.rtoMin)));
 }
 
-function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, segSize: number): boolean {
+function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, segSize: number, headerLen: number, flags: number): boolean {
   const len = data.length;
-  // tcp_measure_rcv_mss: the receive MSS estimate follows full-sized segments.
-  if (segSize >= tcb.rcvMss) tcb.rcvMss = Math.min(segSize, advMss(tcb));
   if (seq !== tcb.rcvNxt) {
     tcb.stats.ofoSegs++;
     ofoInsert(tcb, seq, data);
@@ -264,6 +285,7 @@ function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, segSiz
       tcb.rcvNxt = h.end;
     }
   }
+  measureRcvMss(tcb, segSize, headerLen, flags);
   eventDataRecv(tcb);
   if (tcb.ofoFin >= 0 && tcb.ofoFin === tcb.rcvNxt) {
     tcb.ofoFin = -1;

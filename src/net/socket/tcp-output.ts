@@ -13,8 +13,8 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
   const st = tcb.state;
   if (!(st === 'ESTABLISHED' || st === 'CLOSE_WAIT' || st === 'FIN_WAIT_1' || st === 'LAST_ACK' || st === 'CLOSING')) return;
   const c = tcb.layer.stack.costs;
-  const dev = tcb.iface!.dev;
-  const gsoGoal = dev.features.sg ? Math.max(tcb.mss, Math.floor((Math.min(dev.features.gsoMaxSize, 65536) - 1 - IP.HEADER_LEN - TCP.MAX_HEADER_LEN) / tcb.mss) * tcb.mss) : tcb.mss;
+  const f = tcb.iface!.features;
+  const gsoGoal = f.sg ? Math.max(tcb.mss, Math.floor((Math.min(f.gsoMaxSize, 65536) - 1 - IP.HEADER_LEN - TCP.MAX_HEADER_LEN) / tcb.mss) * tcb.mss) : tcb.mss;
   for (;;) {
     if (tcb.tsqBytes >= c.limitOutputBytes) {
       tcb.tsqThrottled = true;
@@ -48,6 +48,10 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
     const seq = tcb.sndNxt;
     const retrans = seqLt(seq, tcb.sndMax);
     sendData(tcb, seq, len, flags, ctx);
+    if (len > 0) {
+      if (flight === 0) restartAfterIdle(tcb);
+      tcb.lsndtime = tcb.layer.stack.env.now;
+    }
     if (retrans) countRetransmit(tcb);
     if (len > 0 && len < tcb.mss) tcb.sndSml = (seq + len) >>> 0;
     tcb.sndNxt = (seq + len + (fin ? 1 : 0)) >>> 0;
@@ -59,6 +63,23 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
     if (len > 0) eventDataSent(tcb);
     if (fin) return;
   }
+}
+
+/**
+ * tcp_cwnd_restart (tcp_slow_start_after_idle = 1, RFC 5681 4.1): data sent with nothing in
+ * flight after more than an RTO of silence finds the congestion window halved for every RTO
+ * of idle time, down to the initial window at least, with ssthresh remembering 3/4 of it.
+ */
+function restartAfterIdle(tcb: TcpControlBlock): void {
+  const now = tcb.layer.stack.env.now;
+  let idle = now - tcb.lsndtime;
+  if (tcb.lsndtime === 0 || idle <= tcb.rto) return;
+  const cc = tcb.cc;
+  const restart = Math.min(tcb.layer.stack.costs.initCwnd * tcb.mss, cc.cwnd);
+  if (!tcb.inRecovery) cc.ssthresh = Math.max(cc.ssthresh, 0.75 * cc.cwnd);
+  let cwnd = cc.cwnd;
+  while ((idle -= tcb.rto) > 0 && cwnd > restart) cwnd /= 2;
+  cc.cwnd = Math.max(Math.floor(cwnd / tcb.mss) * tcb.mss, restart);
 }
 
 export function retransmitHead(tcb: TcpControlBlock, ctx: ExecContext): void {
@@ -113,9 +134,9 @@ export function emit(tcb: TcpControlBlock, r: Omit<TcpRepr, 'headerLen'>, dataOf
   const syn = (r.flags & SYN) !== 0;
   if (!syn) r.window = selectWindow(tcb, true) >>> tcb.rcvWscale;
   const hl = TCP.HEADER_LEN + tcpOptionsLen(r);
-  const pkt = stack.buildIp(tcb.localAddr, tcb.remoteAddr, IPPROTO_TCP, hl + len);
+  const pkt = stack.buildIp(tcb.localAddr, tcb.remoteAddr, IPPROTO_TCP, hl + len, true);
   if (len > 0) tcb.sndBuf.copyOut(dataOff, len, pkt.data, pkt.l4 + hl);
-  const offload = iface.dev.features.txCsum;
+  const offload = iface.features.txCsum;
   emitTcp(r, pkt.data, pkt.l4, tcb.localAddr, tcb.remoteAddr, offload ? 'partial' : 'full');
   if (offload) {
     pkt.csum = CSUM_PARTIAL;
@@ -183,7 +204,7 @@ export function sendBare(layer: TcpLayer, src: Ipv4Addr, sport: number, dst: Ipv
   const route = stack.route(dst);
   if (route === undefined) return;
   const r: Omit<TcpRepr, 'headerLen'> = { srcPort: sport, dstPort: dport, seq, ack, flags, window: 0, urgent: 0, sackPermitted: false, payloadLen: 0 };
-  const pkt = stack.buildIp(src, dst, IPPROTO_TCP, TCP.HEADER_LEN);
+  const pkt = stack.buildIp(src, dst, IPPROTO_TCP, TCP.HEADER_LEN, true);
   emitTcp(r, pkt.data, pkt.l4, src, dst, 'full');
   pkt.iface = route.iface;
   pkt.nextHop = route.nextHop;

@@ -4,6 +4,7 @@ import { ACK, RST } from '../wire/tcp.js';
 import type { CongestionName } from './congestion.js';
 import { SocketError, sleepOn, syscallCost } from './errors.js';
 import { TcpControlBlock, destroy } from './tcp-control-block.js';
+import { ACK_PUSHED, ACK_PUSHED2 } from './tcp-delack.js';
 import { openActive } from './tcp-handshake.js';
 import type { TcpLayer } from './tcp-layer.js';
 import { output, selectWindow, sendAck, sendControl } from './tcp-output.js';
@@ -44,6 +45,11 @@ export interface TcpSocketStats {
  * CUBIC or Reno, window scaling and timestamps (RFC 7323), receive-window advertisement from
  * free buffer, zero-window probing, TCP Small Queues, TIME_WAIT. SACK is not used (SACK-
  * permitted is parsed but never offered, as Linux with tcp_sack = 0).
+ *
+ * Receive memory counts payload bytes, not skb truesize; the advertised window is half the
+ * free buffer (tcp_adv_win_scale = 1), the half Linux sets aside for that overhead. So the
+ * window an idle reader offers is Linux's, and a lagging reader's closes more slowly than on
+ * Linux (queued payload is charged once, not with its overhead).
  *
  * This is the user's side (Linux tcp.c: connect, sendmsg, recvmsg, close); the connection's
  * state is its TcpControlBlock.
@@ -87,6 +93,20 @@ export class TcpSocket {
 
   get nodelay(): boolean {
     return this.tcb.nodelay;
+  }
+
+  /**
+   * bind() to a local port before connect() (with SO_REUSEADDR, as netperf binds its data
+   * sockets): the connection then comes from this port even if an old connection of the same
+   * four-tuple is in TIME_WAIT, which it takes over when that one used timestamps.
+   */
+  bind(port: number): SocketError | undefined {
+    const tcb = this.tcb;
+    if (tcb.state !== 'CLOSED' || tcb.boundPort !== 0) return new SocketError('EINVAL', 'socket is already bound');
+    const err = tcb.layer.bindCheck(port);
+    if (err !== undefined) return err;
+    tcb.boundPort = port;
+    return undefined;
   }
 
   /** Active open (RFC 9293 3.10.1). Returns when ESTABLISHED, or the error. */
@@ -244,7 +264,17 @@ export class TcpSocket {
         tcb.drsStart = now;
       }
     }
-    // tcp_cleanup_rbuf: send a window update if reading opened the window a lot.
+    // tcp_cleanup_rbuf: ACK now if a delayed ACK covers more than one full segment, or if
+    // this read drained the receive queue of a small pushed segment and the connection is
+    // not interactive (or two such segments came: PUSHED2).
+    if (tcb.ackPending) {
+      const pushed = (tcb.ackPushed & ACK_PUSHED2) !== 0 || ((tcb.ackPushed & ACK_PUSHED) !== 0 && !tcb.pingpong);
+      if (((tcb.rcvNxt - tcb.rcvWup) | 0) > tcb.rcvMss || (n > 0 && pushed && tcb.rcvQueued + tcb.ofoBytes === 0)) {
+        sendAck(tcb, 'kernel');
+        return;
+      }
+    }
+    // Otherwise a window update if reading opened the window a lot.
     if (tcb.state === 'ESTABLISHED' || tcb.state === 'FIN_WAIT_1' || tcb.state === 'FIN_WAIT_2') {
       const cur = Math.max(0, (tcb.rcvWup + tcb.rcvWnd - tcb.rcvNxt) | 0);
       const nw = selectWindow(tcb, false);

@@ -1,4 +1,4 @@
-import { ACK, RST } from '../wire/tcp.js';
+import { ACK } from '../wire/tcp.js';
 import { destroy, reset, type TcpControlBlock } from './tcp-control-block.js';
 import { sendSyn } from './tcp-handshake.js';
 import { output, sendControl } from './tcp-output.js';
@@ -12,10 +12,11 @@ export function onRto(tcb: TcpControlBlock): void {
   if (tcb.state === 'CLOSED' || tcb.state === 'TIME_WAIT' || tcb.sndUna === tcb.sndMax) return;
   tcb.stats.timeouts++;
   tcb.layer.stats.timeouts++;
+  const retransmitsBefore = tcb.retries;
   tcb.retries++;
   const synState = tcb.state === 'SYN_SENT' || tcb.state === 'SYN_RECEIVED';
   if (tcb.retries > (synState ? c.synRetries : c.retries2)) {
-    if (!synState) sendControl(tcb, RST | ACK, tcb.sndNxt, 'softirq');
+    // tcp_write_err: the connection is dropped silently (the peer is unreachable anyway).
     reset(tcb, 'ETIMEDOUT');
     return;
   }
@@ -29,7 +30,13 @@ export function onRto(tcb: TcpControlBlock): void {
     return;
   }
   const flight = (tcb.sndMax - tcb.sndUna) | 0;
-  tcb.cc.onTimeout(flight);
+  // Linux tcp_enter_loss (RFC 5681 3.1's note): ssthresh is reduced once per window of data.
+  // Not again in Loss while the retransmitted head is still unacknowledged, nor when fast
+  // recovery already reduced it for this window.
+  const reduce = !(tcb.inRecovery || tcb.inLoss) || tcb.sndUna === tcb.highSeq || (tcb.inLoss && retransmitsBefore === 0);
+  tcb.cc.onTimeout(flight, reduce);
+  tcb.inLoss = true;
+  tcb.highSeq = tcb.sndMax;
   tcb.inRecovery = false;
   tcb.dupAcks = 0;
   tcb.recover = (tcb.sndMax - 1) >>> 0; // RFC 6582 4.1

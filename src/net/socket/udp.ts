@@ -1,9 +1,9 @@
-import { Deque, type SimEvent } from '../../sim/index.js';
+import { Deque, Timer, type SimEvent, type Time } from '../../sim/index.js';
 import { CSUM_PARTIAL, type Packet } from '../iface/packet.js';
 import type { Stack } from '../stack.js';
 import type { Ipv4Addr } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
-import { IPPROTO_UDP, type Ipv4Repr } from '../wire/ipv4.js';
+import { IP, IPPROTO_UDP, type Ipv4Repr } from '../wire/ipv4.js';
 import { UDP, emitUdp, parseUdp } from '../wire/udp.js';
 import { SocketError, sleepOn, syscallCost, wake } from './errors.js';
 
@@ -81,7 +81,10 @@ export class UdpLayer {
 /**
  * A UDP socket. `sendTo` blocks while the datagrams it sent and the device has not yet
  * released exceed the send buffer (Linux sock_alloc_send_skb waiting on sk_wmem_alloc);
- * received datagrams beyond the receive buffer are dropped and counted.
+ * received datagrams beyond the receive buffer are dropped and counted. Both buffers count
+ * datagram bytes, not Linux's skb truesize (which adds the sk_buff and whatever buffer the
+ * driver allocated: for small datagrams several times their size), so a receive buffer here
+ * holds more small datagrams than Linux's would.
  */
 export class UdpSocket {
   port = 0;
@@ -95,6 +98,10 @@ export class UdpSocket {
   private closed = false;
   /** Datagrams this socket dropped for want of receive buffer. */
   drops = 0;
+  /** SO_RCVTIMEO: how long recvFrom waits before failing with EAGAIN, ns; 0 waits for ever. */
+  rcvTimeout: Time = 0;
+  private rcvTimer: Timer | null = null;
+  private timedOut = false;
 
   constructor(private readonly layer: UdpLayer) {
     this.sndbuf = layer.stack.costs.udpWmem;
@@ -124,13 +131,13 @@ export class UdpSocket {
       this.writer = stack.env.event<void>();
       yield* sleepOn(stack, this.writer);
     }
-    const pkt = stack.buildIp(route.src, dst, IPPROTO_UDP, len);
+    const pkt = stack.buildIp(route.src, dst, IPPROTO_UDP, len, IP.HEADER_LEN + len <= route.iface.dev.mtu);
     pkt.data.set(data, pkt.l4 + UDP.HEADER_LEN);
     pkt.iface = route.iface;
     pkt.nextHop = route.nextHop;
     // Partial checksum when the device finishes it and no fragmenting is needed; otherwise
     // computed here over the whole datagram (Linux udp_send_skb / ip_append_data).
-    const offload = route.iface.dev.features.txCsum && pkt.length - pkt.l3 <= route.iface.dev.mtu;
+    const offload = route.iface.features.txCsum && pkt.length - pkt.l3 <= route.iface.dev.mtu;
     emitUdp({ srcPort: this.port, dstPort, payloadLen: data.length }, pkt.data, pkt.l4, route.src, dst, offload ? 'partial' : 'full');
     if (offload) {
       pkt.csum = CSUM_PARTIAL;
@@ -144,14 +151,27 @@ export class UdpSocket {
     return data.length;
   }
 
-  /** Receives one datagram (blocking), copied into a new buffer. */
+  /** Receives one datagram (blocking, up to `rcvTimeout` if set), copied into a new buffer. */
   *recvFrom(): Generator<SimEvent<unknown>, Datagram | SocketError, unknown> {
     const stack = this.layer.stack;
+    if (this.rxq.length === 0 && this.rcvTimeout > 0) {
+      this.timedOut = false;
+      this.rcvTimer ??= new Timer(stack.env, () => {
+        this.timedOut = true;
+        this.wakeReader();
+      });
+      this.rcvTimer.setIn(this.rcvTimeout);
+    }
     while (this.rxq.length === 0) {
       if (this.closed) return new SocketError('ENOTCONN', 'socket closed');
+      if (this.timedOut) {
+        this.timedOut = false;
+        return new SocketError('EAGAIN', `no datagram within ${this.rcvTimeout} ns (SO_RCVTIMEO)`);
+      }
       this.reader = stack.env.event<void>();
       yield* sleepOn(stack, this.reader);
     }
+    this.rcvTimer?.cancel();
     const d = this.rxq.shift()!;
     this.rmemUsed -= d.data.length;
     yield stack.cpu.exec(syscallCost(stack, d.data.length), 'kernel');

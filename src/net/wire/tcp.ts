@@ -43,6 +43,12 @@ export interface TcpRepr {
   /** Header length including options, bytes. */
   headerLen: number;
   payloadLen: number;
+  /**
+   * The first problem met in the options, if any. As Linux's tcp_parse_options, a bad option
+   * does not make the segment malformed: one of the wrong length is ignored, and a length
+   * below 2 or running past the header ends option parsing (the options before it stand).
+   */
+  optionError?: WireError;
 }
 
 /** Options emitted, in Linux's order and padding (tcp_options_write). */
@@ -84,6 +90,9 @@ export function parseTcp(buf: Uint8Array, off: number, len: number, src: number,
   };
   const end = off + hl;
   let i = off + TCP.HEADER_LEN;
+  const note = (kind: 'badOption' | 'optionOverrun', msg: string): void => {
+    r.optionError ??= new WireError('tcp', kind, msg);
+  };
   while (i < end) {
     const kind = buf[i]!;
     if (kind === OPT_EOL) break;
@@ -91,30 +100,43 @@ export function parseTcp(buf: Uint8Array, off: number, len: number, src: number,
       i++;
       continue;
     }
-    if (i + 1 >= end) return new WireError('tcp', 'optionOverrun', `option ${kind} at header byte ${i - off} has no room for its length`);
+    if (i + 1 >= end) {
+      note('optionOverrun', `option ${kind} at header byte ${i - off} has no room for its length`);
+      break;
+    }
     const olen = buf[i + 1]!;
-    if (olen < 2) return new WireError('tcp', 'badOption', `option ${kind} has length ${olen} (< 2)`);
-    if (i + olen > end) return new WireError('tcp', 'optionOverrun', `option ${kind} of length ${olen} at header byte ${i - off} runs past the ${hl}-byte header`);
+    if (olen < 2) {
+      note('badOption', `option ${kind} has length ${olen} (< 2)`);
+      break;
+    }
+    if (i + olen > end) {
+      note('optionOverrun', `option ${kind} of length ${olen} at header byte ${i - off} runs past the ${hl}-byte header`);
+      break;
+    }
     switch (kind) {
       case OPT_MSS:
-        if (olen !== 4) return new WireError('tcp', 'badOption', `MSS option length ${olen} is not 4`);
-        r.mss = readU16(buf, i + 2);
+        if (olen === 4) r.mss = readU16(buf, i + 2);
+        else note('badOption', `MSS option length ${olen} is not 4 (ignored)`);
         break;
       case OPT_WSCALE:
-        if (olen !== 3) return new WireError('tcp', 'badOption', `window-scale option length ${olen} is not 3`);
-        r.wscale = buf[i + 2]!;
+        if (olen === 3) r.wscale = buf[i + 2]!;
+        else note('badOption', `window-scale option length ${olen} is not 3 (ignored)`);
         break;
       case OPT_SACK_PERM:
-        if (olen !== 2) return new WireError('tcp', 'badOption', `SACK-permitted option length ${olen} is not 2`);
-        r.sackPermitted = true;
+        if (olen === 2) r.sackPermitted = true;
+        else note('badOption', `SACK-permitted option length ${olen} is not 2 (ignored)`);
         break;
       case OPT_TIMESTAMP:
-        if (olen !== 10) return new WireError('tcp', 'badOption', `timestamp option length ${olen} is not 10`);
-        r.tsVal = readU32(buf, i + 2);
-        r.tsEcr = readU32(buf, i + 6);
+        if (olen === 10) {
+          r.tsVal = readU32(buf, i + 2);
+          r.tsEcr = readU32(buf, i + 6);
+        } else note('badOption', `timestamp option length ${olen} is not 10 (ignored)`);
         break;
       case OPT_SACK: {
-        if (olen < 10 || (olen - 2) % 8 !== 0) return new WireError('tcp', 'badOption', `SACK option length ${olen} is not 2 + 8n (n >= 1)`);
+        if (olen < 10 || (olen - 2) % 8 !== 0) {
+          note('badOption', `SACK option length ${olen} is not 2 + 8n, n >= 1 (ignored)`);
+          break;
+        }
         const blocks: number[] = [];
         for (let j = i + 2; j < i + olen; j += 4) blocks.push(readU32(buf, j));
         r.sack = blocks;

@@ -9,7 +9,7 @@ import { ETHERTYPE_IPV4, emitEthernet, parseEthernet } from './ethernet.js';
 import { ICMP_ECHO_REQUEST, emitIcmp, parseIcmp } from './icmp.js';
 import { IPPROTO_TCP, emitIpv4, parseIpv4 } from './ipv4.js';
 import { completeChecksum, l4ChecksumValid } from './l4-checksum.js';
-import { SYN, emitTcp, parseTcp, seqGt, seqLt } from './tcp.js';
+import { SYN, emitTcp, parseTcp, seqGt, seqLt, type TcpRepr } from './tcp.js';
 import { emitUdp, parseUdp } from './udp.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
@@ -183,14 +183,25 @@ describe('TCP', () => {
   it('malformed: data offset beyond the segment', () => err(bad((b) => (b[12] = 0xf0)), 'tcp', 'badDataOffset'));
   it('malformed: bad checksum', () => err(bad((b) => (b[16] = b[16]! ^ 1), 40, 'verify'), 'tcp', 'badChecksum'));
   it('a bad checksum passes when the device validated it (data_validated)', () => assert.ok(!(bad((b) => (b[16] = b[16]! ^ 1)) instanceof WireError)));
-  it('malformed: option length 0', () => err(bad((b) => (b[21] = 0)), 'tcp', 'badOption'));
-  it('malformed: option running past the header', () => err(bad((b) => (b[27] = 20)), 'tcp', 'optionOverrun'));
-  it('malformed: option kind without room for its length', () => err(bad((b) => b.set([1, 1, 1, 2], 36)), 'tcp', 'optionOverrun'));
-  it('malformed: MSS option of length 3', () => err(bad((b) => b.set([2, 3, 5, 1], 20)), 'tcp', 'badOption'));
-  it('malformed: window-scale option of length 4', () => err(bad((b) => b.set([3, 4, 7, 1], 36)), 'tcp', 'badOption'));
-  it('malformed: timestamp option of length 8', () => err(bad((b) => (b[27] = 8)), 'tcp', 'badOption'));
-  it('malformed: SACK-permitted of length 3', () => err(bad((b) => (b[25] = 3)), 'tcp', 'badOption'));
-  it('malformed: SACK option of length 6', () => err(bad((b) => b.set([5, 6, 0, 0, 0, 0, 1, 1], 24)), 'tcp', 'badOption'));
+  // Bad options, as Linux's tcp_parse_options treats them: the segment stands; an option of
+  // the wrong length is ignored, a length below 2 or past the header ends the parsing.
+  const opts = (r: unknown): [number | undefined, boolean, number | undefined, number | undefined, string | undefined] => {
+    assert.ok(!(r instanceof WireError), 'the segment is not malformed');
+    const t = r as TcpRepr;
+    return [t.mss, t.sackPermitted, t.tsVal, t.wscale, t.optionError?.code];
+  };
+  it('bad option: length 0 ends parsing', () => assert.deepEqual(opts(bad((b) => (b[21] = 0))), [undefined, false, undefined, undefined, 'badOption']));
+  it('bad option: running past the header ends parsing, earlier options stand', () => assert.deepEqual(opts(bad((b) => (b[27] = 20))), [1460, true, undefined, undefined, 'optionOverrun']));
+  it('bad option: a kind without room for its length ends parsing', () => assert.deepEqual(opts(bad((b) => b.set([1, 1, 1, 2], 36))), [1460, true, 0x11223344, undefined, 'optionOverrun']));
+  it('bad option: MSS of length 3 is ignored', () => assert.deepEqual(opts(bad((b) => b.set([2, 3, 5, 1], 20))), [undefined, true, 0x11223344, 7, 'badOption']));
+  it('bad option: window scale of length 4 is ignored', () => assert.deepEqual(opts(bad((b) => b.set([3, 4, 7, 1], 36))), [1460, true, 0x11223344, undefined, 'badOption']));
+  it('bad option: timestamp of length 8 is ignored', () => assert.deepEqual(opts(bad((b) => (b[27] = 8))), [1460, true, undefined, undefined, 'badOption']));
+  it('bad option: SACK-permitted of length 3 is ignored', () => assert.deepEqual(opts(bad((b) => (b[25] = 3)))[1], false));
+  it('bad option: SACK of length 6 is ignored', () => {
+    const r = bad((b) => b.set([5, 6, 0, 0, 0, 0, 1, 1], 24));
+    assert.deepEqual(opts(r)[4], 'badOption');
+    assert.equal((r as TcpRepr).sack, undefined);
+  });
   it('parses arbitrary bytes without throwing', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 80 }), (a) => void parseTcp(a, 0, a.length, src, dst, 'verify')));
     fc.assert(fc.property(fc.uint8Array({ maxLength: 80 }), (a) => void parseIpv4(a, 0, a.length)));
