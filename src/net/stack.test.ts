@@ -347,6 +347,32 @@ describe('devices, routing, neighbours, hooks', () => {
     assert.equal(got, 8000);
   });
 
+  it('a reassembled datagram has its UDP checksum verified even when the NIC validates checksums (it cannot for fragments)', () => {
+    const env = new SimEnvironment({ seed: 13 });
+    const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US, features: { rxCsum: true } });
+    let fragments = 0;
+    p.server.hooks.preRouting.add((pkt) => {
+      // Corrupt the second fragment's payload in flight; its IP header stays valid.
+      if (((pkt.data[pkt.l3 + 6]! & 0x1f) | pkt.data[pkt.l3 + 7]!) !== 0 && fragments++ === 0) pkt.data[pkt.l4 + 100] = pkt.data[pkt.l4 + 100]! ^ 0xff;
+      return 'accept';
+    });
+    const got: number[] = [];
+    env.process((function* (): ProcessGenerator<void> {
+      const u = p.server.udp.socket();
+      ok(u.bind(7));
+      for (;;) got.push(ok(yield* u.recvFrom()).data.length);
+    })());
+    env.process((function* (): ProcessGenerator<void> {
+      const u = p.client.udp.socket();
+      ok(yield* u.sendTo(p.serverAddr, 7, new Uint8Array(8000))); // corrupted
+      ok(yield* u.sendTo(p.serverAddr, 7, new Uint8Array(100))); // one frame, validated by the NIC
+    })());
+    env.run({ until: 1 * S });
+    assert.equal(p.server.reassembler.stats.reassembled, 1);
+    assert.deepEqual(got, [100]);
+    assert.equal(p.server.stats.malformed['udp:badChecksum'], 1);
+  });
+
   it('DF: set on UDP datagrams and echo requests that fit the MTU (IP_PMTUDISC_WANT), clear on echo replies (IP_PMTUDISC_DONT)', () => {
     const env = new SimEnvironment({ seed: 13 });
     const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
