@@ -2,7 +2,7 @@ import { Deque, tracePoint, type Env, type ExecContext, type Executor, type SimE
 import { NetRxSoftirq } from './softirq.js';
 import type { Profile } from '../profile/index.js';
 import { stackCosts, type StackCosts } from './costs.js';
-import { fixFeatures, type DeviceFeatures, type DeviceUpper, type Napi, type NetDevice } from './iface/device.js';
+import { NapiTap, fixFeatures, type DeviceFeatures, type DeviceUpper, type Napi, type NetDevice } from './iface/device.js';
 import { Hooks } from './iface/hooks.js';
 import { LoopbackDevice } from './iface/loopback.js';
 import { NeighbourTable } from './iface/neighbour.js';
@@ -50,7 +50,8 @@ export class Interface implements DeviceUpper {
   readonly neighbours: NeighbourTable;
   /** The device's features as the stack uses them (netdev_fix_features applied). */
   readonly features: DeviceFeatures;
-  private readonly napis = new Map<Napi, Napi>();
+  /** Frames polled from this device arrived on this interface. */
+  private readonly napis = new NapiTap((p) => (p.iface = this));
 
   constructor(
     readonly stack: Stack,
@@ -97,20 +98,7 @@ export class Interface implements DeviceUpper {
   }
 
   napiSchedule(napi: Napi): void {
-    let w = this.napis.get(napi);
-    if (w === undefined) {
-      // Frames polled from this device arrived on this interface.
-      w = {
-        poll: () => {
-          const p = napi.poll();
-          if (p !== undefined) p.iface = this;
-          return p;
-        },
-        complete: () => napi.complete(),
-      };
-      this.napis.set(napi, w);
-    }
-    this.stack.softirq.schedule(w);
+    this.stack.softirq.schedule(this.napis.of(napi));
   }
 
   wake(): void {

@@ -47,6 +47,33 @@ export interface Napi {
   complete(): void;
 }
 
+/**
+ * The NAPI contexts of a lower device as seen from a layer above it that looks at every frame
+ * polled (`seen`) before passing it up: one wrapper per context, kept so that scheduling a
+ * context twice schedules the same wrapper.
+ */
+export class NapiTap {
+  private readonly wrapped = new Map<Napi, Napi>();
+  constructor(private readonly seen: (pkt: Packet) => void) {}
+
+  of(napi: Napi): Napi {
+    let w = this.wrapped.get(napi);
+    if (w === undefined) {
+      const seen = this.seen;
+      w = {
+        poll: () => {
+          const p = napi.poll();
+          if (p !== undefined) seen(p);
+          return p;
+        },
+        complete: () => napi.complete(),
+      };
+      this.wrapped.set(napi, w);
+    }
+    return w;
+  }
+}
+
 /** What the stack gives a device it owns. */
 export interface DeviceUpper {
   /** The guest CPU where the device's interrupt handler and NAPI poll run. */
@@ -105,24 +132,10 @@ export abstract class DeviceWrapper implements NetDevice {
   }
   attach(upper: DeviceUpper): void {
     this.upper = upper;
-    const wrapped = new Map<Napi, Napi>();
+    const tap = new NapiTap((p) => this.onReceive(p));
     this.inner.attach({
       cpu: upper.cpu,
-      napiSchedule: (n) => {
-        let w = wrapped.get(n);
-        if (w === undefined) {
-          w = {
-            poll: () => {
-              const p = n.poll();
-              if (p !== undefined) this.onReceive(p);
-              return p;
-            },
-            complete: () => n.complete(),
-          };
-          wrapped.set(n, w);
-        }
-        upper.napiSchedule(w);
-      },
+      napiSchedule: (n) => upper.napiSchedule(tap.of(n)),
       receive: (p) => {
         this.onReceive(p);
         upper.receive(p);

@@ -152,6 +152,17 @@ export function reset(tcb: TcpControlBlock, code: 'ECONNREFUSED' | 'ECONNRESET' 
   destroy(tcb);
 }
 
+/**
+ * Ends a connection in TIME_WAIT so a new one may take its four-tuple, and returns the ISS for
+ * the new one: beyond anything the old incarnation may still have in flight (Linux
+ * tcp_twsk_unique and tcp_timewait_state_process: tw_snd_nxt + 65535 + 2).
+ */
+export function takeOverTimeWait(tw: TcpControlBlock): number {
+  const iss = (tw.sndNxt + 65535 + 2) >>> 0;
+  destroy(tw);
+  return iss;
+}
+
 export function destroy(tcb: TcpControlBlock): void {
   tcb.state = 'CLOSED';
   tcb.rtoTimer.cancel();

@@ -5,7 +5,7 @@ import { IP, type Ipv4Repr } from '../wire/ipv4.js';
 import { ACK, RST, SYN, TCP, seqGt, seqLeq, type TcpRepr } from '../wire/tcp.js';
 import { makeCongestion } from './congestion.js';
 import { SocketError, wake } from './errors.js';
-import { TCP_MSS_DEFAULT, destroy, reset, type TcpControlBlock } from './tcp-control-block.js';
+import { TCP_MSS_DEFAULT, reset, takeOverTimeWait, type TcpControlBlock } from './tcp-control-block.js';
 import { enterQuickAck } from './tcp-delack.js';
 import { ackUpdateRtt } from './tcp-input.js';
 import type { TcpListener } from './tcp-layer.js';
@@ -25,9 +25,7 @@ export function openActive(tcb: TcpControlBlock, addr: Ipv4Addr, port: number): 
   const { lport, tw } = found;
   let iss = layer.rng.nextU32();
   if (tw !== null) {
-    // tcp_twsk_unique: start beyond anything the old incarnation may still have in flight.
-    iss = (tw.sndNxt + 65535 + 2) >>> 0;
-    destroy(tw);
+    iss = takeOverTimeWait(tw);
     layer.stats.timeWaitReused++;
   }
   bindTo(tcb, route.iface, route.nextHop, route.src, lport, addr, port);

@@ -6,7 +6,7 @@ import { WireError } from '../wire/error.js';
 import type { Ipv4Repr } from '../wire/ipv4.js';
 import { ACK, RST, SYN, parseTcp, seqGt, type TcpRepr } from '../wire/tcp.js';
 import { SocketError, sleepOn, syscallCost, wake } from './errors.js';
-import { destroy, type TcpControlBlock } from './tcp-control-block.js';
+import { takeOverTimeWait, type TcpControlBlock } from './tcp-control-block.js';
 import { openPassive } from './tcp-handshake.js';
 import { segmentArrives } from './tcp-input.js';
 import { sendBare } from './tcp-output.js';
@@ -161,8 +161,7 @@ export class TcpLayer {
       // tcp_timewait_state_process: a new SYN for a four-tuple in TIME_WAIT here, beyond the
       // old incarnation's sequence space or timestamps, reopens it (RFC 1122 4.2.2.13).
       if (s.state === 'TIME_WAIT' && l !== undefined && (r.flags & (SYN | ACK | RST)) === SYN && this.synReopens(s, r)) {
-        const iss = (s.sndNxt + 65535 + 2) >>> 0;
-        destroy(s);
+        const iss = takeOverTimeWait(s);
         this.stats.timeWaitSynReopened++;
         l.synArrives(r, pkt, ip, iss);
         return;
