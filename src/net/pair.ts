@@ -1,6 +1,7 @@
 import { SimpleCpu, type SimEnvironment } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
 import { DirectLink, type DirectLinkOptions } from './iface/direct-link.js';
+import type { PacketMemory } from './iface/packet.js';
 import { PcapTap, type PcapWriter } from './iface/pcap.js';
 import { Stack, type Interface } from './stack.js';
 import { ipv4, mac, type Ipv4Addr } from './wire/addr.js';
@@ -22,6 +23,8 @@ export interface DirectPairOptions extends Omit<DirectLinkOptions, 'irqCost' | '
   rxRing?: number;
   /** Capture the client's side of the link. */
   pcap?: PcapWriter;
+  /** Where each stack's packet buffers are (default plain memory). */
+  memory?: { client?: PacketMemory; server?: PacketMemory };
 }
 
 /**
@@ -32,8 +35,8 @@ export interface DirectPairOptions extends Omit<DirectLinkOptions, 'irqCost' | '
 export function directPair(env: SimEnvironment, profile: Profile, opts: DirectPairOptions): DirectPair {
   const clientCpu = new SimpleCpu(env, 'client-cpu');
   const serverCpu = new SimpleCpu(env, 'server-cpu');
-  const client = new Stack({ env, cpu: clientCpu, profile, name: 'client' });
-  const server = new Stack({ env, cpu: serverCpu, profile, name: 'server' });
+  const client = new Stack({ env, cpu: clientCpu, profile, name: 'client', memory: opts.memory?.client });
+  const server = new Stack({ env, cpu: serverCpu, profile, name: 'server', memory: opts.memory?.server });
   const link = new DirectLink(env, 'wire', mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), { ...opts, rxRing: opts.rxRing ?? client.costs.rxRing, irqCost: client.costs.irq });
   const clientAddr = ipv4('10.0.0.1');
   const serverAddr = ipv4('10.0.0.2');

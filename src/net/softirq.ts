@@ -109,6 +109,7 @@ export class NetRxSoftirq {
   netifRx(pkt: Packet): boolean {
     if (this.backlog.length >= this.p.maxBacklog) {
       this.stats.dropped++;
+      pkt.release();
       return false;
     }
     this.backlog.push(pkt);

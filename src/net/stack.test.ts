@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { MS, S, SimEnvironment, SimpleCpu, US, type ProcessGenerator } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import type { Packet} from './iface/packet.js';
-import { GSO_TCPV4, CSUM_PARTIAL } from './iface/packet.js';
+import { GSO_TCPV4, CSUM_PARTIAL, HEAP_MEMORY } from './iface/packet.js';
 import { gsoSegment } from './iface/gso.js';
 import { directPair } from './pair.js';
 import { Stack } from './stack.js';
@@ -453,7 +453,7 @@ describe('devices, routing, neighbours, hooks', () => {
     for (let i = 0; i < payload; i++) d[pkt.l4 + 32 + i] = i & 255;
     pkt.gsoType = GSO_TCPV4;
     pkt.gsoSize = 1448;
-    const segs = gsoSegment(pkt, false);
+    const segs = gsoSegment(pkt, false, HEAP_MEMORY);
     assert.equal(segs.length, Math.ceil(payload / 1448));
     let off = 0;
     for (const [i, seg] of segs.entries()) {
@@ -466,7 +466,7 @@ describe('devices, routing, neighbours, hooks', () => {
       off += ip.payloadLen - 32;
     }
     assert.equal(off, payload);
-    const partial = gsoSegment(pkt, true);
+    const partial = gsoSegment(pkt, true, HEAP_MEMORY);
     assert.ok(partial.every((q: Packet) => q.csum === CSUM_PARTIAL));
   });
 });

@@ -6,7 +6,7 @@ import { NapiTap, fixFeatures, type DeviceFeatures, type DeviceUpper, type Napi,
 import { Hooks } from './iface/hooks.js';
 import { LoopbackDevice } from './iface/loopback.js';
 import { NeighbourTable } from './iface/neighbour.js';
-import { CSUM_NONE, GSO_NONE, Packet } from './iface/packet.js';
+import { CSUM_NONE, GSO_NONE, HEAP_MEMORY, Packet, type PacketMemory } from './iface/packet.js';
 import { RouteTable } from './iface/route.js';
 import { TxQueue } from './iface/tx-queue.js';
 import { fragmentIpv4 } from './ip/fragment.js';
@@ -61,7 +61,7 @@ export class Interface implements DeviceUpper {
   ) {
     const c = stack.costs;
     this.features = fixFeatures(dev.features);
-    this.txq = new TxQueue(dev, this.features, c.txQueueLen, stack.cpu, { gsoSegment: c.gsoSegment, csumPerByte: c.csumPerByte });
+    this.txq = new TxQueue(dev, this.features, c.txQueueLen, stack.cpu, { gsoSegment: c.gsoSegment, csumPerByte: c.csumPerByte }, stack.memory);
     this.neighbours = new NeighbourTable(
       stack.env,
       { retrans: c.arpRetrans, maxProbes: c.arpMaxProbes, reachable: c.arpReachable, unresQueueBytes: c.arpUnresQueueBytes },
@@ -73,6 +73,10 @@ export class Interface implements DeviceUpper {
 
   get cpu(): Executor {
     return this.stack.cpu;
+  }
+
+  get memory(): PacketMemory {
+    return this.stack.memory;
   }
 
   get name(): string {
@@ -106,10 +110,10 @@ export class Interface implements DeviceUpper {
   }
 
   sendArp(op: typeof ARP_REQUEST | typeof ARP_REPLY, dstMac: MacAddr, targetMac: MacAddr, targetIp: Ipv4Addr): void {
-    const buf = new Uint8Array(ETH.HEADER_LEN + ARP.LEN);
-    emitEthernet({ dst: dstMac, src: this.dev.mac, ethertype: ETHERTYPE_ARP }, buf, 0);
-    emitArp({ op, senderMac: this.dev.mac, senderIp: this.address, targetMac, targetIp }, buf, ETH.HEADER_LEN);
-    this.txq.enqueue(new Packet(buf));
+    const pkt = Packet.alloc(this.stack.memory, ETH.HEADER_LEN + ARP.LEN);
+    emitEthernet({ dst: dstMac, src: this.dev.mac, ethertype: ETHERTYPE_ARP }, pkt.data, 0);
+    emitArp({ op, senderMac: this.dev.mac, senderIp: this.address, targetMac, targetIp }, pkt.data, ETH.HEADER_LEN);
+    this.txq.enqueue(pkt);
   }
 }
 
@@ -119,6 +123,8 @@ export interface StackOptions {
   cpu: Executor;
   profile: Profile;
   name: string;
+  /** Where its packet buffers are: the guest's own pages under a hypervisor; default plain memory. */
+  memory?: PacketMemory | undefined;
 }
 
 interface TxEntry {
@@ -144,6 +150,7 @@ export class Stack {
   readonly cpu: Executor;
   readonly costs: StackCosts;
   readonly name: string;
+  readonly memory: PacketMemory;
   readonly hooks = new Hooks();
   readonly routes = new RouteTable<Interface>();
   readonly interfaces: Interface[] = [];
@@ -162,6 +169,7 @@ export class Stack {
     this.env = opts.env;
     this.cpu = opts.cpu;
     this.name = opts.name;
+    this.memory = opts.memory ?? HEAP_MEMORY;
     this.costs = stackCosts(opts.profile);
     this.reassembler = new Reassembler(this.env, this.costs.fragTimeout, this.costs.fragHighThresh, this.costs.fragLowThresh);
     this.lo = this.addInterface(new LoopbackDevice(), { address: ipv4('127.0.0.1'), prefix: 8 });
@@ -252,7 +260,7 @@ export class Stack {
             pkt.release();
             continue;
           }
-          e.frags = fragmentIpv4(pkt, iface.dev.mtu);
+          e.frags = fragmentIpv4(pkt, iface.dev.mtu, this.memory);
           this.stats.fragmentsOut += e.frags.length;
           if (e.frags.length > 1) {
             e.done = false;
@@ -298,18 +306,25 @@ export class Stack {
     this.stats.malformed[k] = (this.stats.malformed[k] ?? 0) + 1;
   }
 
+  /** Receive processing of one frame; the stack is done with the packet afterwards (kfree_skb / consume_skb). */
   private input(pkt: Packet): void {
+    if (!this.dispatch(pkt)) pkt.release();
+  }
+
+  /** True if a pre-routing hook took the packet (it releases it then). */
+  private dispatch(pkt: Packet): boolean {
     const iface = pkt.iface as Interface;
     const d = pkt.data;
     if (this.env.trace.enabled(stackRx)) this.env.trace.emit(stackRx, { stack: this.name, dev: iface.dev.name, pkt });
     if (d.length < ETH.HEADER_LEN) {
       this.malformed(new WireError('ethernet', 'truncated', 'short frame'));
-      return;
+      return false;
     }
     const type = (d[12]! << 8) | d[13]!;
     if (type === ETHERTYPE_ARP) this.arpInput(pkt, iface);
-    else if (type === ETHERTYPE_IPV4) this.ipInput(pkt, iface);
+    else if (type === ETHERTYPE_IPV4) return this.ipInput(pkt, iface);
     else this.stats.unknownProtocol++;
+    return false;
   }
 
   private arpInput(pkt: Packet, iface: Interface): void {
@@ -324,12 +339,12 @@ export class Stack {
     if (forUs && r.op === ARP_REQUEST) iface.sendArp(ARP_REPLY, r.senderMac, r.senderMac, r.senderIp);
   }
 
-  private ipInput(pkt: Packet, iface: Interface): void {
+  private ipInput(pkt: Packet, iface: Interface): boolean {
     pkt.l3 = ETH.HEADER_LEN;
-    let ip: Ipv4Repr | WireError = parseIpv4(pkt.data, pkt.l3, pkt.length - pkt.l3);
+    const ip: Ipv4Repr | WireError = parseIpv4(pkt.data, pkt.l3, pkt.length - pkt.l3);
     if (ip instanceof WireError) {
       this.malformed(ip);
-      return;
+      return false;
     }
     this.stats.ipIn++;
     pkt.l4 = pkt.l3 + ip.headerLen;
@@ -337,31 +352,38 @@ export class Stack {
       const v = this.hooks.runPreRouting(pkt, iface.dev);
       if (v === 'drop') {
         this.stats.hookDrops++;
-        return;
+        return false;
       }
       if (v === 'stolen') {
         this.stats.hookStolen++;
-        return;
+        return true;
       }
     }
     if (!this.isLocal(ip.dst) && ip.dst !== IPV4_BROADCAST && !inSubnet(ip.dst, this.lo.address, this.lo.prefix)) {
       this.stats.notForUs++; // a guest does not forward (ip_forward = 0)
-      return;
+      return false;
     }
     if (ip.moreFragments || ip.fragOffset > 0) {
-      const whole = this.reassembler.add(pkt, ip);
-      if (whole === null) return;
+      const whole = this.reassembler.add(pkt, ip, this.memory);
+      if (whole === null) return false;
       whole.iface = iface;
       // No device validates a fragment's transport checksum: the datagram's is verified now.
       whole.csum = CSUM_NONE;
       const again = parseIpv4(whole.data, whole.l3, whole.length - whole.l3);
       if (again instanceof WireError) {
         this.malformed(again);
-        return;
+        whole.release();
+        return false;
       }
-      ip = again;
-      pkt = whole;
+      this.deliver(whole, again);
+      whole.release();
+      return false;
     }
+    this.deliver(pkt, ip);
+    return false;
+  }
+
+  private deliver(pkt: Packet, ip: Ipv4Repr): void {
     switch (ip.protocol) {
       case IPPROTO_TCP:
         this.tcp.input(pkt, ip);
@@ -384,11 +406,10 @@ export class Stack {
    * (__ip_make_skb); the kernel's ICMP socket (echo replies) never (IP_PMTUDISC_DONT).
    */
   buildIp(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Len: number, df: boolean): Packet {
-    const buf = new Uint8Array(ETH.HEADER_LEN + IP.HEADER_LEN + l4Len);
-    const pkt = new Packet(buf);
+    const pkt = Packet.alloc(this.memory, ETH.HEADER_LEN + IP.HEADER_LEN + l4Len);
     pkt.l3 = ETH.HEADER_LEN;
     pkt.l4 = ETH.HEADER_LEN + IP.HEADER_LEN;
-    emitIpv4({ src, dst, protocol, ttl: DEFAULT_TTL, tos: 0, ident: this.nextIdent(), dontFragment: df, moreFragments: false, fragOffset: 0, payloadLen: l4Len }, buf, ETH.HEADER_LEN);
+    emitIpv4({ src, dst, protocol, ttl: DEFAULT_TTL, tos: 0, ident: this.nextIdent(), dontFragment: df, moreFragments: false, fragOffset: 0, payloadLen: l4Len }, pkt.data, ETH.HEADER_LEN);
     return pkt;
   }
 

@@ -4,6 +4,7 @@ import { MS, SimEnvironment, US } from '../../sim/index.js';
 import { Profile } from '../../profile/index.js';
 import { directPair, type DirectPairOptions } from '../../net/pair.js';
 import { PcapWriter } from '../../net/iface/pcap.js';
+import { PacketBuffer, type PacketMemory } from '../../net/iface/packet.js';
 import { ping, tcpCrr, tcpRr, tcpStream, udpRr, udpStream, checkPattern, fillPattern, type Endpoints } from './index.js';
 
 const profile = Profile.load('default');
@@ -232,5 +233,64 @@ describe('determinism', () => {
     assert.equal(a.result, b.result);
     assert.ok(a.pcap.length > 100_000);
     assert.deepEqual(Buffer.compare(Buffer.from(a.pcap), Buffer.from(b.pcap)), 0);
+  });
+});
+
+/**
+ * A pool that reuses freed buffers at once and scribbles over them when they are freed, so a
+ * layer that reads bytes after letting go of them (or frees them twice, or never) is caught:
+ * by the byte-exact checks of the workloads, or by the count of buffers still out.
+ */
+class ScribblingPool implements PacketMemory {
+  readonly domid = -1;
+  out = 0;
+  allocs = 0;
+  readonly free: Uint8Array[] = [];
+  alloc(len: number): PacketBuffer {
+    this.allocs++;
+    this.out++;
+    const i = this.free.findIndex((b) => b.length >= len);
+    const bytes = i >= 0 ? this.free.splice(i, 1)[0]! : new Uint8Array(Math.max(len, 2048));
+    bytes.fill(0);
+    return new ScribbledBuffer(bytes, this);
+  }
+}
+
+class ScribbledBuffer extends PacketBuffer {
+  readonly domid = -1;
+  readonly gfn = -1;
+  readonly offset = 0;
+  constructor(
+    readonly bytes: Uint8Array,
+    private readonly pool: ScribblingPool,
+  ) {
+    super();
+  }
+  protected recycle(): void {
+    this.pool.out--;
+    this.bytes.fill(0xa5);
+    this.pool.free.push(this.bytes);
+  }
+}
+
+describe('packet buffers', () => {
+  it('every workload returns every buffer it was given, and none is read after it was freed', () => {
+    const client = new ScribblingPool();
+    const server = new ScribblingPool();
+    const { env, ends, pair } = setup(21, { bandwidth: GBIT, delay: 30 * US, loss: 0.01, reorder: 0.01, reorderDelay: 200 * US, memory: { client, server } });
+    const t = { warmup: 5 * MS, duration: 20 * MS };
+    const stream = tcpStream(env, ends, { bytes: 3_000_000, messageSize: 65536 });
+    env.run({ until: stream });
+    assert.equal(stream.value.bytesVerified, 3_000_000);
+    assert.ok(pair.link.a.stats.lost > 0, 'loss exercised the out-of-order queue');
+    for (const p of [() => udpStream(env, ends, { messageSize: 1400, timing: t }), () => tcpRr(env, ends, { timing: t }), () => udpRr(env, ends, { timing: t }), () => ping(env, ends, { count: 20 })]) {
+      const run = p();
+      env.run({ until: run });
+    }
+    env.run({ until: env.now + 61_000 * MS }); // TIME_WAIT passes, every socket is gone
+    assert.equal(pair.client.tcp.connections, 0);
+    assert.ok(client.allocs > 1000 && server.allocs > 1000, `allocations ${client.allocs}/${server.allocs}`);
+    assert.equal(client.out, 0, 'client buffers still out');
+    assert.equal(server.out, 0, 'server buffers still out');
   });
 });

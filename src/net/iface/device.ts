@@ -1,6 +1,6 @@
 import type { Executor } from '../../sim/index.js';
 import type { MacAddr } from '../wire/addr.js';
-import type { Packet } from './packet.js';
+import type { Packet, PacketMemory } from './packet.js';
 
 /**
  * What a device can do for the stack (Linux netdev features). The stack reads them to decide
@@ -78,6 +78,8 @@ export class NapiTap {
 export interface DeviceUpper {
   /** The guest CPU where the device's interrupt handler and NAPI poll run. */
   readonly cpu: Executor;
+  /** The stack's packet memory: where the device puts the frames it receives (its RX buffers). */
+  readonly memory: PacketMemory;
   /**
    * NAPI: from the device's interrupt handler, have the receive softirq poll `napi` (which
    * hands over frames until its ring is empty or its weight is used).
@@ -135,6 +137,7 @@ export abstract class DeviceWrapper implements NetDevice {
     const tap = new NapiTap((p) => this.onReceive(p));
     this.inner.attach({
       cpu: upper.cpu,
+      memory: upper.memory,
       napiSchedule: (n) => upper.napiSchedule(tap.of(n)),
       receive: (p) => {
         this.onReceive(p);

@@ -10,7 +10,7 @@ import { ACK, PSH } from '../wire/tcp.js';
 import type { DeviceFeatures, DeviceUpper, Napi } from './device.js';
 import { DirectLink, type DirectLinkOptions } from './direct-link.js';
 import { gsoSegment } from './gso.js';
-import { CSUM_UNNECESSARY, GSO_NONE, GSO_TCPV4, type Packet } from './packet.js';
+import { CSUM_UNNECESSARY, GSO_NONE, GSO_TCPV4, HEAP_MEMORY, type Packet } from './packet.js';
 
 const profile = Profile.load('default');
 const MSS = 1448;
@@ -20,6 +20,7 @@ const TCP_HDR = 32; // with the timestamp option
 class TestUpper implements DeviceUpper {
   napi: Napi | null = null;
   schedules = 0;
+  readonly memory = HEAP_MEMORY;
   constructor(readonly cpu: SimpleCpu) {}
   napiSchedule(napi: Napi): void {
     this.napi = napi;
@@ -74,7 +75,7 @@ function tcpPacket(stack: Stack, seq: number, payload: number, opts: { flags?: n
   // A single frame with its checksums complete.
   pkt.gsoType = GSO_TCPV4;
   pkt.gsoSize = payload;
-  const [only] = gsoSegment(pkt, false);
+  const [only] = gsoSegment(pkt, false, HEAP_MEMORY);
   return only!;
 }
 

@@ -7,7 +7,7 @@ import { l4ChecksumValid } from '../wire/l4-checksum.js';
 import { NO_OFFLOADS, fixFeatures, type DeviceFeatures, type DeviceUpper, type Napi, type NetDevice } from './device.js';
 import { gsoSegment } from './gso.js';
 import { lroMerge } from './lro.js';
-import { CSUM_NONE, CSUM_UNNECESSARY, GSO_NONE, Packet } from './packet.js';
+import { CSUM_NONE, CSUM_UNNECESSARY, GSO_NONE, HEAP_MEMORY, Packet } from './packet.js';
 
 export interface DirectLinkOptions {
   /** Line rate, bits per second. */
@@ -148,7 +148,7 @@ export class LinkEnd implements NetDevice {
         return;
       }
       // TSO: the NIC cuts the packet into MSS frames with their own headers and checksums.
-      this.frames = head.gsoType !== GSO_NONE ? gsoSegment(head, true) : [head];
+      this.frames = head.gsoType !== GSO_NONE ? gsoSegment(head, true, HEAP_MEMORY) : [head];
       this.frameIdx = 0;
     }
     this.wireBusy = true;
@@ -165,7 +165,7 @@ export class LinkEnd implements NetDevice {
     }
     this.stats.frames++;
     this.stats.bytes += pkt.length;
-    // The frame has left: its bytes travel on as a new buffer on the far side.
+    // The frame has left: its bytes travel on, to land in a buffer on the far side.
     const copy = pkt.data.slice();
     const l3 = pkt.l3;
     const csum = pkt.csum;
@@ -188,7 +188,7 @@ export class LinkEnd implements NetDevice {
     }
     const peer = this.peer!;
     this.env.timeout(delay).addCallback(() => {
-      const rx = new Packet(copy);
+      const rx = peer.receiveBuffer(copy);
       rx.l3 = l3;
       // A partial checksum crosses a virtual wire unfinished and is trusted (veth); a
       // complete one is verified by the receiving NIC when it can (not in fragments).
@@ -199,9 +199,17 @@ export class LinkEnd implements NetDevice {
     });
   }
 
+  /** The receiving NIC's DMA of a frame into one of its stack's buffers. */
+  receiveBuffer(bytes: Uint8Array): Packet {
+    const p = Packet.alloc(this.upper?.memory ?? HEAP_MEMORY, bytes.length);
+    p.data.set(bytes);
+    return p;
+  }
+
   private arrive(pkt: Packet): void {
     if (this.rxRing.length >= this.opts.rxRing) {
       this.stats.rxDropped++;
+      pkt.release();
       return;
     }
     this.rxRing.push(pkt);
@@ -219,7 +227,7 @@ export class LinkEnd implements NetDevice {
     const pkt = this.rxRing.shift();
     if (pkt === undefined || !this.features.lro) return pkt;
     const before = this.rxRing.length;
-    const merged = lroMerge(pkt, this.rxRing);
+    const merged = lroMerge(pkt, this.rxRing, this.upper!.memory);
     this.stats.lroMerged += before - this.rxRing.length;
     return merged;
   }

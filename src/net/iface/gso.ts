@@ -2,16 +2,16 @@ import { readU32, writeU16, writeU32 } from '../wire/addr.js';
 import { fold, pseudoHeaderSum, sumBytes } from '../wire/checksum.js';
 import { IPPROTO_TCP, Ipv4Packet } from '../wire/ipv4.js';
 import { CWR, FIN, PSH, TCP } from '../wire/tcp.js';
-import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, Packet } from './packet.js';
+import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, Packet, type PacketMemory } from './packet.js';
 
 /**
  * Software GSO for TCP over IPv4 (Linux skb_segment + tcp_gso_segment): cuts a GSO packet
  * into `gsoSize`-byte segments, each with its own copy of the headers, consecutive sequence
  * numbers and IP ids, FIN/PSH only on the last and CWR only on the first (RFC 3168 6.1.2),
- * and a checksum left partial (`txCsum`) or computed. The segments share the original's
- * destructor, which runs when the last of them is released.
+ * and a checksum left partial (`txCsum`) or computed, in new buffers of `mem`. The original
+ * is released (its destructor run, its buffer freed) when the last segment is released.
  */
-export function gsoSegment(pkt: Packet, txCsum: boolean): Packet[] {
+export function gsoSegment(pkt: Packet, txCsum: boolean, mem: PacketMemory): Packet[] {
   const d = pkt.data;
   const l3 = pkt.l3;
   const l4 = pkt.l4;
@@ -27,15 +27,15 @@ export function gsoSegment(pkt: Packet, txCsum: boolean): Packet[] {
   const src = ip.src;
   const dst = ip.dst;
   const out: Packet[] = [];
-  const owner = pkt.destructor;
   let remaining = n;
-  const release = owner === null ? null : (): void => {
-    if (--remaining === 0) owner(pkt);
+  const release = (): void => {
+    if (--remaining === 0) pkt.release();
   };
   for (let i = 0; i < n; i++) {
     const off = i * mss;
     const len = Math.min(mss, payload - off);
-    const buf = new Uint8Array(hdrEnd + len);
+    const seg = Packet.alloc(mem, hdrEnd + len);
+    const buf = seg.data;
     buf.set(d.subarray(0, hdrEnd), 0);
     buf.set(d.subarray(hdrEnd + off, hdrEnd + off + len), hdrEnd);
     const sip = new Ipv4Packet(buf, l3);
@@ -48,7 +48,6 @@ export function gsoSegment(pkt: Packet, txCsum: boolean): Packet[] {
     if (i !== 0) f &= ~CWR;
     buf[l4 + TCP.FLAGS] = f;
     const pseudo = pseudoHeaderSum(src, dst, IPPROTO_TCP, thl + len);
-    const seg = new Packet(buf);
     seg.l3 = l3;
     seg.l4 = l4;
     seg.nextHop = pkt.nextHop;
@@ -64,7 +63,7 @@ export function gsoSegment(pkt: Packet, txCsum: boolean): Packet[] {
       writeU16(buf, l4 + TCP.CHECKSUM, ~fold(sumBytes(buf, l4, thl + len, pseudo)) & 0xffff);
       seg.csum = CSUM_NONE;
     }
-    if (release !== null) seg.destructor = release;
+    seg.destructor = release;
     out.push(seg);
   }
   return out;

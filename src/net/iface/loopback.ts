@@ -22,7 +22,9 @@ export class LoopbackDevice implements NetDevice {
   xmit(pkt: Packet): boolean {
     if (this.upper === null) throw new Error('lo: transmit before attach');
     this.packets++;
-    pkt.release();
+    // loopback_xmit: skb_orphan (the sender's buffer space comes back now), then netif_rx of
+    // the same skb, whose bytes the receive side releases when it is done with them.
+    pkt.orphan();
     this.upper.receive(pkt);
     return true;
   }

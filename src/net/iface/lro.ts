@@ -2,7 +2,7 @@ import type { Deque } from '../../sim/index.js';
 import { readU16, readU32, writeU16 } from '../wire/addr.js';
 import { IP, IPPROTO_TCP, Ipv4Packet } from '../wire/ipv4.js';
 import { ACK, CWR, ECE, FIN, PSH, RST, SYN, TCP, URG } from '../wire/tcp.js';
-import { CSUM_NONE, CSUM_UNNECESSARY, GSO_TCPV4, Packet } from './packet.js';
+import { CSUM_NONE, CSUM_UNNECESSARY, GSO_TCPV4, Packet, type PacketMemory } from './packet.js';
 
 const IP_MAX_PACKET = 65535;
 /** Flags after which nothing more is merged (tcp_gro_receive flushes on them). */
@@ -55,9 +55,10 @@ function sameHeaders(a: Packet, b: Packet, thl: number): boolean {
  * URG, ends the merge, as does reaching 64 KiB. The result is one packet with the first
  * frame's headers (the last one's window and flags), marked GSO TCPv4 with the first
  * frame's payload as gsoSize (which the receiver uses as the sender's MSS) and the
- * checksum validated. Frames that cannot be merged are left in the ring.
+ * checksum validated, in a new buffer of `mem` (the merged frames are released). Frames that
+ * cannot be merged are left in the ring.
  */
-export function lroMerge(first: Packet, ring: Deque<Packet>): Packet {
+export function lroMerge(first: Packet, ring: Deque<Packet>, mem: PacketMemory): Packet {
   const h = tcpSeg(first);
   if (h === null || (h.flags & (FLUSH_FLAGS | CWR | ECE)) !== 0 || (h.flags & ACK) === 0) return first;
   const mss = h.payload;
@@ -78,7 +79,8 @@ export function lroMerge(first: Packet, ring: Deque<Packet>): Packet {
   const l3 = first.l3;
   const l4 = l3 + IP.HEADER_LEN;
   const hdrEnd = l4 + h.thl;
-  const buf = new Uint8Array(l3 + total);
+  const out = Packet.alloc(mem, l3 + total);
+  const buf = out.data;
   buf.set(first.data.subarray(0, hdrEnd), 0);
   let at = hdrEnd;
   for (const p of parts) {
@@ -94,7 +96,7 @@ export function lroMerge(first: Packet, ring: Deque<Packet>): Packet {
   const ip = new Ipv4Packet(buf, l3);
   ip.totalLen = total;
   ip.fillChecksum();
-  const out = new Packet(buf);
+  for (const p of parts) p.release();
   out.l3 = l3;
   out.l4 = l4;
   out.csum = CSUM_UNNECESSARY;

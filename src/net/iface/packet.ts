@@ -35,11 +35,109 @@ export const GSO_TCPV4 = 1;
 export type GsoType = typeof GSO_NONE | typeof GSO_TCPV4;
 
 /**
+ * Where a packet's bytes live: a buffer in the memory of the domain that holds the packet
+ * (its own pages, or pages it mapped from another domain through a grant), or plain memory
+ * for stacks with no hypervisor below them. Buffers are reference-counted: whoever keeps
+ * bytes of a packet after the packet itself is gone (a socket's receive queue, the
+ * reassembler) holds the buffer and puts it when done, as Linux keeps an skb queued until
+ * recvmsg has copied it; the last put returns the memory to its pool.
+ *
+ * A guest buffer covers consecutive frames: byte `i` of `bytes` is at offset
+ * `(offset + i) % 4096` of frame `gfn + floor((offset + i) / 4096)` of `domid`'s physmap.
+ */
+export abstract class PacketBuffer {
+  private refs = 1;
+  /** The buffer's bytes (its capacity). */
+  abstract readonly bytes: Uint8Array;
+  /** The domain whose physical address space `gfn` is in; -1 for plain memory. */
+  abstract readonly domid: number;
+  /** First frame and the offset of `bytes[0]` in it (-1, 0 for plain memory). */
+  abstract readonly gfn: number;
+  abstract readonly offset: number;
+  /**
+   * For a page mapped from another domain's grant (netback's mapped TX fragments): the
+   * granter and its ref, so a later copy can name the grant instead of the mapping, as
+   * xenvif_gop_frag_copy does for foreign pages.
+   */
+  grant: { domid: number; ref: number } | null = null;
+
+  /** Another holder of the bytes. */
+  hold(): this {
+    if (this.refs <= 0) throw new Error('PacketBuffer.hold: the buffer was already freed (model bug)');
+    this.refs++;
+    return this;
+  }
+
+  /** A holder lets go; the last one frees the memory. */
+  put(): void {
+    if (--this.refs === 0) this.recycle();
+    else if (this.refs < 0) throw new Error('PacketBuffer.put: more puts than holds (model bug)');
+  }
+
+  get held(): number {
+    return this.refs;
+  }
+
+  /** Returns the memory to its pool (called once, by the last put). */
+  protected abstract recycle(): void;
+}
+
+/** Plain memory: a buffer nothing else knows about (direct links, unit tests). */
+export class HeapBuffer extends PacketBuffer {
+  readonly domid = -1;
+  readonly gfn = -1;
+  readonly offset = 0;
+  constructor(readonly bytes: Uint8Array) {
+    super();
+  }
+  protected recycle(): void {}
+}
+
+/**
+ * Memory for a stack's packet buffers (Linux's skb data allocations, reduced): the guest's
+ * own pages when a hypervisor is below it, so that every byte a grant copy, DMA or device
+ * model touches is in the right domain's memory.
+ */
+export interface PacketMemory {
+  /** The domain the memory belongs to (-1: plain memory). */
+  readonly domid: number;
+  /** A zeroed buffer of at least `len` bytes, held once by the caller. */
+  alloc(len: number): PacketBuffer;
+}
+
+/** Plain memory: each buffer a fresh array. */
+export const HEAP_MEMORY: PacketMemory = {
+  domid: -1,
+  alloc: (len) => new HeapBuffer(new Uint8Array(len)),
+};
+
+/** A contiguous range of a packet's bytes and the buffer (and offset in it) holding them. */
+export interface PacketFrag {
+  buf: PacketBuffer;
+  /** Offset in `buf.bytes`. */
+  bufOffset: number;
+  len: number;
+}
+
+/** Bytes kept from a received packet after it is gone, and the buffer they are in (held). */
+export interface HeldBytes {
+  data: Uint8Array;
+  buf: PacketBuffer | null;
+}
+
+/**
  * One frame and its metadata (Linux's sk_buff, reduced). `data` holds the frame from the
  * Ethernet header on; the IPv4 header starts at `l3` and the transport header at `l4`.
  * A GSO packet (gsoType TCPV4) carries up to 64 KiB of TCP payload to be cut into
  * `gsoSize`-byte segments by the device (TSO) or by software GSO; netif carries the same
  * pair in its GSO extra-info slot (`size`, `type`).
+ *
+ * Memory: `data` is a view into `buf` (from `bufOffset`) when the frame is in one buffer.
+ * A frame a device received into several separate buffers (page fragments: netfront's RX
+ * slots, netback's mapped TX pages) lists them in `frags`, and `data` is then the model's
+ * contiguous copy of them for the stack to read: Linux reads such an skb's fragments where
+ * they are, so making this view is not an operation of the modelled system and costs
+ * nothing. A packet holds its buffers once; `release()` lets go.
  */
 export class Packet {
   l3 = ETH.HEADER_LEN;
@@ -59,19 +157,116 @@ export class Packet {
    * destructor sock_wfree): it returns send-buffer space to the socket that sent it.
    */
   destructor: ((pkt: Packet) => void) | null = null;
+  /** The buffer `data` is a view into, and where in it `data[0]` is. */
+  buf: PacketBuffer | null;
+  bufOffset = 0;
+  /** The separate buffers of a fragmented frame, in order (see above), or null. */
+  frags: PacketFrag[] | null = null;
 
-  constructor(public data: Uint8Array) {}
+  constructor(
+    public data: Uint8Array,
+    buf: PacketBuffer | null = null,
+    bufOffset = 0,
+  ) {
+    this.buf = buf;
+    this.bufOffset = bufOffset;
+  }
+
+  /** A packet of `len` bytes in a fresh buffer of `mem`. */
+  static alloc(mem: PacketMemory, len: number): Packet {
+    const b = mem.alloc(len);
+    return new Packet(len === b.bytes.length ? b.bytes : b.bytes.subarray(0, len), b, 0);
+  }
+
+  /** A packet over the fragments' bytes (each fragment's buffer held once by the packet from now on). */
+  static fromFrags(frags: PacketFrag[]): Packet {
+    if (frags.length === 1) {
+      const f = frags[0]!;
+      return new Packet(f.buf.bytes.subarray(f.bufOffset, f.bufOffset + f.len), f.buf, f.bufOffset);
+    }
+    let n = 0;
+    for (const f of frags) n += f.len;
+    const data = new Uint8Array(n);
+    let at = 0;
+    for (const f of frags) {
+      data.set(f.buf.bytes.subarray(f.bufOffset, f.bufOffset + f.len), at);
+      at += f.len;
+    }
+    const p = new Packet(data);
+    p.frags = frags;
+    return p;
+  }
 
   get length(): number {
     return this.data.length;
   }
 
-  /** Runs and clears the destructor; every device calls it once per packet it accepted. */
-  release(): void {
+  /**
+   * Where the frame's bytes are, as contiguous ranges of buffers (what a driver grants, a
+   * DMA engine reads or a device model maps). Null for a packet in no buffer (built in plain
+   * memory by a test).
+   */
+  fragments(): PacketFrag[] | null {
+    if (this.frags !== null) return this.frags;
+    if (this.buf === null) return null;
+    return [{ buf: this.buf, bufOffset: this.bufOffset, len: this.data.length }];
+  }
+
+  /** Another hold on the bytes of `data[from, from + len)`, for a layer that keeps them. */
+  keep(from: number, len: number): HeldBytes {
+    return { data: this.data.subarray(from, from + len), buf: this.hold() };
+  }
+
+  /**
+   * Another hold on everything the packet's bytes are in, as one buffer to put (null for a
+   * packet in no buffer). For a fragmented frame the hold covers every fragment.
+   */
+  hold(): PacketBuffer | null {
+    if (this.frags !== null) {
+      for (const f of this.frags) f.buf.hold();
+      return new FragsHold(this.frags);
+    }
+    return this.buf === null ? null : this.buf.hold();
+  }
+
+  /** skb_orphan: runs and clears the destructor (the sender's accounting) but keeps the bytes. */
+  orphan(): void {
     const d = this.destructor;
     if (d !== null) {
       this.destructor = null;
       d(this);
     }
+  }
+
+  /**
+   * The holder is done with the packet: runs the destructor (every device calls this once per
+   * packet it accepted) and lets go of its buffers. Safe to call twice.
+   */
+  release(): void {
+    this.orphan();
+    const b = this.buf;
+    if (b !== null) {
+      this.buf = null;
+      b.put();
+    }
+    const fr = this.frags;
+    if (fr !== null) {
+      this.frags = null;
+      for (const f of fr) f.buf.put();
+    }
+  }
+}
+
+/** One hold on each of a fragmented frame's buffers, as one buffer to put. */
+class FragsHold extends PacketBuffer {
+  readonly domid = -1;
+  readonly gfn = -1;
+  readonly offset = 0;
+  readonly bytes = new Uint8Array(0);
+  constructor(private readonly frags: PacketFrag[]) {
+    super();
+  }
+  protected recycle(): void {
+    for (const f of this.frags) f.buf.put();
   }
 }

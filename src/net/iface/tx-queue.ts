@@ -3,7 +3,7 @@ import { completeChecksum } from '../wire/l4-checksum.js';
 import { IPPROTO_UDP } from '../wire/ipv4.js';
 import type { DeviceFeatures, NetDevice } from './device.js';
 import { gsoSegment } from './gso.js';
-import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, type Packet } from './packet.js';
+import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, type Packet, type PacketMemory } from './packet.js';
 
 export interface TxQueueStats {
   packets: number;
@@ -43,6 +43,8 @@ export class TxQueue {
     private readonly limit: number,
     private readonly cpu: Executor,
     private readonly costs: TxQueueCosts,
+    /** Where software GSO builds its segments (the stack's packet memory). */
+    private readonly memory: PacketMemory,
   ) {
     this.resume = () => {
       this.busy = false;
@@ -80,7 +82,7 @@ export class TxQueue {
       if (pkt === undefined) return;
       let work = 0;
       if (pkt.gsoType !== GSO_NONE && !f.tso) {
-        const segs = gsoSegment(pkt, f.txCsum);
+        const segs = gsoSegment(pkt, f.txCsum, this.memory);
         this.q.shift();
         for (let i = segs.length - 1; i >= 0; i--) this.q.unshift(segs[i]!);
         this.stats.gsoSegments += segs.length;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { S, SimEnvironment } from '../../sim/index.js';
-import { Packet } from '../iface/packet.js';
+import { HEAP_MEMORY, Packet } from '../iface/packet.js';
 import { ipv4 } from '../wire/addr.js';
 import { ETH } from '../wire/ethernet.js';
 import { WireError } from '../wire/error.js';
@@ -26,7 +26,7 @@ function frag(ident: number, off: number, len: number, mf: boolean): { pkt: Pack
 
 function add(r: Reassembler, ident: number, off: number, len: number, mf: boolean): Packet | null {
   const f = frag(ident, off, len, mf);
-  return r.add(f.pkt, f.ip);
+  return r.add(f.pkt, f.ip, HEAP_MEMORY);
 }
 
 function setup(high = 4 << 20, low = 3 << 20): { env: SimEnvironment; r: Reassembler } {

@@ -1,7 +1,7 @@
 import type { Env, Timer } from '../../sim/index.js';
 import { ETH } from '../wire/ethernet.js';
 import { Ipv4Packet, type Ipv4Repr } from '../wire/ipv4.js';
-import { Packet } from '../iface/packet.js';
+import { Packet, type PacketBuffer, type PacketMemory } from '../iface/packet.js';
 
 export interface ReassemblyStats {
   /** Datagrams reassembled (ReasmOKs). */
@@ -18,6 +18,8 @@ interface Frag {
   off: number;
   end: number;
   data: Uint8Array;
+  /** The fragment's buffer, held while it waits. */
+  buf: PacketBuffer | null;
 }
 
 interface Datagram {
@@ -64,8 +66,11 @@ export class Reassembler {
     return this.mem;
   }
 
-  /** Adds a fragment (its IP header at `pkt.l3`); returns the whole datagram when complete. */
-  add(pkt: Packet, ip: Ipv4Repr): Packet | null {
+  /**
+   * Adds a fragment (its IP header at `pkt.l3`), holding its bytes; returns the whole
+   * datagram, in a new buffer of `mem`, when complete.
+   */
+  add(pkt: Packet, ip: Ipv4Repr, mem: PacketMemory): Packet | null {
     if (this.mem > this.highThresh) this.evict();
     const key = `${ip.src}:${ip.dst}:${ip.protocol}:${ip.ident}`;
     const start = pkt.l3 + ip.headerLen;
@@ -82,30 +87,32 @@ export class Reassembler {
       dg = d;
     } else this.pending.delete(key);
     this.pending.set(key, dg); // most recently fed last
-    const frag: Frag = { off: ip.fragOffset, end: ip.fragOffset + len, data: pkt.data.subarray(start, start + len) };
-    if (ip.fragOffset === 0) dg.header = pkt.data.slice(pkt.l3, start);
+    const off = ip.fragOffset;
     if (!ip.moreFragments) {
-      if (dg.total >= 0 && dg.total !== frag.end) return this.abandon(dg);
-      dg.total = frag.end;
+      if (dg.total >= 0 && dg.total !== off + len) return this.abandon(dg);
+      dg.total = off + len;
     }
-    if (dg.total >= 0 && frag.end > dg.total) return this.abandon(dg);
+    if (dg.total >= 0 && off + len > dg.total) return this.abandon(dg);
     // Insert in order; an exact duplicate is ignored, any other overlap abandons the datagram.
     let i = 0;
-    while (i < dg.frags.length && dg.frags[i]!.off < frag.off) i++;
+    const end = off + len;
+    while (i < dg.frags.length && dg.frags[i]!.off < off) i++;
     const prev = dg.frags[i - 1];
     const next = dg.frags[i];
-    if ((next !== undefined && next.off === frag.off && next.end === frag.end) || (prev !== undefined && prev.off === frag.off && prev.end === frag.end)) {
+    if ((next !== undefined && next.off === off && next.end === end) || (prev !== undefined && prev.off === off && prev.end === end)) {
       this.stats.dropped++;
       return null;
     }
-    if ((prev !== undefined && prev.end > frag.off) || (next !== undefined && frag.end > next.off)) return this.abandon(dg);
-    dg.frags.splice(i, 0, frag);
+    if ((prev !== undefined && prev.end > off) || (next !== undefined && end > next.off)) return this.abandon(dg);
+    const held = pkt.keep(start, len);
+    if (off === 0) dg.header = pkt.data.slice(pkt.l3, start);
+    dg.frags.splice(i, 0, { off, end, data: held.data, buf: held.buf });
     dg.bytes += len;
     this.mem += len;
     if (dg.total < 0 || dg.header.length === 0 || dg.bytes !== dg.total) return null;
     // ip_frag_reasm: a datagram longer than an IP packet can be is dropped.
     if (dg.header.length + dg.total > IP_MAX_PACKET) return this.abandon(dg);
-    return this.complete(dg);
+    return this.complete(dg, mem);
   }
 
   /** ip_evictor: drop the least recently fed datagrams until memory is at the low threshold. */
@@ -118,17 +125,17 @@ export class Reassembler {
     }
   }
 
-  private complete(dg: Datagram): Packet {
-    this.forget(dg);
+  private complete(dg: Datagram, mem: PacketMemory): Packet {
     const hl = dg.header.length;
-    const buf = new Uint8Array(ETH.HEADER_LEN + hl + dg.total);
+    const p = Packet.alloc(mem, ETH.HEADER_LEN + hl + dg.total);
+    const buf = p.data;
     buf.set(dg.header, ETH.HEADER_LEN);
     for (const f of dg.frags) buf.set(f.data, ETH.HEADER_LEN + hl + f.off);
+    this.forget(dg);
     const ip = new Ipv4Packet(buf, ETH.HEADER_LEN);
     ip.totalLen = hl + dg.total;
     ip.flagsFrag = ip.flagsFrag & 0x4000;
     ip.fillChecksum();
-    const p = new Packet(buf);
     p.l3 = ETH.HEADER_LEN;
     p.l4 = ETH.HEADER_LEN + hl;
     this.stats.reassembled++;
@@ -150,6 +157,8 @@ export class Reassembler {
     dg.timer.cancel();
     this.mem -= dg.bytes;
     this.pending.delete(dg.key);
+    for (const f of dg.frags) f.buf?.put();
+    dg.frags.length = 0;
   }
 }
 

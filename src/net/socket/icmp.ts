@@ -1,5 +1,5 @@
 import { Deque, type SimEvent } from '../../sim/index.js';
-import type { Packet } from '../iface/packet.js';
+import type { Packet, PacketBuffer } from '../iface/packet.js';
 import type { Stack } from '../stack.js';
 import type { Ipv4Addr } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
@@ -58,7 +58,7 @@ export class IcmpLayer {
       this.stats.echoRepliesIn++;
       const s = this.sockets.get(r.ident);
       if (s === undefined) this.stats.unmatched++;
-      else s.deliver({ src: ip.src, seq: r.seq, data: pkt.data.subarray(r.dataOff, r.dataOff + r.dataLen) });
+      else s.deliver({ src: ip.src, seq: r.seq, data: pkt.data.subarray(r.dataOff, r.dataOff + r.dataLen) }, pkt);
     }
   }
 
@@ -85,7 +85,8 @@ export class IcmpLayer {
 
 /** Sends echo requests and receives the replies addressed to its identifier. */
 export class PingSocket {
-  private readonly replies = new Deque<EchoReply>();
+  /** Replies, each still in the buffer it arrived in (held until read). */
+  private readonly replies = new Deque<{ r: EchoReply; buf: PacketBuffer | null }>();
   private reader: SimEvent<void> | null = null;
 
   constructor(
@@ -105,9 +106,11 @@ export class PingSocket {
       this.reader = stack.env.event<void>();
       yield* sleepOn(stack, this.reader);
     }
-    const r = this.replies.shift()!;
+    const { r, buf } = this.replies.shift()!;
+    const out = { src: r.src, seq: r.seq, data: r.data.slice() };
+    buf?.put();
     yield stack.cpu.exec(syscallCost(stack, r.data.length), 'kernel');
-    return { src: r.src, seq: r.seq, data: r.data.slice() };
+    return out;
   }
 
   /** Replies waiting, and the event a blocked recv waits on (for workloads that time out). */
@@ -116,12 +119,13 @@ export class PingSocket {
   }
 
   close(): void {
+    for (let q = this.replies.shift(); q !== undefined; q = this.replies.shift()) q.buf?.put();
     this.layer.close(this);
   }
 
-  /** @internal */
-  deliver(r: EchoReply): void {
-    this.replies.push(r);
+  /** @internal Queues a reply whose bytes are in `pkt` (held while queued). */
+  deliver(r: EchoReply, pkt: Packet): void {
+    this.replies.push({ r, buf: pkt.hold() });
     this.reader = wake(this.reader);
   }
 }

@@ -1,4 +1,5 @@
 import { Deque, type SimEvent, type Timer } from '../../sim/index.js';
+import type { HeldBytes, PacketBuffer } from '../iface/packet.js';
 import type { Interface } from '../stack.js';
 import type { Ipv4Addr } from '../wire/addr.js';
 import { ByteRing } from './byte-ring.js';
@@ -56,9 +57,10 @@ export class TcpControlBlock {
   rcvWnd = 0;
   rcvWscale = 0;
   rcvMss = TCP_MSS_DEFAULT;
-  readonly rcvQueue = new Deque<Uint8Array>();
+  /** In-order bytes waiting for recv, each in the received buffer it arrived in (held). */
+  readonly rcvQueue = new Deque<HeldBytes>();
   rcvQueued = 0;
-  ofo: { seq: number; end: number; data: Uint8Array }[] = [];
+  ofo: { seq: number; end: number; data: Uint8Array; buf: PacketBuffer | null }[] = [];
   ofoBytes = 0;
   ofoFin = -1;
   finReceived = false;
@@ -163,8 +165,19 @@ export function takeOverTimeWait(tw: TcpControlBlock): number {
   return iss;
 }
 
+/** Lets go of every received buffer still queued (tcp_close's purge of the receive queues). */
+export function purgeReceive(tcb: TcpControlBlock): void {
+  for (let h = tcb.rcvQueue.shift(); h !== undefined; h = tcb.rcvQueue.shift()) h.buf?.put();
+  tcb.rcvQueued = 0;
+  for (const o of tcb.ofo) o.buf?.put();
+  tcb.ofo = [];
+  tcb.ofoBytes = 0;
+}
+
 export function destroy(tcb: TcpControlBlock): void {
   tcb.state = 'CLOSED';
+  // Nobody will read what is queued once the user has closed: let the buffers go.
+  if (tcb.userClosed) purgeReceive(tcb);
   tcb.rtoTimer.cancel();
   tcb.persistTimer.cancel();
   tcb.delackTimer.cancel();

@@ -119,7 +119,7 @@ export function segmentArrives(tcb: TcpControlBlock, r: TcpRepr, pkt: Packet): v
       payload = Math.max(0, (edge - seq) | 0);
       data = data.subarray(0, payload);
     }
-    if (payload > 0) ofoSeen = dataArrives(tcb, seq, data, pkt.gsoSize > 0 ? pkt.gsoSize : payload, r.headerLen, f);
+    if (payload > 0) ofoSeen = dataArrives(tcb, seq, data, pkt, pkt.gsoSize > 0 ? pkt.gsoSize : payload, r.headerLen, f);
   }
   // Eighth: FIN.
   if ((f & FIN) !== 0) {
@@ -259,15 +259,19 @@ function rttEstimate(tcb: TcpControlBlock, r: number): void {
   tcb.rto = Math.min(c.rtoMax, Math.round(tcb.srtt + Math.max(4 * tcb.rttvar, c.rtoMin)));
 }
 
-function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, segSize: number, headerLen: number, flags: number): boolean {
+/**
+ * Queues in-order text for recv, or keeps it out of order. Either way the bytes stay where
+ * they arrived (the segment's buffer is held, as Linux queues the skb itself).
+ */
+function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, pkt: Packet, segSize: number, headerLen: number, flags: number): boolean {
   const len = data.length;
   if (seq !== tcb.rcvNxt) {
     tcb.stats.ofoSegs++;
-    ofoInsert(tcb, seq, data);
+    ofoInsert(tcb, seq, data, pkt);
     return true;
   }
   const hadOfo = tcb.ofo.length > 0;
-  tcb.rcvQueue.push(data);
+  tcb.rcvQueue.push({ data, buf: pkt.hold() });
   tcb.rcvQueued += len;
   tcb.rcvNxt = (tcb.rcvNxt + len) >>> 0;
   tcb.stats.bytesReceived += len;
@@ -279,11 +283,11 @@ function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, segSiz
     tcb.ofoBytes -= h.data.length;
     if (seqGt(h.end, tcb.rcvNxt)) {
       const part = h.data.subarray((tcb.rcvNxt - h.seq) | 0);
-      tcb.rcvQueue.push(part);
+      tcb.rcvQueue.push({ data: part, buf: h.buf }); // the hold moves to the receive queue
       tcb.rcvQueued += part.length;
       tcb.stats.bytesReceived += part.length;
       tcb.rcvNxt = h.end;
-    }
+    } else h.buf?.put();
   }
   measureRcvMss(tcb, segSize, headerLen, flags);
   eventDataRecv(tcb);
@@ -295,7 +299,7 @@ function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, segSiz
   return hadOfo; // Linux acks at once when a hole is being filled
 }
 
-function ofoInsert(tcb: TcpControlBlock, seq: number, data: Uint8Array): void {
+function ofoInsert(tcb: TcpControlBlock, seq: number, data: Uint8Array, pkt: Packet): void {
   let s = seq;
   let d = data;
   const end = (seq + data.length) >>> 0;
@@ -316,14 +320,15 @@ function ofoInsert(tcb: TcpControlBlock, seq: number, data: Uint8Array): void {
       // Covers the next one entirely: replace it (keep it simple, it is rare).
       tcb.ofoBytes -= next.data.length;
       tcb.ofo.splice(i, 1);
-      ofoInsert(tcb, s, d);
+      next.buf?.put();
+      ofoInsert(tcb, s, d, pkt);
       return;
     }
     d = d.subarray(0, (next.seq - s) | 0);
     e = next.seq;
   }
   if (d.length === 0) return;
-  tcb.ofo.splice(i, 0, { seq: s, end: e, data: d });
+  tcb.ofo.splice(i, 0, { seq: s, end: e, data: d, buf: pkt.hold() });
   tcb.ofoBytes += d.length;
 }
 

@@ -3,7 +3,7 @@ import type { Ipv4Addr } from '../wire/addr.js';
 import { ACK, RST } from '../wire/tcp.js';
 import type { CongestionName } from './congestion.js';
 import { SocketError, sleepOn, syscallCost } from './errors.js';
-import { TcpControlBlock, destroy } from './tcp-control-block.js';
+import { TcpControlBlock, destroy, purgeReceive } from './tcp-control-block.js';
 import { ACK_PUSHED, ACK_PUSHED2 } from './tcp-delack.js';
 import { openActive } from './tcp-handshake.js';
 import type { TcpLayer } from './tcp-layer.js';
@@ -169,14 +169,12 @@ export class TcpSocket {
     let got = 0;
     while (got < n) {
       const head = tcb.rcvQueue.peek()!;
-      const take = Math.min(head.length, n - got);
-      out.set(take === head.length ? head : head.subarray(0, take), got);
+      const take = Math.min(head.data.length, n - got);
+      out.set(take === head.data.length ? head.data : head.data.subarray(0, take), got);
       got += take;
-      if (take === head.length) tcb.rcvQueue.shift();
-      else {
-        tcb.rcvQueue.shift();
-        tcb.rcvQueue.unshift(head.subarray(take));
-      }
+      tcb.rcvQueue.shift();
+      if (take === head.data.length) head.buf?.put();
+      else tcb.rcvQueue.unshift({ data: head.data.subarray(take), buf: head.buf });
     }
     tcb.rcvQueued -= n;
     yield stack.cpu.exec(syscallCost(stack, n), 'kernel');
@@ -190,6 +188,8 @@ export class TcpSocket {
     const stack = tcb.layer.stack;
     yield stack.cpu.exec(stack.costs.syscall, 'kernel');
     tcb.userClosed = true;
+    const unread = tcb.rcvQueued;
+    purgeReceive(tcb);
     switch (tcb.state) {
       case 'SYN_SENT':
       case 'CLOSED':
@@ -198,7 +198,7 @@ export class TcpSocket {
       case 'SYN_RECEIVED':
       case 'ESTABLISHED':
       case 'CLOSE_WAIT':
-        if (tcb.rcvQueued > 0) {
+        if (unread > 0) {
           // RFC 2525 2.17 / Linux tcp_close: unread data makes close send a reset.
           sendControl(tcb, RST | ACK, tcb.sndNxt, 'kernel');
           destroy(tcb);

@@ -1,5 +1,5 @@
 import { Deque, Timer, type SimEvent, type Time } from '../../sim/index.js';
-import { CSUM_PARTIAL, type Packet } from '../iface/packet.js';
+import { CSUM_PARTIAL, type Packet, type PacketBuffer } from '../iface/packet.js';
 import type { Stack } from '../stack.js';
 import type { Ipv4Addr } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
@@ -74,7 +74,7 @@ export class UdpLayer {
       return;
     }
     const start = pkt.l4 + UDP.HEADER_LEN;
-    sock.deliver({ data: pkt.data.subarray(start, start + r.payloadLen), src: ip.src, srcPort: r.srcPort });
+    sock.deliver({ data: pkt.data.subarray(start, start + r.payloadLen), src: ip.src, srcPort: r.srcPort }, pkt);
   }
 }
 
@@ -92,7 +92,8 @@ export class UdpSocket {
   rcvbuf: number;
   private wmemUsed = 0;
   private rmemUsed = 0;
-  private readonly rxq = new Deque<Datagram>();
+  /** Received datagrams, each still in the buffer it arrived in (held until read). */
+  private readonly rxq = new Deque<{ d: Datagram; buf: PacketBuffer | null }>();
   private reader: SimEvent<void> | null = null;
   private writer: SimEvent<void> | null = null;
   private closed = false;
@@ -172,10 +173,12 @@ export class UdpSocket {
       yield* sleepOn(stack, this.reader);
     }
     this.rcvTimer?.cancel();
-    const d = this.rxq.shift()!;
+    const { d, buf } = this.rxq.shift()!;
     this.rmemUsed -= d.data.length;
+    const out = { data: d.data.slice(), src: d.src, srcPort: d.srcPort };
+    buf?.put();
     yield stack.cpu.exec(syscallCost(stack, d.data.length), 'kernel');
-    return { data: d.data.slice(), src: d.src, srcPort: d.srcPort };
+    return out;
   }
 
   /** Datagrams waiting to be read. */
@@ -186,18 +189,20 @@ export class UdpSocket {
   close(): void {
     if (this.port !== 0) this.layer.unbind(this.port);
     this.closed = true;
+    for (let q = this.rxq.shift(); q !== undefined; q = this.rxq.shift()) q.buf?.put();
+    this.rmemUsed = 0;
     this.wakeReader();
   }
 
-  /** @internal */
-  deliver(d: Datagram): void {
+  /** @internal Queues a datagram whose bytes are in `pkt` (held while queued). */
+  deliver(d: Datagram, pkt: Packet): void {
     if (this.rmemUsed + d.data.length > this.rcvbuf) {
       this.drops++;
       this.layer.stats.rcvbufErrors++;
       return;
     }
     this.rmemUsed += d.data.length;
-    this.rxq.push(d);
+    this.rxq.push({ d, buf: pkt.hold() });
     this.wakeReader();
   }
 
