@@ -12,6 +12,8 @@ export const MMIO_HOLE_START_GFN = 0xf0000;
 export const HIGH_RAM_START_GFN = 0x100000;
 /** Guest frames end with 52-bit guest-physical addresses: nothing can be mapped beyond. */
 export const MAX_GFN = 2 ** 40;
+/** Frames per storage chunk of GuestMemory (a model detail: 1 MiB allocations). */
+export const CHUNK_PAGES = 256;
 
 /** What a guest frame holds besides its own RAM (the p2m types the model needs). */
 export type OverlayType = 'grant_map_rw' | 'grant_map_ro' | 'xen_page';
@@ -54,6 +56,12 @@ export class GuestMemory {
   private readonly lowEnd: number;
   private readonly highEnd: number;
   private readonly ram = new Map<number, Uint8Array>();
+  /**
+   * The bytes behind RAM: chunks of CHUNK_PAGES consecutive frames, each one allocation made
+   * when the first of its frames is touched, so that consecutive frames are consecutive bytes
+   * and a buffer over several of them (a 64 KiB packet) can be read as one view (`ramSpan`).
+   */
+  private readonly chunks = new Map<number, ArrayBuffer>();
   /** RAM frames whose page Xen removed when it mapped something there (they stay empty). */
   private readonly removed = new Set<number>();
   private readonly overlays = new Map<number, Overlay>();
@@ -110,9 +118,27 @@ export class GuestMemory {
     const p = this.ram.get(gfn);
     if (p !== undefined) return p;
     if (!this.isRamGfn(gfn) || this.removed.has(gfn) || this.overlays.has(gfn)) return null;
-    const page = new Uint8Array(PAGE_SIZE);
+    const c = Math.floor(gfn / CHUNK_PAGES);
+    let chunk = this.chunks.get(c);
+    if (chunk === undefined) {
+      chunk = new ArrayBuffer(CHUNK_PAGES * PAGE_SIZE);
+      this.chunks.set(c, chunk);
+    }
+    const page = new Uint8Array(chunk, (gfn - c * CHUNK_PAGES) * PAGE_SIZE, PAGE_SIZE);
     this.ram.set(gfn, page);
     return page;
+  }
+
+  /**
+   * The domain's own RAM frames `gfn … gfn + pages − 1` as one view of consecutive bytes, or
+   * null if any of them is not RAM it owns or they do not lie in one chunk of the model's
+   * storage (a frame allocator hands out runs that do: `FrameAllocator.allocRun`).
+   */
+  ramSpan(gfn: number, pages: number): Uint8Array | null {
+    const c = Math.floor(gfn / CHUNK_PAGES);
+    if (pages < 1 || Math.floor((gfn + pages - 1) / CHUNK_PAGES) !== c) return null;
+    for (let i = 0; i < pages; i++) if (this.ramPage(gfn + i) === null) return null;
+    return new Uint8Array(this.chunks.get(c)!, (gfn - c * CHUNK_PAGES) * PAGE_SIZE, pages * PAGE_SIZE);
   }
 
   overlayAt(gfn: number): Overlay | undefined {

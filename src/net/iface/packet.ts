@@ -78,6 +78,12 @@ export abstract class PacketBuffer {
     return this.refs;
   }
 
+  /** For a pool that hands a freed buffer out again: it has one holder once more. */
+  protected reuse(): void {
+    if (this.refs !== 0) throw new Error('PacketBuffer.reuse: the buffer is still held (model bug)');
+    this.refs = 1;
+  }
+
   /** Returns the memory to its pool (called once, by the last put). */
   protected abstract recycle(): void;
 }

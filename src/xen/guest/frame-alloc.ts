@@ -1,5 +1,5 @@
 import { PAGE_SIZE } from '../abi/index.js';
-import type { GuestMemory } from '../memory.js';
+import { CHUNK_PAGES, type GuestMemory } from '../memory.js';
 
 /**
  * A guest kernel's frame allocator for its drivers: whole RAM frames of its own (rings,
@@ -45,6 +45,33 @@ export class FrameAllocator {
       out.push(g);
     }
     return out;
+  }
+
+  /**
+   * `n` consecutive RAM frames (zeroed) whose bytes the model stores contiguously
+   * (GuestMemory.ramSpan), for a buffer larger than a page, as Linux's page allocator gives
+   * a higher-order allocation; null (and none taken) if there is no such run left. Frames
+   * skipped to find one stay available for single allocations.
+   */
+  allocRun(n: number): number | null {
+    if (!Number.isSafeInteger(n) || n < 1 || n > CHUNK_PAGES) throw new RangeError(`allocRun: ${n} frames (1…${CHUNK_PAGES})`);
+    if (n === 1) return this.alloc();
+    while (this.nextRam - n + 1 >= 0) {
+      const top = this.mem.ramGfnAt(this.nextRam);
+      const lo = this.mem.ramGfnAt(this.nextRam - n + 1);
+      let ok = lo === top - n + 1 && Math.floor(lo / CHUNK_PAGES) === Math.floor(top / CHUNK_PAGES);
+      for (let g = lo; ok && g <= top; g++) ok = !this.inUse.has(g);
+      if (ok) {
+        this.nextRam -= n;
+        for (let g = lo; g <= top; g++) this.inUse.add(g);
+        this.mem.fill(lo * PAGE_SIZE, n * PAGE_SIZE, 0);
+        return lo;
+      }
+      // Leave the top frame to single allocations and look lower.
+      if (!this.inUse.has(top)) this.freeRam.push(top);
+      this.nextRam--;
+    }
+    return null;
   }
 
   free(gfn: number): void {

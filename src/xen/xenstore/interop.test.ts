@@ -126,7 +126,7 @@ describe('xenstore-utils against `hv2m xenstored`', { timeout: 60_000 }, () => {
     const w = spawn(path, ['-n', '2', '/t8'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     w.stdout.setEncoding('latin1').on('data', (s: string) => (out += s));
-    const exited = new Promise<number | null>((res) => w.on('exit', (code) => res(code)));
+    const exited = new Promise<number | null>((res) => w.on('close', (code) => res(code)));
     const killer = setTimeout(() => w.kill('SIGKILL'), 10_000);
     try {
       for (let i = 0; i < 500 && !out.includes('/t8\n'); i++) await new Promise((r) => setTimeout(r, 10));
