@@ -40,3 +40,25 @@ export class DomainCounters {
     return n;
   }
 }
+
+/** A domain's counters at one instant, as plain numbers (`hypercalls.<name>`, `exits.<reason>`). */
+export type CounterSnapshot = Record<string, number>;
+
+/** Copies every counter of `c` (a snapshot never changes afterwards). */
+export function snapshotCounters(c: DomainCounters): CounterSnapshot {
+  const out: CounterSnapshot = {};
+  for (const [k, v] of Object.entries(c)) {
+    if (typeof v === 'number') out[k] = v;
+  }
+  for (const r of EXIT_REASONS) out[`exits.${r}`] = c.exits[r];
+  for (const [name, n] of c.hypercalls) out[`hypercalls.${name}`] = n;
+  out.exitTotal = c.exitTotal;
+  return out;
+}
+
+/** `to − from`, key by key (a key absent from `from` counts from zero). */
+export function diffCounters(to: CounterSnapshot, from: CounterSnapshot | undefined): CounterSnapshot {
+  const out: CounterSnapshot = {};
+  for (const [k, v] of Object.entries(to)) out[k] = v - (from?.[k] ?? 0);
+  return out;
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MS, US, type ProcessGenerator } from '../sim/index.js';
+import { MS, SimEnvironment, US, type ProcessGenerator } from '../sim/index.js';
 import {
   __HYPERVISOR_grant_table_op,
   DOMID_SELF,
@@ -16,8 +16,10 @@ import {
   GNTTABOP_unmap_grant_ref,
 } from './abi/index.js';
 import type { Domain } from './domain.js';
+import { diffCounters } from './counters.js';
+import { Hypervisor } from './hypervisor.js';
 import type { GnttabCopy, GnttabMapGrantRef } from './gnttab-op.js';
-import { filledFrame, makeHost } from './test-fixture.js';
+import { filledFrame, makeHost, profile } from './test-fixture.js';
 
 const P = 4096;
 
@@ -156,5 +158,46 @@ describe('domains: lifecycle', () => {
     });
     h.hv.destroyDomain(g.domain);
     assert.equal(seen, g.domain);
+  });
+});
+
+describe('domains: identity and per-run counters', () => {
+  it('a tenant label (default: the name), validated', () => {
+    const h = makeHost();
+    assert.equal(h.guest('web1', { tenant: 'acme' }).domain.tenant, 'acme');
+    assert.equal(h.guest('db1').domain.tenant, 'db1');
+    assert.throws(() => h.guest('x', { tenant: 'a b' }), /domain "x"\.tenant "a b": expected/);
+  });
+
+  it('a host tag names its vCPUs and its random streams', () => {
+    const env = new SimEnvironment({ seed: 5 });
+    const one = new Hypervisor(env, profile, { pcpus: 1, tag: 'h1' });
+    const two = new Hypervisor(env, profile, { pcpus: 1, tag: 'h2' });
+    for (const hv of [one, two]) hv.createDomain({ name: 'Domain-0', kind: 'dom0', vcpus: 1 });
+    const a = one.createDomain({ name: 'g', kind: 'hvm', vcpus: 1 });
+    const b = two.createDomain({ name: 'g', kind: 'hvm', vcpus: 1 });
+    assert.equal(a.vcpus[0]!.name, 'h1:d1v0');
+    assert.equal(b.vcpus[0]!.name, 'h2:d1v0');
+    assert.notEqual(one.rng('x').int(1 << 30), two.rng('x').int(1 << 30));
+    assert.throws(() => new Hypervisor(env, profile, { pcpus: 1, tag: 'a/b' }), /host\.tag "a\/b": expected/);
+  });
+
+  it('counter snapshots difference to a window, and a destroyed domain keeps its counts', () => {
+    const h = makeHost();
+    const g = h.guest('g');
+    g.domain.counters.grantCopies = 5;
+    g.domain.counters.hypercall('grant_table_op.copy');
+    const before = h.hv.countersSnapshot();
+    g.domain.counters.grantCopies += 3;
+    g.domain.counters.exits.vmcall += 2;
+    g.domain.counters.hypercall('grant_table_op.copy');
+    h.hv.destroyDomain(g.domain);
+    const after = h.hv.countersSnapshot();
+    const d = diffCounters(after.get(g.domid)!.counters, before.get(g.domid)!.counters);
+    assert.equal(d.grantCopies, 3);
+    assert.equal(d['exits.vmcall'], 2);
+    assert.equal(d.exitTotal, 2);
+    assert.equal(d['hypercalls.grant_table_op.copy'], 1);
+    assert.equal(after.get(g.domid)!.name, 'g');
   });
 });

@@ -38,6 +38,11 @@ export interface DomainConfig {
    * ABI's last port, 4095.
    */
   maxEventChannels?: number;
+  /**
+   * The tenant the domain belongs to (who rents it): a label the toolstack keeps, which Dom0's
+   * policies (HV²M's default: channels only within a tenant) read. Default: the domain's name.
+   */
+  tenant?: string;
 }
 
 /** A validated configuration: defaults filled in, pinning resolved to one pCPU list per vCPU. */
@@ -52,6 +57,7 @@ export interface ResolvedDomainConfig {
   maxMaptrackFrames: number;
   maxEventChannels: number;
   affinity: readonly (readonly number[])[];
+  tenant: string;
 }
 
 /**
@@ -106,6 +112,10 @@ export class Domain {
 
   get name(): string {
     return this.config.name;
+  }
+
+  get tenant(): string {
+    return this.config.tenant;
   }
 
   get kind(): DomainKind {

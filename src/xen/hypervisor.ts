@@ -4,6 +4,7 @@ import { EVTCHN_2L_NR_CHANNELS, VIRQ_DOM_EXC } from './abi/index.js';
 import { CpuAccounting, type CpuReport, type CpuSnapshot } from './accounting.js';
 import { xenCosts, type XenCosts } from './costs.js';
 import { Domain, type DomainConfig } from './domain.js';
+import { snapshotCounters, type CounterSnapshot } from './counters.js';
 import { EventChannels } from './event-channel.js';
 import { GrantTableOps } from './gnttab-op.js';
 import { DEFAULT_MAX_GRANT_FRAMES, DEFAULT_MAX_MAPTRACK_FRAMES } from './grant-table.js';
@@ -20,6 +21,11 @@ export interface HostConfig {
   pcpus: number;
   /** Credit scheduler BOOST on wake-up (default true, as Xen). */
   boost?: boolean;
+  /**
+   * The host's name when several hosts share one simulation: it prefixes vCPU names (so trace
+   * payloads naming a vCPU name its host) and the random streams the host's parts draw from.
+   */
+  tag?: string;
 }
 
 /** A configuration error: names the field and what was expected. */
@@ -52,6 +58,8 @@ export class Hypervisor implements VcpuHost {
   readonly domains = new Map<number, Domain>();
   /** Destroyed domains whose pages others still map (the `(null)` entries of xl list). */
   readonly zombies = new Set<Domain>();
+  /** Destroyed domains, for the counters of a window they were part of. */
+  private readonly retired: Domain[] = [];
   readonly gnttab: GrantTableOps;
   readonly evtchn: EventChannels;
   readonly intr: InterruptDelivery;
@@ -61,6 +69,8 @@ export class Hypervisor implements VcpuHost {
   private readonly introduced: DomainListener[] = [];
   private readonly released: DomainListener[] = [];
   private nextDomid = 1;
+  /** The host's tag ('' for a lone host). */
+  readonly tag: string;
 
   constructor(
     readonly env: Env,
@@ -70,6 +80,10 @@ export class Hypervisor implements VcpuHost {
     if (!Number.isInteger(config.pcpus) || config.pcpus < 1 || config.pcpus > 256) {
       throw new ConfigError(`host.pcpus: ${config.pcpus} is not a whole number of physical CPUs from 1 to 256`);
     }
+    if (config.tag !== undefined && !/^[A-Za-z0-9_.-]{1,32}$/.test(config.tag)) {
+      throw new ConfigError(`host.tag ${JSON.stringify(config.tag)}: expected 1-32 letters, digits, '_', '.', '-'`);
+    }
+    this.tag = config.tag ?? '';
     this.acct = new CpuAccounting(config.pcpus, env.now);
     this.costs = xenCosts(profile);
     const costs = { vcpuSwitch: profile.ns('xen.sched.vcpuSwitch'), idleWake: profile.ns('xen.pcpu.idleWake'), ipiLatency: this.costs.ipiLatency };
@@ -84,6 +98,11 @@ export class Hypervisor implements VcpuHost {
   }
 
   /** A live domain by domid (rcu_lock_domain_by_id); destroyed domains are not found. */
+  /** A random stream of this host: named `name` under the host's tag. */
+  rng(name: string): ReturnType<Env['rng']['fork']> {
+    return this.env.rng.fork(this.tag === '' ? name : `${this.tag}/${name}`);
+  }
+
   domain(domid: number): Domain | undefined {
     return this.domains.get(domid);
   }
@@ -164,8 +183,10 @@ export class Hypervisor implements VcpuHost {
     const affinities = this.affinities(config, where);
 
     const domid = config.kind === 'dom0' ? 0 : this.nextDomid++;
+    const tenant = config.tenant ?? config.name;
+    if (typeof tenant !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) throw new ConfigError(`${where}.tenant ${JSON.stringify(tenant)}: expected 1-64 letters, digits, '_', '.', '-'`);
     const cpuTime = this.acct.addDomain(domid, config.name);
-    const d = new Domain(domid, { name: config.name, kind: config.kind, vcpus: config.vcpus, weight, cap, memoryMiB, maxGrantFrames, maxMaptrackFrames, maxEventChannels, affinity: affinities }, cpuTime);
+    const d = new Domain(domid, { name: config.name, kind: config.kind, vcpus: config.vcpus, weight, cap, memoryMiB, maxGrantFrames, maxMaptrackFrames, maxEventChannels, affinity: affinities, tenant }, cpuTime);
     const load = new Map<number, number>();
     for (const dom of this.domains.values()) for (const v of dom.vcpus) load.set(v.processor.id, (load.get(v.processor.id) ?? 0) + 1);
     for (let i = 0; i < config.vcpus; i++) {
@@ -196,6 +217,7 @@ export class Hypervisor implements VcpuHost {
     d.dying = true;
     for (const v of d.vcpus) this.sched.removeVcpu(v);
     this.domains.delete(d.domid);
+    this.retired.push(d);
     this.acct.retireDomain(d.domid);
     for (const release of [...d.inflightPins]) release();
     d.inflightPins.clear();
@@ -206,6 +228,17 @@ export class Hypervisor implements VcpuHost {
     const dom0 = this.dom0;
     if (dom0 !== undefined) this.evtchn.raiseVirq(dom0, VIRQ_DOM_EXC);
     for (const l of [...this.released]) l(d);
+  }
+
+  /**
+   * Every domain's counters now, by domid, destroyed domains included (their counts stay, as
+   * their CPU time does), so a window's difference is exact even when guests come and go.
+   */
+  countersSnapshot(): Map<number, { name: string; counters: CounterSnapshot }> {
+    const out = new Map<number, { name: string; counters: CounterSnapshot }>();
+    for (const d of this.retired) out.set(d.domid, { name: d.name, counters: snapshotCounters(d.counters) });
+    for (const d of this.domains.values()) out.set(d.domid, { name: d.name, counters: snapshotCounters(d.counters) });
+    return out;
   }
 
   /** domain_crash: Xen kills a domain that broke a rule it cannot report as an error. */

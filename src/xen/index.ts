@@ -1,6 +1,6 @@
 export { CATEGORIES, CpuAccounting, type Category, type CpuReport, type CpuSnapshot, type DomainUsage } from './accounting.js';
 export { type XenCosts } from './costs.js';
-export { DomainCounters, EXIT_REASONS, type ExitReason } from './counters.js';
+export { DomainCounters, EXIT_REASONS, diffCounters, snapshotCounters, type CounterSnapshot, type ExitReason } from './counters.js';
 export { Domain, type DomainConfig, type DomainKind, type ResolvedDomainConfig } from './domain.js';
 export {
   EventChannels,

@@ -182,7 +182,7 @@ export class Toolstack {
   /** A deterministic uuid for a domain, drawn from the scenario's seeded RNG. */
   private uuidFor(d: Domain): string {
     if (d.domid === 0) return '00000000-0000-0000-0000-000000000000';
-    const rng = this.hv.env.rng.fork(`uuid/${d.name}`);
+    const rng = this.hv.rng(`uuid/${d.name}`);
     const hex = Array.from({ length: 16 }, () => rng.int(256).toString(16).padStart(2, '0')).join('');
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   }

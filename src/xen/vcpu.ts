@@ -10,6 +10,8 @@ export type Runstate = 'running' | 'runnable' | 'blocked' | 'offline';
 /** What a vCPU needs from the hypervisor when it becomes runnable. */
 export interface VcpuHost {
   readonly env: Env;
+  /** The host's tag, '' for a lone host. */
+  readonly tag: string;
   /** `from`: the pCPU whose Xen code made the vCPU runnable, if any (the tickle is then an IPI). */
   wake(v: Vcpu, from?: Pcpu | null): void;
 }
@@ -47,7 +49,7 @@ export class Vcpu implements Executor {
     npcpus: number,
     processor: Pcpu,
   ) {
-    this.name = `d${domain.domid}v${id}`;
+    this.name = host.tag === '' ? `d${domain.domid}v${id}` : `${host.tag}:d${domain.domid}v${id}`;
     this.affinity = affinity;
     this.affine = Array.from({ length: npcpus }, (_, i) => affinity.includes(i));
     this.processor = processor;
