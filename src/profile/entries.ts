@@ -88,6 +88,9 @@ export const ENTRIES = {
   'xen.xenstore.daemonRequest': { dim: 'time', doc: 'xenstored handling one request: parse, path and permission checks, node lookup, reply' },
   'xen.xenstore.daemonModify': { dim: 'time', doc: 'Extra for a request that changes the store (WRITE, MKDIR, RM, SET_PERMS, a committing TRANSACTION_END): the database write' },
   'guest.xenbus.message': { dim: 'time', doc: 'A guest kernel\'s xenbus sending or receiving one XenStore message through its ring (xs_talkv / xenbus_thread)' },
+  // ---- A Linux kernel's own scheduling of its threads (Dom0's kernel threads: netback, qemu's helpers) ----
+  'guest.sched.contextSwitch': { dim: 'time', doc: 'A Linux kernel switching its CPU from one thread to another (context_switch: registers, stack, address space)' },
+  'guest.sched.wakeup': { dim: 'time', doc: 'A Linux kernel waking a sleeping thread and getting it scheduled (try_to_wake_up, enqueue, the switch-in path)' },
 } as const satisfies Record<string, { dim: Dimension; doc: string }>;
 
 export type EntryName = keyof typeof ENTRIES;

@@ -9,6 +9,7 @@ export { Request, Resource } from './resource.js';
 export { Rng } from './rng.js';
 export { Store } from './store.js';
 export { MS, NS, S, US, formatTime, isTime, type Time } from './time.js';
+export { KernelThread, ThreadCpu, type ThreadCosts } from './threads.js';
 export { Timer } from './timer.js';
 export { TraceBus, TracePoint, tracePoint, type TraceListener } from './trace.js';
 export {
