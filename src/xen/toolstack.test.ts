@@ -275,3 +275,37 @@ describe('toolstack and XenStore', () => {
     assert.deepEqual(once(), once());
   });
 });
+
+describe('toolstack: vif directories', () => {
+  it('writes the frontend and backend directories as libxl does; the guest owns its state but not the toolstack keys', () => {
+    const w = world();
+    const g = w.guest('web');
+    const d = w.hv.domain(g.domid)!;
+    const { frontend, backend } = w.ts.addVif(d, 0, { mac: '00:16:3e:00:00:01', bridge: 'xenbr0' });
+    assert.equal(frontend, `/local/domain/${g.domid}/device/vif/0`);
+    assert.equal(backend, `/local/domain/0/backend/vif/${g.domid}/0`);
+    const read = (p: string): string => {
+      const r = w.ts.xs.read(p);
+      assert.ok(r.ok, p);
+      return Buffer.from(r.value).toString('latin1');
+    };
+    assert.equal(read(`${backend}/frontend`), frontend);
+    assert.equal(read(`${backend}/frontend-id`), String(g.domid));
+    assert.equal(read(`${backend}/bridge`), 'xenbr0');
+    assert.equal(read(`${backend}/online`), '1');
+    assert.equal(read(`${backend}/state`), '1');
+    assert.equal(read(`${frontend}/backend`), backend);
+    assert.equal(read(`${frontend}/backend-id`), '0');
+    assert.equal(read(`${frontend}/mac`), '00:16:3e:00:00:01');
+    assert.equal(read(`${frontend}/state`), '1');
+    const guestConn = w.ts.store.connect(g.domid);
+    assert.ok(guestConn.write(`${frontend}/state`, '2').ok, 'the guest writes its state');
+    assert.ok(!guestConn.write(`${frontend}/mac`, '00:16:3e:00:00:99').ok, 'but not its mac');
+    assert.ok(guestConn.read(`${backend}/state`).ok, 'and reads the backend');
+    assert.ok(!guestConn.write(`${backend}/state`, '4').ok, 'without writing it');
+    assert.throws(() => w.ts.addVif(d, 0, { mac: '00:16:3e:00:00:02', bridge: 'xenbr0' }), /vif 0 already exists/);
+    assert.throws(() => w.ts.addVif(d, 1, { mac: '00:16:3E:00:00:02', bridge: 'xenbr0' }), /mac "00:16:3E:00:00:02" is not/);
+    w.ts.removeVif(d, 0);
+    assert.ok(!w.ts.xs.read(frontend).ok && !w.ts.xs.read(backend).ok);
+  });
+});

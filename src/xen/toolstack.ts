@@ -137,6 +137,64 @@ export class Toolstack {
     if (rec !== undefined) this.xs.rm(`/vm/${rec.uuid}`);
   }
 
+  /**
+   * A vif's frontend and backend directories as libxl writes them (libxl_device_nic_add →
+   * libxl__device_nic_setdefault / libxl__nic_from_xenstore; xen-abi.md §2.2), in one
+   * transaction, both `state` = 1 (Initialising): the backend's directory owned by the backend
+   * domain and readable by the guest, the frontend's owned by the guest and readable by the
+   * backend, with the toolstack's keys (mac, handle, bridge…) in the frontend made read-only
+   * to the guest as libxl does. Returns the two paths.
+   */
+  addVif(d: Domain, devid: number, vif: { mac: string; bridge: string; backend?: number; mtu?: number; script?: string }): { frontend: string; backend: string } {
+    if (!Number.isInteger(devid) || devid < 0) throw new ToolstackError(`domain "${d.name}": vif devid ${devid} is not a whole number >= 0`);
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(vif.mac)) throw new ToolstackError(`domain "${d.name}" vif ${devid}: mac "${vif.mac}" is not xx:xx:xx:xx:xx:xx (lower-case hex)`);
+    const be = vif.backend ?? 0;
+    const frontend = `/local/domain/${d.domid}/device/vif/${devid}`;
+    const backend = `/local/domain/${be}/backend/vif/${d.domid}/${devid}`;
+    const xs = this.xs;
+    if (xs.read(frontend).ok) throw new ToolstackError(`domain "${d.name}": vif ${devid} already exists`);
+    const tx = must(xs.transactionStart(), 'transaction start');
+    const put = (path: string, value: string): void => void must(xs.write(path, value, tx), `write ${path}`);
+    const perms = (path: string, p: string[]): void => void must(xs.setPerms(path, p, tx), `set perms ${path}`);
+    must(xs.mkdir(backend, tx), `mkdir ${backend}`);
+    perms(backend, [`n${be}`, `r${d.domid}`]);
+    put(`${backend}/frontend`, frontend);
+    put(`${backend}/frontend-id`, String(d.domid));
+    put(`${backend}/online`, '1');
+    put(`${backend}/state`, '1');
+    put(`${backend}/script`, vif.script ?? '/etc/xen/scripts/vif-bridge');
+    put(`${backend}/mac`, vif.mac);
+    put(`${backend}/bridge`, vif.bridge);
+    put(`${backend}/handle`, String(devid));
+    put(`${backend}/type`, 'vif');
+    put(`${backend}/hotplug-status`, '');
+    if (vif.mtu !== undefined) put(`${backend}/mtu`, String(vif.mtu));
+    must(xs.mkdir(frontend, tx), `mkdir ${frontend}`);
+    perms(frontend, [`n${d.domid}`, `r${be}`]);
+    const ro = [`n${be}`, `r${d.domid}`];
+    const fixed: [string, string][] = [
+      ['backend', backend],
+      ['backend-id', String(be)],
+      ['handle', String(devid)],
+      ['mac', vif.mac],
+      ['trusted', '1'],
+    ];
+    if (vif.mtu !== undefined) fixed.push(['mtu', String(vif.mtu)]);
+    for (const [k, v] of fixed) {
+      put(`${frontend}/${k}`, v);
+      perms(`${frontend}/${k}`, ro);
+    }
+    put(`${frontend}/state`, '1');
+    must(xs.transactionEnd(tx, true), 'transaction commit');
+    return { frontend, backend };
+  }
+
+  /** Removes a vif's directories (libxl after the device has closed). */
+  removeVif(d: Domain, devid: number, backend = 0): void {
+    this.xs.rm(`/local/domain/${d.domid}/device/vif/${devid}`);
+    this.xs.rm(`/local/domain/${backend}/backend/vif/${d.domid}/${devid}`);
+  }
+
   /** The domain's XenStore home as libxl creates it, in one transaction (xen-abi.md §2.1). */
   private writeHome(d: Domain, uuid: string, store: StoreLocation | null): void {
     const xs = this.xs;
