@@ -1,0 +1,179 @@
+import { KernelThread, ThreadCpu, type Env, type SimEvent } from '../sim/index.js';
+import type { Profile } from '../profile/index.js';
+import { Stack, ipv4, type Interface, type NetDevice } from '../net/index.js';
+import { Hypervisor, Toolstack, bootGuestKernel, type Domain, type XenbusClient } from '../xen/index.js';
+import type { XenGuest } from '../xen/guest/index.js';
+import { GuestPacketMemory, PathRegistry, defaultPaths, type AttachedNic, type BridgePortHandle, type NicSpec, type PathDom0, type PathHost, type PathKernel } from '../vnet/index.js';
+import { parseGuest, parseHost, HostDescriptionError, type GuestDescription, type GuestInput, type HostDescription, type HostInput } from './description.js';
+import { Dom0Network } from './dom0-network.js';
+
+/** A booted kernel (a guest's or Dom0's) with its network stack and threads. */
+export class KernelSide implements PathKernel {
+  readonly stack: Stack;
+  readonly memory: GuestPacketMemory;
+  readonly threads: readonly ThreadCpu[];
+
+  constructor(
+    readonly env: Env,
+    profile: Profile,
+    readonly domain: Domain,
+    readonly kernel: XenGuest,
+    readonly xenbus: XenbusClient,
+    stackName: string,
+  ) {
+    this.memory = new GuestPacketMemory(kernel.mem, kernel.frames);
+    this.stack = new Stack({ env, cpu: domain.vcpus[0]!, profile, name: stackName, memory: this.memory });
+    const costs = { contextSwitch: profile.ns('guest.sched.contextSwitch'), wakeup: profile.ns('guest.sched.wakeup') };
+    this.threads = domain.vcpus.map((v) => new ThreadCpu(v, costs));
+  }
+
+  kthread(name: string, cpu: number): KernelThread {
+    const tc = this.threads[cpu];
+    if (tc === undefined) throw new RangeError(`${this.domain.name}: no vCPU ${cpu} for kernel thread ${name} (it has ${this.threads.length})`);
+    return new KernelThread(this.env, name, tc);
+  }
+}
+
+/** Dom0's kernel: a KernelSide with the host's bridges. */
+export class Dom0Side extends KernelSide implements PathDom0 {
+  network!: Dom0Network;
+  addBridgePort(bridge: string, dev: NetDevice): BridgePortHandle {
+    return this.network.addPort(bridge, dev);
+  }
+}
+
+/** One NIC of a guest, attached. */
+export interface GuestNic {
+  readonly spec: NicSpec;
+  readonly devid: number;
+  readonly attached: AttachedNic;
+  readonly iface: Interface;
+}
+
+/** A guest on a host: its description, domain, kernel and NICs. */
+export class Guest {
+  readonly nics: GuestNic[] = [];
+  constructor(
+    readonly desc: GuestDescription,
+    readonly side: KernelSide,
+  ) {}
+  get name(): string {
+    return this.desc.name;
+  }
+  get domain(): Domain {
+    return this.side.domain;
+  }
+  get stack(): Stack {
+    return this.side.stack;
+  }
+  get domid(): number {
+    return this.side.domain.domid;
+  }
+}
+
+export interface HostOptions {
+  /** The I/O paths NICs may name (default: every path vnet registers). */
+  paths?: PathRegistry;
+  /** Where the description came from, for errors (a file name). */
+  where?: string;
+}
+
+/**
+ * A Xen host built from a description: the hypervisor with its pCPUs, Dom0 (kernel, xenstored,
+ * network stack and bridges), and guests, each booted to a connected xenbus with a network
+ * stack on its first vCPU and its NICs attached by their I/O paths. Guests can be added to and
+ * removed from a running host.
+ */
+export class Host implements PathHost {
+  readonly guests = new Map<string, Guest>();
+  readonly paths: PathRegistry;
+
+  private constructor(
+    readonly env: Env,
+    readonly profile: Profile,
+    readonly desc: HostDescription,
+    readonly hv: Hypervisor,
+    readonly toolstack: Toolstack,
+    readonly dom0: Dom0Side,
+    paths: PathRegistry,
+  ) {
+    this.paths = paths;
+  }
+
+  get tag(): string {
+    return this.hv.tag;
+  }
+
+  get name(): string {
+    return this.desc.name;
+  }
+
+  /** Builds a host (Dom0 first, then each guest in order) — a process: building takes simulated time. */
+  static *build(env: Env, profile: Profile, input: HostInput | HostDescription, opts: HostOptions = {}): Generator<SimEvent<unknown>, Host, unknown> {
+    const where = opts.where ?? 'host';
+    const desc = parseHost(input, where);
+    const paths = opts.paths ?? defaultPaths();
+    for (const [i, g] of desc.guests.entries()) {
+      for (const [j, n] of g.nics.entries()) {
+        if (paths.get(n.path) === undefined) throw new HostDescriptionError(where, [`guests.${i}.nics.${j}.path: "${n.path}" is not an I/O path this build knows (${paths.names.join(', ') || 'none'})`]);
+      }
+    }
+    const hv = new Hypervisor(env, profile, { pcpus: desc.pcpus, tag: desc.name });
+    const d0 = desc.dom0;
+    const ts = yield* Toolstack.boot(hv, profile, { name: 'Domain-0', vcpus: d0.vcpus, memoryMiB: d0.memoryMiB, ...(d0.weight !== undefined ? { weight: d0.weight } : {}), ...(d0.pinning !== undefined ? { pinning: d0.pinning } : {}) });
+    const dom0 = new Dom0Side(env, profile, ts.dom0, ts.dom0Kernel, ts.dom0Xenbus!, `${desc.name}:Domain-0`);
+    dom0.network = new Dom0Network(env, profile, dom0, desc);
+    const host = new Host(env, profile, desc, hv, ts, dom0, paths);
+    for (const g of desc.guests) yield* host.startGuest(g);
+    return host;
+  }
+
+  /** Adds a guest to the running host (xl create). */
+  *addGuest(input: GuestInput): Generator<SimEvent<unknown>, Guest, unknown> {
+    const g = parseGuest(input, this.desc, [...this.guests.values()].map((x) => x.desc), `${this.name}: guest`);
+    for (const [j, n] of g.nics.entries()) {
+      if (this.paths.get(n.path) === undefined) throw new HostDescriptionError(`${this.name}: guest ${g.name}`, [`nics.${j}.path: "${n.path}" is not an I/O path this build knows (${this.paths.names.join(', ')})`]);
+    }
+    return yield* this.startGuest(g);
+  }
+
+  /** Removes a guest (its NICs detached first, then xl destroy). */
+  *removeGuest(name: string): Generator<SimEvent<unknown>, void, unknown> {
+    const g = this.guests.get(name);
+    if (g === undefined) throw new Error(`${this.name}: no guest named "${name}"`);
+    this.guests.delete(name);
+    for (const n of [...g.nics].reverse()) yield* n.attached.detach();
+    this.toolstack.destroyGuest(g.domain);
+  }
+
+  guest(name: string): Guest {
+    const g = this.guests.get(name);
+    if (g === undefined) throw new Error(`${this.name}: no guest named "${name}"`);
+    return g;
+  }
+
+  private *startGuest(g: GuestDescription): Generator<SimEvent<unknown>, Guest, unknown> {
+    const rec = yield* this.toolstack.createGuest({
+      name: g.name,
+      kind: g.type,
+      vcpus: g.vcpus,
+      memoryMiB: g.memoryMiB,
+      ...(g.weight !== undefined ? { weight: g.weight } : {}),
+      ...(g.cap !== undefined ? { cap: g.cap } : {}),
+      ...(g.pinning !== undefined ? { pinning: g.pinning } : {}),
+      ...(g.tenant !== undefined ? { tenant: g.tenant } : {}),
+    });
+    const { kernel, xenbus } = yield* bootGuestKernel(this.hv, rec.domain, this.profile, g.type === 'pv' ? rec.store : undefined);
+    const side = new KernelSide(this.env, this.profile, rec.domain, kernel, xenbus, `${this.name}:${g.name}`);
+    const guest = new Guest(g, side);
+    this.guests.set(g.name, guest);
+    for (const [devid, n] of g.nics.entries()) {
+      const [ip, prefix] = n.ip.split('/') as [string, string];
+      const spec: NicSpec = { path: n.path, mac: n.mac, ip, prefix: Number(prefix), bridge: n.bridge, options: n.options };
+      const attached = yield* this.paths.get(n.path)!.attach(this, side, spec, devid);
+      const iface = side.stack.addInterface(attached.device, { address: ipv4(ip), prefix: spec.prefix });
+      guest.nics.push({ spec, devid, attached, iface });
+    }
+    return guest;
+  }
+}

@@ -1,0 +1,4 @@
+// The I/O paths between guests, and what they share.
+export { GuestPacketMemory, PacketMemoryExhausted } from './packet-memory.js';
+export { PathRegistry, type AttachedNic, type BridgePortHandle, type IoPath, type NicSpec, type PathDom0, type PathHost, type PathKernel } from './path.js';
+export { defaultPaths } from './paths.js';
