@@ -82,6 +82,7 @@ export const ENTRIES = {
   'xen.gnttab.tlbFlush': { dim: 'time', doc: 'TLB/EPT invalidation for one unmapped grant: the EPT sync of the p2m removal (HVM caller), or the per-page share of the batch flush (PV caller)' },
   'xen.ioreq.complete': { dim: 'time', doc: 'Xen taking an ioreq response and completing the emulated instruction (hvm_io_assist)' },
   'guest.xen.upcall': { dim: 'time', doc: 'Guest kernel event-channel upcall: interrupt entry/exit and the 2-level scan (xen_evtchn_do_upcall)' },
+  'guest.gnttab.eagainRetryStep': { dim: 'time', doc: 'Sleep unit of a guest kernel retrying a grant op that returned GNTST_eagain: it sleeps 1, 2, 3… units between tries (gnttab_retry_eagain_gop)' },
   'guest.xen.upcallPort': { dim: 'time', doc: 'Guest kernel dispatch of one pending port to its handler (evtchn_to_irq, handle_irq, clear pending)' },
   // ---- XenStore in the model: xenstored serving guest rings, guests' xenbus ----
   'xen.xenstore.daemonWakeup': { dim: 'time', doc: 'Dom0 kernel waking the xenstored process for an event on a domain ring (/dev/xen/evtchn read, select returning)' },

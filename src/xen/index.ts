@@ -22,6 +22,7 @@ export { type DmOp, type XenMemAcquireResource } from './ioreq.js';
 export { GuestFault, GuestMemory, HIGH_RAM_START_GFN, MMIO_HOLE_START_GFN } from './memory.js';
 export { ForeignMapping, type XenAddToPhysmap } from './memory-op.js';
 export { Pcpu } from './pcpu.js';
+export { BackRing, bytesPage, concatPages, foreignPage, FrontRing, guestFramePage, RingError, SharedRing, type RingPage } from './ring.js';
 export { CreditScheduler, PRI_BOOST, PRI_IDLE, PRI_OVER, PRI_UNDER } from './sched-credit.js';
 export { SharedInfo } from './shared-info.js';
 export {

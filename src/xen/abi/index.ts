@@ -4,3 +4,6 @@ export * from './grant-table.js';
 export * from './event-channel.js';
 export * from './hvm.js';
 export * from './memory.js';
+export * from './ring.js';
+export * from './netif.js';
+export * from './xenbus.js';
