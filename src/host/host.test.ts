@@ -16,6 +16,10 @@ class PairPath implements IoPath {
   readonly calls: { guest: string; nic: NicSpec; devid: number }[] = [];
   private link: DirectLink | null = null;
   detached = 0;
+  *detachOne(host: PathHost): Generator<SimEvent<unknown>, void, unknown> {
+    yield host.env.timeout(0);
+    this.detached++;
+  }
   *attach(host: PathHost, guest: PathKernel, nic: NicSpec, devid: number): Generator<SimEvent<unknown>, AttachedNic, unknown> {
     this.calls.push({ guest: guest.domain.name, nic, devid });
     let dev: NetDevice;
@@ -30,9 +34,7 @@ class PairPath implements IoPath {
     return {
       device: dev,
       stats: () => ({}),
-      detach: function* (this: PairPath) {
-        this.detached++;
-      }.bind(this),
+      detach: () => this.detachOne(host),
     };
   }
 }

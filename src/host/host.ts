@@ -3,7 +3,7 @@ import type { Profile } from '../profile/index.js';
 import { Stack, ipv4, type Interface, type NetDevice } from '../net/index.js';
 import { Hypervisor, Toolstack, bootGuestKernel, type Domain, type XenbusClient } from '../xen/index.js';
 import type { XenGuest } from '../xen/guest/index.js';
-import { GuestPacketMemory, PathRegistry, defaultPaths, type AttachedNic, type BridgePortHandle, type NicSpec, type PathDom0, type PathHost, type PathKernel } from '../vnet/index.js';
+import { GuestPacketMemory, defaultPaths, type PathRegistry, type AttachedNic, type BridgePortHandle, type NicSpec, type PathDom0, type PathHost, type PathKernel } from '../vnet/index.js';
 import { parseGuest, parseHost, HostDescriptionError, type GuestDescription, type GuestInput, type HostDescription, type HostInput } from './description.js';
 import { Dom0Network } from './dom0-network.js';
 

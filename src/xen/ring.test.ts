@@ -348,7 +348,7 @@ describe('shared rings (io/ring.h)', () => {
     );
     assert.equal(notifies, 2, 'one kick per round: the back re-armed req_event each time it drained');
     // The bytes are the guest's: its own view of the page shows Dom0's responses.
-    assert.equal(new DataView(g.mem.view(gfn).buffer).getUint32(SRING.rsp_prod, true), 300);
+    assert.equal(new DataView(g.mem.view(gfn).buffer, g.mem.view(gfn).byteOffset).getUint32(SRING.rsp_prod, true), 300);
     // After unmapping, Dom0's view of the ring faults: the page is gone from its physmap.
     const un: GnttabUnmapGrantRef = { host_addr: hostGfn * P, dev_bus_addr: 0, handle: op.handle! };
     h.run(h.hv.hypercall(v0, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_unmap_grant_ref, ops: [un] }));
