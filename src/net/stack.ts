@@ -117,6 +117,114 @@ export class Interface implements DeviceUpper {
   }
 }
 
+/**
+ * What takes the frames of a device that is a port of an upper device instead of the
+ * stack's protocols: Linux's netdev rx_handler (netdev_rx_handler_register), which
+ * __netif_receive_skb calls before any protocol sees the frame. The bridge is one.
+ */
+export interface RxHandler {
+  /**
+   * CPU time of taking `pkt` in the receive softirq, charged before `handle` runs: what
+   * netif_receive_skb costs up to the handler plus the handler's own work (and, for a frame
+   * it will pass up to this stack, the stack's receive cost: see `Stack.rxCost`).
+   */
+  rxCost(pkt: Packet, port: StackPort): number;
+  /** Takes the frame (RX_HANDLER_CONSUMED): from now on the handler owns it and releases it or passes it on. */
+  handle(pkt: Packet, port: StackPort): void;
+}
+
+/** Counters of a port's frames that found no handler. */
+export interface StackPortStats {
+  /** Frames polled from the device after it was detached, dropped (no protocol of the device takes them). */
+  rxDetached: number;
+}
+
+/**
+ * A device of this stack attached as a port of an upper device (`Stack.attachPort`): the
+ * device's NAPI contexts are polled in this stack's receive softirq like an interface's,
+ * but its frames go to the handler instead of IP; frames sent out of the port go through
+ * the port's own transmit queue (dev_queue_xmit on the port device), which the device's
+ * `wake()` restarts.
+ */
+export class StackPort implements DeviceUpper {
+  readonly txq: TxQueue;
+  /** The device's features as a transmitter (netdev_fix_features applied). */
+  readonly features: DeviceFeatures;
+  readonly stats: StackPortStats = { rxDetached: 0 };
+  private live = true;
+  /** Frames polled from this device arrived on this port. */
+  private readonly napis = new NapiTap((p) => (p.iface = this));
+
+  constructor(
+    readonly stack: Stack,
+    readonly dev: NetDevice,
+    readonly handler: RxHandler,
+  ) {
+    const c = stack.costs;
+    this.features = fixFeatures(dev.features);
+    this.txq = new TxQueue(dev, this.features, c.txQueueLen, stack.cpu, { gsoSegment: c.gsoSegment, csumPerByte: c.csumPerByte }, stack.memory);
+    dev.attach(this);
+  }
+
+  get cpu(): Executor {
+    return this.stack.cpu;
+  }
+
+  get memory(): PacketMemory {
+    return this.stack.memory;
+  }
+
+  get name(): string {
+    return this.dev.name;
+  }
+
+  /** False once detached (`Stack.detachPort`). */
+  get attached(): boolean {
+    return this.live;
+  }
+
+  /** dev_queue_xmit on the port: a frame with its Ethernet header; false (dropped, counted in txq.stats) when the queue is full. */
+  xmit(pkt: Packet): boolean {
+    if (this.stack.env.trace.enabled(stackTx)) this.stack.env.trace.emit(stackTx, { stack: this.stack.name, dev: this.dev.name, pkt });
+    return this.txq.enqueue(pkt);
+  }
+
+  receive(pkt: Packet): void {
+    pkt.iface = this;
+    this.stack.softirq.netifRx(pkt);
+  }
+
+  napiSchedule(napi: Napi): void {
+    this.stack.softirq.schedule(this.napis.of(napi));
+  }
+
+  wake(): void {
+    this.txq.wake();
+  }
+
+  /** @internal Stack.detachPort. */
+  detach(): number {
+    this.live = false;
+    return this.txq.purge();
+  }
+
+  /** @internal Receive cost of a frame polled from this port. */
+  rxCost(pkt: Packet): number {
+    // A frame of a detached port is dropped before any work is modelled (rare: frames in the
+    // device's ring when it left).
+    return this.live ? this.handler.rxCost(pkt, this) : 0;
+  }
+
+  /** @internal */
+  input(pkt: Packet): void {
+    if (this.live) this.handler.handle(pkt, this);
+    else {
+      this.stats.rxDetached++;
+      pkt.release();
+    }
+  }
+}
+
 export interface StackOptions {
   env: Env;
   /** The guest CPU the stack's work is charged to. */
@@ -164,6 +272,8 @@ export class Stack {
   private readonly txFifo = new Deque<TxEntry>();
   /** Receive processing: NAPI polling, the netif_rx backlog, ksoftirqd. */
   readonly softirq: NetRxSoftirq;
+  /** Devices attached as ports of an upper device (attachPort). */
+  private readonly ports = new Map<NetDevice, StackPort>();
 
   constructor(opts: StackOptions) {
     this.env = opts.env;
@@ -181,9 +291,43 @@ export class Stack {
       this.env,
       this.cpu,
       { weight: c.napiWeight, budget: c.netdevBudget, netRxTime: c.netRxTime, maxTime: c.softirqMaxTime, maxRestart: c.softirqMaxRestart, maxBacklog: c.maxBacklog, wakeup: c.wakeup },
-      (pkt) => this.rxCost(pkt),
-      (pkt) => this.input(pkt),
+      (pkt) => (pkt.iface instanceof StackPort ? pkt.iface.rxCost(pkt) : this.rxCost(pkt)),
+      (pkt) => (pkt.iface instanceof StackPort ? pkt.iface.input(pkt) : this.input(pkt)),
     );
+  }
+
+  /**
+   * Attaches a device as a port of an upper device (a bridge): netdev_rx_handler_register.
+   * Its received frames are taken in this stack's receive softirq, charged
+   * `handler.rxCost` and handed to `handler.handle` instead of IP.
+   */
+  attachPort(dev: NetDevice, handler: RxHandler): StackPort {
+    if (this.interfaces.some((i) => i.dev === dev) || this.ports.has(dev)) throw new Error(`${this.name}: ${dev.name} is already attached to this stack`);
+    const port = new StackPort(this, dev, handler);
+    this.ports.set(dev, port);
+    return port;
+  }
+
+  /**
+   * netdev_rx_handler_unregister and qdisc_reset: the port's queued frames are released;
+   * returns how many. Frames the device delivers afterwards are dropped (`port.stats.rxDetached`).
+   */
+  detachPort(port: StackPort): number {
+    if (this.ports.get(port.dev) !== port) throw new Error(`${this.name}: ${port.name} is not a port of this stack`);
+    this.ports.delete(port.dev);
+    return port.detach();
+  }
+
+  /**
+   * netif_receive_skb of a frame that an upper device hands to its interface from inside the
+   * receive softirq (the bridge's br_pass_frame_up): ARP or IP input now, and the stack is
+   * done with the packet afterwards. Its cost, `rxCost(pkt)`, is the caller's to charge (with
+   * its own work, before this call).
+   */
+  receiveOn(iface: Interface, pkt: Packet): void {
+    if (iface.stack !== this) throw new Error(`${this.name}: interface ${iface.name} belongs to ${iface.stack.name}`);
+    pkt.iface = iface;
+    this.input(pkt);
   }
 
   /** Attaches a device with an address; adds the route to its connected subnet. */
@@ -288,7 +432,7 @@ export class Stack {
   }
 
   /** Receive cost of a frame: the per-packet path, and verifying its checksum in software when the device did not. */
-  private rxCost(pkt: Packet): number {
+  rxCost(pkt: Packet): number {
     let ns = this.costs.rxPacket;
     const d = pkt.data;
     if (pkt.csum === CSUM_NONE && d.length >= ETH.HEADER_LEN + IP.HEADER_LEN && d[12] === 0x08 && d[13] === 0x00) {

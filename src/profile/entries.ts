@@ -60,6 +60,11 @@ export const ENTRIES = {
   'net.tcp.backlog': { dim: 'count', doc: 'Largest listen backlog (somaxconn)' },
   'net.udp.rmemDefault': { dim: 'bytes', doc: 'UDP socket receive buffer (rmem_default)' },
   'net.udp.wmemDefault': { dim: 'bytes', doc: 'UDP socket send buffer (wmem_default)' },
+  // ---- Linux bridge (src/net/bridge; Dom0's kernel, net/bridge of Linux 4.4) ----
+  'net.bridge.frame': { dim: 'time', doc: 'A frame taken from a bridge port in the receive softirq: __netif_receive_skb up to the rx_handler, br_handle_frame and br_handle_frame_finish (FDB update and lookup), br_forward or br_pass_frame_up, and the hand-off to one egress port\'s qdisc (the port\'s driver work is its own)' },
+  'net.bridge.floodCopy': { dim: 'time', doc: 'Each further copy of a frame the bridge sends to more than one place (flooding, broadcast also passed up): skb_clone and dev_queue_xmit to one more port (deliver_clone)' },
+  'net.bridge.xmit': { dim: 'time', doc: 'br_dev_xmit: a frame the host sends on the bridge device, FDB lookup and hand-off to the egress port\'s qdisc (the stack\'s output path is net.tx.packet)' },
+  'net.bridge.ageingTime': { dim: 'time', doc: 'Ageing time of learned forwarding-database entries (ageing_time): an entry not refreshed by a frame from its MAC for this long is forgotten' },
   // ---- hypervisor: exits, hypercalls, grant tables, event channels, interrupts, ioreq ----
   'xen.hvm.exit.vmcall': { dim: 'time', doc: 'HVM VM exit by VMCALL plus Xen\'s exit path to the hypercall handler (the exit half of a hypercall round trip)' },
   'xen.hvm.exit.io': { dim: 'time', doc: 'HVM VM exit by an I/O-port instruction plus Xen\'s exit path to its handler' },

@@ -68,6 +68,21 @@ export class TxQueue {
     return true;
   }
 
+  /**
+   * qdisc_reset (the device leaves, e.g. a bridge port is removed): every packet still
+   * queued is released; returns how many, also counted in `dropped`. Packets the device
+   * already accepted are the device's.
+   */
+  purge(): number {
+    let n = 0;
+    for (let p = this.q.shift(); p !== undefined; p = this.q.shift()) {
+      p.release();
+      n++;
+    }
+    this.stats.dropped += n;
+    return n;
+  }
+
   /** The device can take packets again (netif_wake_queue). */
   wake(): void {
     this.stopped = false;
