@@ -122,7 +122,10 @@ export class Host implements PathHost {
     const d0 = desc.dom0;
     const ts = yield* Toolstack.boot(hv, profile, { name: 'Domain-0', vcpus: d0.vcpus, memoryMiB: d0.memoryMiB, ...(d0.weight !== undefined ? { weight: d0.weight } : {}), ...(d0.pinning !== undefined ? { pinning: d0.pinning } : {}) });
     const dom0 = new Dom0Side(env, profile, ts.dom0, ts.dom0Kernel, ts.dom0Xenbus!, `${desc.name}:Domain-0`);
-    dom0.network = new Dom0Network(env, profile, dom0, desc);
+    dom0.network = new Dom0Network(env, profile, dom0, desc, (bridge) => {
+      const r = hv.rng(`mac/${bridge}`);
+      return 0x02_00_00_00_00_00 + r.int(0x10000) * 0x1000000 + r.int(0x1000000); // locally administered
+    });
     const host = new Host(env, profile, desc, hv, ts, dom0, paths);
     for (const g of desc.guests) yield* host.startGuest(g);
     return host;
