@@ -43,22 +43,54 @@ export function must<T>(what: string, v: T | SocketError): T {
  * The content pattern: byte `o` of a stream (salted per stream or message) is byte `o & 3` of
  * the 32-bit word `(o >> 2) * 2654435761 ^ salt`. Each 4-byte word differs from every other
  * within 16 GiB, so a lost, duplicated, reordered or corrupted byte is caught where it lands.
+ * Filling and checking go a word at a time where the buffer allows (word k+1's product is
+ * word k's plus the multiplier, mod 2^32): at 10 Gbit/s they are the workload's main cost.
  */
+const MUL = 2654435761;
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+function patternByte(o: number, salt: number): number {
+  const w = (Math.imul(Math.floor(o / 4), MUL) ^ salt) >>> 0;
+  return (w >>> ((o & 3) * 8)) & 255;
+}
+
+/** The aligned middle of `buf` as 32-bit words, when the platform and the stream allow: [first byte, word count]. */
+function wordSpan(buf: Uint8Array, streamOffset: number): [number, number] {
+  if (!LITTLE_ENDIAN) return [buf.length, 0];
+  const head = (4 - (streamOffset & 3)) & 3;
+  if (head >= buf.length || ((buf.byteOffset + head) & 3) !== 0) return [buf.length, 0];
+  return [head, (buf.length - head) >>> 2];
+}
+
 export function fillPattern(buf: Uint8Array, streamOffset: number, salt: number): void {
-  for (let i = 0; i < buf.length; i++) {
-    const o = streamOffset + i;
-    const w = (Math.imul(Math.floor(o / 4), 2654435761) ^ salt) >>> 0;
-    buf[i] = (w >>> ((o & 3) * 8)) & 255;
+  const [first, words] = wordSpan(buf, streamOffset);
+  for (let i = 0; i < first; i++) buf[i] = patternByte(streamOffset + i, salt);
+  if (words > 0) {
+    const w32 = new Uint32Array(buf.buffer, buf.byteOffset + first, words);
+    let m = Math.imul(Math.floor((streamOffset + first) / 4), MUL);
+    for (let j = 0; j < words; j++) {
+      w32[j] = m ^ salt;
+      m = (m + MUL) | 0;
+    }
   }
+  for (let i = first + words * 4; i < buf.length; i++) buf[i] = patternByte(streamOffset + i, salt);
 }
 
 /** Offset (within `buf`) of the first byte that breaks the pattern, or -1. */
 export function checkPattern(buf: Uint8Array, streamOffset: number, salt: number): number {
-  for (let i = 0; i < buf.length; i++) {
-    const o = streamOffset + i;
-    const w = (Math.imul(Math.floor(o / 4), 2654435761) ^ salt) >>> 0;
-    if (buf[i] !== ((w >>> ((o & 3) * 8)) & 255)) return i;
+  const [first, words] = wordSpan(buf, streamOffset);
+  for (let i = 0; i < first; i++) if (buf[i] !== patternByte(streamOffset + i, salt)) return i;
+  if (words > 0) {
+    const w32 = new Uint32Array(buf.buffer, buf.byteOffset + first, words);
+    let m = Math.imul(Math.floor((streamOffset + first) / 4), MUL);
+    for (let j = 0; j < words; j++) {
+      if (w32[j] !== (m ^ salt) >>> 0) {
+        for (let i = first + j * 4; ; i++) if (buf[i] !== patternByte(streamOffset + i, salt)) return i;
+      }
+      m = (m + MUL) | 0;
+    }
   }
+  for (let i = first + words * 4; i < buf.length; i++) if (buf[i] !== patternByte(streamOffset + i, salt)) return i;
   return -1;
 }
 
@@ -73,6 +105,7 @@ export interface LatencySummary {
   mean: number;
   min: number;
   p50: number;
+  p90: number;
   p99: number;
   p999: number;
   max: number;
@@ -92,8 +125,8 @@ export class LatencyRecorder {
 
   summary(): LatencySummary {
     const h = this.h;
-    if (h.totalCount === 0) return { count: 0, mean: 0, min: 0, p50: 0, p99: 0, p999: 0, max: 0 };
-    return { count: h.totalCount, mean: h.mean, min: h.minNonZeroValue, p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), p999: h.getValueAtPercentile(99.9), max: h.maxValue };
+    if (h.totalCount === 0) return { count: 0, mean: 0, min: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
+    return { count: h.totalCount, mean: h.mean, min: h.minNonZeroValue, p50: h.getValueAtPercentile(50), p90: h.getValueAtPercentile(90), p99: h.getValueAtPercentile(99), p999: h.getValueAtPercentile(99.9), max: h.maxValue };
   }
 }
 

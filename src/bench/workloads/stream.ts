@@ -53,9 +53,11 @@ export function tcpStream(env: Env, ends: Endpoints, opts: TcpStreamOptions = {}
   function* server(): ProcessGenerator<void> {
     const s = must('accept', yield* listener.accept());
     listener.close();
+    const buf = new Uint8Array(recvSize);
     for (;;) {
-      const d = must('recv', yield* s.recv(recvSize));
-      if (d.length === 0) break;
+      const got = must('recv', yield* s.recvInto(buf));
+      if (got === 0) break;
+      const d = buf.subarray(0, got);
       verifyPattern('tcp_stream', d, received, SALT);
       received += d.length;
       const now = env.now;

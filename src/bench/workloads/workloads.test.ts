@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { describe, it } from 'node:test';
 import { MS, SimEnvironment, US } from '../../sim/index.js';
 import { Profile } from '../../profile/index.js';
@@ -25,6 +26,23 @@ describe('content pattern', () => {
     assert.notEqual(checkPattern(b, 12345 + 4096, 7), -1, 'shifted by a page');
     b[500] = b[500]! ^ 1;
     assert.equal(checkPattern(b, 12345, 7), 500);
+  });
+
+  it('fills and checks word-wise exactly as byte by byte, at any stream offset and buffer alignment', () => {
+    const byteOf = (o: number, salt: number): number => ((Math.imul(Math.floor(o / 4), 2654435761) ^ salt) >>> (o & 3) * 8) & 255;
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 34 }), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 70 }), fc.integer(), fc.nat(), (off, shift, len, salt, flip) => {
+        const b = new Uint8Array(len + 8).subarray(shift, shift + len);
+        fillPattern(b, off, salt);
+        for (let i = 0; i < len; i++) assert.equal(b[i], byteOf(off + i, salt), `byte ${i}`);
+        assert.equal(checkPattern(b, off, salt), -1);
+        if (len > 0) {
+          const at = flip % len;
+          b[at] = b[at]! ^ 0x80;
+          assert.equal(checkPattern(b, off, salt), at);
+        }
+      }),
+    );
   });
 });
 
