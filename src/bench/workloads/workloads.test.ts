@@ -6,7 +6,7 @@ import { Profile } from '../../profile/index.js';
 import { directPair, type DirectPairOptions } from '../../net/pair.js';
 import { PcapWriter } from '../../net/iface/pcap.js';
 import { PacketBuffer, type PacketMemory } from '../../net/iface/packet.js';
-import { ping, tcpCrr, tcpRr, tcpStream, udpRr, udpStream, checkPattern, fillPattern, type Endpoints } from './index.js';
+import { ping, tcpCrr, tcpRr, tcpStream, udpRr, udpStream, checkPattern, fillPattern, patternByte, type Endpoints } from './index.js';
 
 const profile = Profile.load('default');
 const GBIT = 1e9;
@@ -28,21 +28,37 @@ describe('content pattern', () => {
     assert.equal(checkPattern(b, 12345, 7), 500);
   });
 
-  it('fills and checks word-wise exactly as byte by byte, at any stream offset and buffer alignment', () => {
-    const byteOf = (o: number, salt: number): number => ((Math.imul(Math.floor(o / 4), 2654435761) ^ salt) >>> (o & 3) * 8) & 255;
+  it('fills any slice byte for byte as the pattern defines it, and finds the first broken byte', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 34 }), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 70 }), fc.integer(), fc.nat(), (off, shift, len, salt, flip) => {
+      fc.property(fc.integer({ min: 0, max: 2 ** 34 }), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 300 }), fc.integer(), fc.nat(), fc.nat(), (off, shift, len, salt, flip, flip2) => {
         const b = new Uint8Array(len + 8).subarray(shift, shift + len);
         fillPattern(b, off, salt);
-        for (let i = 0; i < len; i++) assert.equal(b[i], byteOf(off + i, salt), `byte ${i}`);
+        for (let i = 0; i < len; i++) assert.equal(b[i], patternByte(off + i, salt), `byte ${i}`);
         assert.equal(checkPattern(b, off, salt), -1);
         if (len > 0) {
           const at = flip % len;
+          const at2 = flip2 % len;
           b[at] = b[at]! ^ 0x80;
-          assert.equal(checkPattern(b, off, salt), at);
+          if (at2 !== at) b[at2] = b[at2]! ^ 0x01;
+          const copy = b.slice();
+          assert.equal(checkPattern(b, off, salt), Math.min(at, at2));
+          assert.deepEqual(b, copy, 'checking leaves the buffer as it was');
         }
       }),
     );
+  });
+
+  it('catches a run shifted by the table period, a block moved, and a foreign salt', () => {
+    const len = 200_000;
+    const b = new Uint8Array(len);
+    fillPattern(b, 0, 9);
+    const shifted = new Uint8Array(len);
+    fillPattern(shifted, 65521, 9); // the same table bytes: only the stamps differ
+    assert.notEqual(checkPattern(shifted, 0, 9), -1);
+    const moved = b.slice();
+    moved.copyWithin(64, 128, 192); // block 2 duplicated over block 1
+    assert.equal(checkPattern(moved, 0, 9), 64);
+    assert.equal(checkPattern(b, 0, 10), 0, 'another stream salt');
   });
 });
 
