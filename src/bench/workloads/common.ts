@@ -79,7 +79,7 @@ export function patternByte(o: number, salt: number): number {
 /** Writes the stamps that fall in a slice at stream offset `off`. */
 function writeStamps(buf: Uint8Array, off: number, salt: number): void {
   const len = buf.length;
-  let block = Math.floor(off / BLOCK);
+  const block = Math.floor(off / BLOCK);
   let m = Math.imul(block, MUL);
   let start = block * BLOCK - off;
   if (start < 0) {
@@ -87,7 +87,6 @@ function writeStamps(buf: Uint8Array, off: number, salt: number): void {
     const w = m ^ salt;
     for (let j = -start; j < STAMP && start + j < len; j++) buf[start + j] = (w >>> (j * 8)) & 255;
     start += BLOCK;
-    block++;
     m = (m + MUL) | 0;
   }
   for (; start + STAMP <= len; start += BLOCK, m = (m + MUL) | 0) {
