@@ -15,6 +15,7 @@ import { ipv4, type Interface } from '../net/index.js';
 import { diffCounters, type CounterSnapshot, type CpuSnapshot } from '../xen/index.js';
 import type { PathRegistry } from '../vnet/index.js';
 import { Host, type HostInput } from '../host/index.js';
+import { ChromeTraceSink, PcapSink } from './capture.js';
 import { ping, tcpRr, tcpStream, udpRr, udpStream, type Endpoints, type LatencySummary } from './workloads/index.js';
 
 export const TESTS = ['ping', 'tcp_rr', 'udp_rr', 'tcp_stream', 'udp_stream'] as const;
@@ -61,8 +62,8 @@ export interface CaseResult {
   perFrame: PerFrame;
   /** Frames the guests' stacks handed to their devices in the window (a GSO packet is one). */
   frames: number;
-  /** Simulated seconds per wall-clock second for the whole case (build, warm-up, window). */
-  simSpeed: number;
+  /** Simulated seconds per wall-clock second for the whole case (build, warm-up, window); null if too fast to time. */
+  simSpeed: number | null;
   /** Every byte of the run was checked against what was sent, in order. */
   verified: boolean;
   /** Simulated ns of the measured window (ping: from its first to its last echo). */
@@ -199,10 +200,25 @@ export interface RunOptions {
   paths?: PathRegistry;
   /** Wall-clock milliseconds for simSpeed, from the harness (the CLI or a benchmark: the model never reads a clock). */
   wallMs: () => number;
+  /** Capture the client guest's NIC (its loopback device for `loopback`) as a pcap. */
+  pcap?: boolean;
+  /** Record a Chrome trace of the host's pCPUs, up to this many events. */
+  traceEvents?: number;
+}
+
+export interface CaseArtifacts {
+  result: CaseResult;
+  pcap: Uint8Array | null;
+  trace: string | null;
 }
 
 /** Runs one case to completion; throws if the workload's data did not arrive intact. */
 export function runCase(profile: Profile, spec: CaseSpec, opts: RunOptions): CaseResult {
+  return runCaseWithArtifacts(profile, spec, opts).result;
+}
+
+/** runCase, with the pcap and trace the options ask for. */
+export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: RunOptions): CaseArtifacts {
   if (!(spec.durationNs > 0) || !(spec.warmupNs >= 0)) throw new RangeError(`case ${spec.path}/${spec.test}: duration must be positive and warm-up not negative`);
   const wall = opts.wallMs;
   const t0 = wall();
@@ -211,6 +227,9 @@ export function runCase(profile: Profile, spec: CaseSpec, opts: RunOptions): Cas
   env.run({ until: built });
   if (!built.ok) throw built.error;
   const topo = built.value;
+  const clientIface = topo.frameIfaces[0]!;
+  const pcap = opts.pcap === true ? new PcapSink(env, topo.ends.client.name, clientIface.dev.name) : null;
+  const trace = opts.traceEvents !== undefined && opts.traceEvents > 0 ? new ChromeTraceSink(env, opts.traceEvents, topo.hosts[0]!.hv.pcpus.map((p) => p.curr?.name ?? null)) : null;
   let from: Window | null = null;
   let to: Window | null = null;
   const test = startTest(env, topo.ends, spec);
@@ -233,5 +252,6 @@ export function runCase(profile: Profile, spec: CaseSpec, opts: RunOptions): Cas
   if (from === null) throw new Error(`case ${spec.path}/${spec.test}: the workload ended before its measured window began`);
   const m = measure(topo, from, to);
   const wallS = (wall() - t0) / 1000;
-  return { path: spec.path, test: spec.test, size: spec.size, ...test.value, ...m, simSpeed: wallS > 0 ? env.now / 1e9 / wallS : Infinity, verified: true };
+  const result: CaseResult = { path: spec.path, test: spec.test, size: spec.size, ...test.value, ...m, simSpeed: wallS > 0 ? env.now / 1e9 / wallS : null, verified: true };
+  return { result, pcap: pcap?.close() ?? null, trace: trace?.close(topo.hosts[0]!.hv.pcpus.length, env.now) ?? null };
 }

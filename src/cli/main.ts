@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerBenchCommand } from './bench-command.js';
 import { registerProfileCommand } from './profile-command.js';
 import { registerXenstoredCommand } from './xenstored-command.js';
 
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .description('HV²M on a functional and timed model of a Xen host: inter-VM networking paths, measured.')
     .version(pkg.version, '-V, --version', 'print the version')
     .showHelpAfterError();
+  registerBenchCommand(program);
   registerProfileCommand(program);
   registerXenstoredCommand(program);
   return program;

@@ -3,7 +3,7 @@
  * the benchmarks. Internals of TCP (control blocks, input/output, timers) stay inside.
  */
 export * from './wire/index.js';
-export { Stack, Interface, StackPort, type InterfaceConfig, type RxHandler, type StackOptions, type StackPortStats, type StackStats } from './stack.js';
+export { Stack, Interface, stackRx, stackTx, StackPort, type InterfaceConfig, type RxHandler, type StackOptions, type StackPortStats, type StackStats } from './stack.js';
 export { Bridge, BridgeDevice, BridgePort, bridgeCosts, type BridgeCosts, type BridgeDropReason, type BridgeOptions, type BridgePortStats, type BridgeStats } from './bridge/bridge.js';
 export { Fdb, type FdbEntry, type FdbStats } from './bridge/fdb.js';
 export { NetRxSoftirq, type NetRxParams, type SoftnetStats } from './softirq.js';

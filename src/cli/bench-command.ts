@@ -1,0 +1,136 @@
+import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { Tinypool } from 'tinypool';
+import cliProgress from 'cli-progress';
+import { Profile } from '../profile/index.js';
+import { defaultPaths } from '../vnet/index.js';
+import { benchHost, type CaseResult, type CaseSpec } from '../bench/experiment.js';
+import { DEFAULT_SIZES, DEFAULT_TESTS, knownPaths, parseIntOption, parseList, parsePath, parseTest, planCases, SuiteError, type SuiteOptions } from '../bench/suite.js';
+import { toCsv, toJson, type ResultsDocument } from '../bench/results.js';
+import { formatTables } from '../bench/report/tables.js';
+import { renderHtml } from '../bench/report/html.js';
+import type { CaseTask, CaseOutput } from './bench-worker.js';
+
+interface BenchFlags {
+  paths?: string;
+  tests: string;
+  sizes: string;
+  rrSize: string;
+  profile: string;
+  guestType: string;
+  seed: string;
+  durationMs: string;
+  warmupMs: string;
+  pingCount: string;
+  jobs?: string;
+  out: string;
+  pcap?: boolean;
+  trace?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+/** Writes a file whole or not at all (a temporary beside it, then rename). */
+function writeWhole(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+const TRACE_EVENTS = 200_000;
+
+export function parseBenchFlags(f: BenchFlags, registered: readonly string[]): SuiteOptions & { jobs: number } {
+  const known = knownPaths(registered);
+  if (f.guestType !== 'hvm' && f.guestType !== 'pv') throw new SuiteError('--guest-type', `"${f.guestType}" is not hvm or pv`);
+  return {
+    paths: f.paths === undefined ? known : parseList('--paths', f.paths, parsePath(known)),
+    tests: parseList('--tests', f.tests, parseTest),
+    sizes: parseList('--sizes', f.sizes, (s) => parseIntOption('--sizes', s, 1, 1 << 20)),
+    rrSize: parseIntOption('--rr-size', f.rrSize, 1, 65507),
+    guestType: f.guestType,
+    seed: parseIntOption('--seed', f.seed, 0, 0xffff_ffff),
+    durationMs: parseIntOption('--duration-ms', f.durationMs, 1, 3_600_000),
+    warmupMs: parseIntOption('--warmup-ms', f.warmupMs, 0, 3_600_000),
+    pingCount: parseIntOption('--ping-count', f.pingCount, 1, 1_000_000),
+    jobs: f.jobs === undefined ? availableParallelism() : parseIntOption('--jobs', f.jobs, 1, 256),
+  };
+}
+
+const caseFile = (s: CaseSpec, ext: string): string => `${s.path}-${s.test}-${s.size}.${ext}`;
+
+/** `hv2m bench`: the paper's evaluation, every path × test × size, in parallel, with a report. */
+export function registerBenchCommand(program: Command): void {
+  program
+    .command('bench')
+    .description("the paper's evaluation: response time, throughput and CPU utilization of every path, with tables, results.json/csv and an HTML report")
+    .option('--paths <list>', `paths to run (default: every path this build knows, then the references: ${knownPaths(defaultPaths().names).join(',')})`)
+    .option('--tests <list>', 'tests to run', DEFAULT_TESTS.join(','))
+    .option('--sizes <list>', 'stream message sizes, bytes', DEFAULT_SIZES.join(','))
+    .option('--rr-size <bytes>', 'request and response size of tcp_rr and udp_rr', '1')
+    .option('--profile <name|file>', 'cost profile', 'default')
+    .option('--guest-type <hvm|pv>', 'type of the guests', 'hvm')
+    .option('--seed <n>', 'seed of the run (each case derives its own from it and its identity)', '1')
+    .option('--duration-ms <ms>', 'simulated measurement time per case, after the warm-up', '50')
+    .option('--warmup-ms <ms>', 'simulated time per case before the measurement (connection set-up, ARP, slow start)', '10')
+    .option('--ping-count <n>', 'echo requests per ping case', '100')
+    .option('--jobs <n>', 'cases run in parallel on worker threads (default: the machine\'s cores)')
+    .option('--out <dir>', 'where results.json, results.csv and index.html go', 'hv2m-report')
+    .option('--pcap', 'write a pcap of the client guest\'s NIC per case (DIR/pcap/)')
+    .option('--trace', `write a Chrome/Perfetto trace of the pCPUs per case (DIR/trace/, first ${TRACE_EVENTS} events)`)
+    .option('--quiet', 'no progress bar and no tables')
+    .option('--json', 'print results.json on stdout instead of the tables')
+    .action(async (flags: BenchFlags) => {
+      const profile = Profile.load(flags.profile);
+      const opts = parseBenchFlags(flags, defaultPaths().names);
+      const cases = planCases(opts);
+      const started = performance.now();
+      const pool = new Tinypool({ filename: new URL('./bench-worker.js', import.meta.url).href, maxThreads: opts.jobs, minThreads: Math.min(opts.jobs, cases.length) });
+      const bar = flags.quiet !== true && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'hv2m bench [{bar}] {value}/{total} cases  {case}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+      bar?.start(cases.length, 0, { case: '' });
+      const outputs: CaseOutput[] = [];
+      try {
+        const runs = cases.map(async (spec, i) => {
+          const task: CaseTask = { profile: flags.profile, spec, pcap: flags.pcap === true, traceEvents: flags.trace === true ? TRACE_EVENTS : 0 };
+          const out = (await pool.run(task)) as CaseOutput;
+          outputs[i] = out;
+          bar?.increment(1, { case: `${spec.path} ${spec.test} ${spec.size}` });
+        });
+        await Promise.all(runs);
+      } finally {
+        bar?.stop();
+        await pool.destroy();
+      }
+      const results: CaseResult[] = outputs.map((o) => o.result);
+      const doc: ResultsDocument = {
+        version: program.version() ?? '',
+        profile: { name: profile.name, description: profile.description, xen: null },
+        seed: opts.seed,
+        guestType: opts.guestType,
+        durationMs: opts.durationMs,
+        warmupMs: opts.warmupMs,
+        host: benchHost({ path: '<path>', guestType: opts.guestType }),
+        results,
+      };
+      mkdirSync(flags.out, { recursive: true });
+      writeWhole(join(flags.out, 'results.json'), toJson(doc));
+      writeWhole(join(flags.out, 'results.csv'), toCsv(doc));
+      writeWhole(join(flags.out, 'index.html'), await renderHtml(doc, profile));
+      for (const [i, o] of outputs.entries()) {
+        if (o.pcap !== null) {
+          mkdirSync(join(flags.out, 'pcap'), { recursive: true });
+          writeWhole(join(flags.out, 'pcap', caseFile(cases[i]!, 'pcap')), o.pcap);
+        }
+        if (o.trace !== null) {
+          mkdirSync(join(flags.out, 'trace'), { recursive: true });
+          writeWhole(join(flags.out, 'trace', caseFile(cases[i]!, 'json')), o.trace);
+        }
+      }
+      const wallS = (performance.now() - started) / 1000;
+      if (flags.json === true) process.stdout.write(toJson(doc));
+      else if (flags.quiet !== true) {
+        process.stdout.write(`${formatTables(doc)}\n\n${cases.length} cases in ${wallS.toFixed(1)} s on ${opts.jobs} worker${opts.jobs === 1 ? '' : 's'}; every case verified byte-exact. Report: ${join(flags.out, 'index.html')}\n`);
+      }
+    });
+}
