@@ -59,6 +59,7 @@ export type GuestDescription = z.output<typeof guestSchema>;
 export type HostDescription = z.output<typeof hostSchema>;
 export type HostInput = z.input<typeof hostSchema>;
 export type GuestInput = z.input<typeof guestSchema>;
+export type NicInput = z.input<typeof nicSchema>;
 
 export class HostDescriptionError extends Error {
   constructor(
