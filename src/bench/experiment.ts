@@ -105,7 +105,8 @@ function* buildTopology(env: Env, profile: Profile, spec: CaseSpec, paths: PathR
   return { hosts: [host], ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') }, frameIfaces: [...a.nics.map((n) => n.iface), ...b.nics.map((n) => n.iface)] };
 }
 
-interface Window {
+/** Counters, CPU time and frames at one instant (one end of a measured window). */
+export interface Window {
   counters: Map<string, CounterSnapshot>;
   cpu: CpuSnapshot[];
   frames: number;
@@ -113,7 +114,13 @@ interface Window {
   at: number;
 }
 
-function snapshot(env: Env, topo: Topology): Window {
+/** The hosts and the interfaces whose transmitted packets count as a window's frames. */
+export interface Measured {
+  hosts: readonly Host[];
+  frameIfaces: readonly Interface[];
+}
+
+export function snapshot(env: Env, topo: Measured): Window {
   const counters = new Map<string, CounterSnapshot>();
   for (const h of topo.hosts) for (const [domid, c] of h.hv.countersSnapshot()) counters.set(`${h.tag}/${domid}`, c.counters);
   let bridgeFrames = 0;
@@ -127,7 +134,7 @@ function sumKeys(d: CounterSnapshot, pick: (k: string) => boolean): number {
   return n;
 }
 
-function measure(topo: Topology, from: Window, to: Window): Pick<CaseResult, 'cpu' | 'perFrame' | 'frames' | 'windowNs'> {
+export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResult, 'cpu' | 'perFrame' | 'frames' | 'windowNs'> {
   const tot: Record<string, number> = {};
   for (const [k, c] of to.counters) {
     const d = diffCounters(c, from.counters.get(k));
@@ -165,9 +172,10 @@ function latencyUs(l: LatencySummary): NonNullable<CaseResult['latencyUs']> {
   return { mean: us(l.mean), p50: us(l.p50), p90: us(l.p90), p99: us(l.p99), max: us(l.max) };
 }
 
-type Outcome = Pick<CaseResult, 'throughputMbps' | 'transactionsPerSec' | 'latencyUs'>;
+export type Outcome = Pick<CaseResult, 'throughputMbps' | 'transactionsPerSec' | 'latencyUs'>;
 
-function startTest(env: Env, ends: Endpoints, spec: CaseSpec): Process<Outcome> {
+/** Starts a case's workload between two ends; its result once it has finished and verified its data. */
+export function startTest(env: Env, ends: Endpoints, spec: Pick<CaseSpec, 'path' | 'test' | 'size' | 'warmupNs' | 'durationNs' | 'pingCount'>): Process<Outcome> {
   const timing = { warmup: spec.warmupNs, duration: spec.durationNs };
   const wrap = <T>(p: Process<T>, f: (r: T) => Outcome): Process<Outcome> =>
     env.process(

@@ -12,7 +12,9 @@ export interface ResultsDocument {
   durationMs: number;
   warmupMs: number;
   host: unknown;
-  results: CaseResult[];
+  /** hv2m run: the scenario file. */
+  scenario?: string;
+  results: (CaseResult & { workload?: string })[];
 }
 
 const PER_FRAME = ['vmexits', 'hypercalls', 'grantCopies', 'copiedBytes', 'notifications', 'interrupts', 'dom0Packets'] as const;
@@ -28,10 +30,12 @@ function csvField(v: string | number | boolean | null): string {
 /** One header line and one line per result; CPU columns are the union of every case's domains, xen last. */
 export function toCsv(doc: ResultsDocument): string {
   const domains = [...new Set(doc.results.flatMap((r) => Object.keys(r.cpu).filter((k) => k !== 'xen')))].sort();
-  const head = ['path', 'test', 'size', 'throughputMbps', 'transactionsPerSec', ...LATENCY.map((k) => `latencyUs.${k}`), ...domains.map((d) => `cpu.${d}`), 'cpu.xen', ...PER_FRAME.map((k) => `perFrame.${k}`), 'frames', 'windowNs', 'simSpeed', 'verified'];
+  const named = doc.results.some((r) => r.workload !== undefined);
+  const head = [...(named ? ['workload'] : []), 'path', 'test', 'size', 'throughputMbps', 'transactionsPerSec', ...LATENCY.map((k) => `latencyUs.${k}`), ...domains.map((d) => `cpu.${d}`), 'cpu.xen', ...PER_FRAME.map((k) => `perFrame.${k}`), 'frames', 'windowNs', 'simSpeed', 'verified'];
   const lines = [head.map(csvField).join(',')];
   for (const r of doc.results) {
     const row = [
+      ...(named ? [r.workload ?? null] : []),
       r.path,
       r.test,
       r.size,

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -8,9 +8,9 @@ import { Profile } from '../profile/index.js';
 import { defaultPaths } from '../vnet/index.js';
 import { benchHost, type CaseResult, type CaseSpec } from '../bench/experiment.js';
 import { DEFAULT_SIZES, DEFAULT_TESTS, knownPaths, parseIntOption, parseList, parsePath, parseTest, planCases, SuiteError, type SuiteOptions } from '../bench/suite.js';
-import { toCsv, toJson, type ResultsDocument } from '../bench/results.js';
+import { toJson, type ResultsDocument } from '../bench/results.js';
+import { writeReport, writeWhole } from './report-files.js';
 import { formatTables } from '../bench/report/tables.js';
-import { renderHtml } from '../bench/report/html.js';
 import type { CaseTask, CaseOutput } from './bench-worker.js';
 
 interface BenchFlags {
@@ -31,13 +31,6 @@ interface BenchFlags {
   quiet?: boolean;
   json?: boolean;
   timing?: boolean;
-}
-
-/** Writes a file whole or not at all (a temporary beside it, then rename). */
-function writeWhole(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }
 
 const TRACE_EVENTS = 200_000;
@@ -117,10 +110,7 @@ export function registerBenchCommand(program: Command): void {
         host: benchHost({ path: '<path>', guestType: opts.guestType }),
         results,
       };
-      mkdirSync(flags.out, { recursive: true });
-      writeWhole(join(flags.out, 'results.json'), toJson(doc));
-      writeWhole(join(flags.out, 'results.csv'), toCsv(doc));
-      writeWhole(join(flags.out, 'index.html'), await renderHtml(doc, profile));
+      await writeReport(flags.out, doc, profile);
       for (const [i, o] of outputs.entries()) {
         if (o.pcap !== null) {
           mkdirSync(join(flags.out, 'pcap'), { recursive: true });

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerBenchCommand } from './bench-command.js';
 import { registerProfileCommand } from './profile-command.js';
+import { registerRunCommand } from './run-command.js';
 import { registerXenstoredCommand } from './xenstored-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerBenchCommand(program);
   registerProfileCommand(program);
+  registerRunCommand(program);
   registerXenstoredCommand(program);
   return program;
 }

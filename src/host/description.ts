@@ -82,11 +82,23 @@ function crossCheck(h: HostDescription): string[] {
   const macs = new Map<string, string>();
   const ips = new Map<string, string>();
   if (h.dom0.ip !== undefined) ips.set(h.dom0.ip.split('/')[0]!, 'dom0.ip');
+  out.push(...checkPinning(h, h.dom0.pinning, h.dom0.vcpus, 'dom0'));
   h.guests.forEach((g, i) => {
+    out.push(...checkPinning(h, g.pinning, g.vcpus, `guests.${i}`));
     if (names.has(g.name)) out.push(`guests.${i}.name: "${g.name}" is used twice`);
     names.add(g.name);
     out.push(...checkGuestNics(h, g, `guests.${i}`, macs, ips));
   });
+  return out;
+}
+
+/** Pinning names pCPUs the host has, and one list per vCPU when given per vCPU (xl's cpus). */
+function checkPinning(h: HostDescription, p: readonly number[] | readonly (readonly number[])[] | undefined, vcpus: number, at: string): string[] {
+  if (p === undefined) return [];
+  const out: string[] = [];
+  const lists = (p.length > 0 && Array.isArray(p[0]) ? p : [p]) as readonly (readonly number[])[];
+  if (lists.length > 1 && lists.length !== vcpus) out.push(`${at}.pinning: ${lists.length} lists for ${vcpus} vCPUs (one per vCPU, or one for all)`);
+  for (const l of lists) for (const c of l) if (c >= h.pcpus) out.push(`${at}.pinning: pCPU ${c} does not exist (the host has pCPUs 0-${h.pcpus - 1})`);
   return out;
 }
 

@@ -3,3 +3,4 @@ export { parseGuest, parseHost, HostDescriptionError, type GuestDescription, typ
 export { parseXlConfig, xlGuest, XlConfigError, type XlGuestOptions, type XlSetting, type XlValue } from './xl-config.js';
 export { Dom0Network } from './dom0-network.js';
 export { Dom0Side, Guest, Host, KernelSide, type GuestNic, type HostOptions } from './host.js';
+export { loadScenario, parseScenario, ScenarioError, SCENARIO_TESTS, type Scenario, type WorkloadSpec } from './scenario.js';

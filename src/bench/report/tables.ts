@@ -24,9 +24,13 @@ function rowsOf(results: readonly CaseResult[], tests: readonly TestName[]): Row
   return out;
 }
 
-function table(title: string, paths: readonly string[], rows: readonly Row[], cell: (r: CaseResult) => string, results: readonly CaseResult[]): string {
+type Named = CaseResult & { workload?: string };
+/** A result's column: its workload's name (hv2m run), else its path. */
+const column = (r: Named): string => r.workload ?? r.path;
+
+function table(title: string, paths: readonly string[], rows: readonly Row[], cell: (r: CaseResult) => string, results: readonly Named[]): string {
   if (rows.length === 0) return '';
-  const find = (p: string, row: Row): CaseResult | undefined => results.find((r) => r.path === p && r.test === row.test && r.size === row.size);
+  const find = (p: string, row: Row): CaseResult | undefined => results.find((r) => column(r) === p && r.test === row.test && r.size === row.size);
   const cells = rows.map((row) => paths.map((p) => {
     const r = find(p, row);
     return r === undefined ? '' : cell(r);
@@ -53,7 +57,7 @@ export function cpuByRole(r: CaseResult): { guests: number; dom0: number; xen: n
 
 export function formatTables(doc: ResultsDocument): string {
   const res = doc.results;
-  const paths = [...new Set(res.map((r) => r.path))];
+  const paths = [...new Set(res.map(column))];
   const rr = rowsOf(res, ['ping', 'tcp_rr', 'udp_rr']);
   const streams = rowsOf(res, ['tcp_stream', 'udp_stream']);
   const all = rowsOf(res, ['ping', 'tcp_rr', 'udp_rr', 'tcp_stream', 'udp_stream']);
