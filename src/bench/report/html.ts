@@ -116,6 +116,17 @@ export function chartSpecs(doc: ResultsDocument): { title: string; spec: TopLeve
   return out;
 }
 
+/** One line for a host description (or a scenario's hosts). */
+function setupLine(host: unknown): string {
+  const hosts = (Array.isArray(host) ? host : [host]) as { name?: string; pcpus?: number; dom0?: { vcpus?: number; memoryMiB?: number }; guests?: { name: string; type?: string; vcpus?: number; memoryMiB?: number }[] }[];
+  return hosts
+    .map((h) => {
+      const gs = (h.guests ?? []).map((g) => `${g.name} (${(g.type ?? 'hvm').toUpperCase()}, ${g.vcpus ?? 1} vCPU, ${g.memoryMiB ?? 512} MiB)`).join(', ');
+      return `host ${h.name ?? ''}: ${h.pcpus ?? '?'} pCPUs; Dom0 ${h.dom0?.vcpus ?? 1} vCPUs, ${h.dom0?.memoryMiB ?? 1024} MiB; guests ${gs || 'none'}`;
+    })
+    .join('; ');
+}
+
 export async function renderHtml(doc: ResultsDocument, profile: Profile): Promise<string> {
   const charts: string[] = [];
   for (const c of chartSpecs(doc)) charts.push(`<figure><figcaption>${esc(c.title)}</figcaption>${await svg(c.spec)}</figure>`);
@@ -137,16 +148,17 @@ figure{margin:2em 0}figcaption{font-weight:600;margin-bottom:0.5em}
 <h1>hv2m bench</h1>
 <p>hv2m ${esc(doc.version)} · profile <b>${esc(doc.profile.name)}</b> (${esc(doc.profile.description)}${doc.profile.xen !== null ? `; Xen ${esc(doc.profile.xen)}` : ''}) · ${doc.guestType.toUpperCase()} guests · seed ${doc.seed} · ${doc.durationMs} ms simulated per case after ${doc.warmupMs} ms warm-up · ${doc.results.length} cases, ${unverified === 0 ? 'every one verified byte-exact' : `${unverified} NOT verified`}.
 Every number on this page is in <code>results.json</code> beside it.</p>
-<h2>Setup</h2>
-<pre>${esc(JSON.stringify(doc.host, null, 2))}</pre>
+<p><b>Setup:</b> ${esc(setupLine(doc.host))}</p>
+${charts.join('\n')}
 <h2>Results</h2>
 <pre>${esc(formatTables(doc))}</pre>
-${charts.join('\n')}
+<details><summary>The host description each case was built from</summary><pre>${esc(JSON.stringify(doc.host, null, 2))}</pre></details>
 <h2>Cost profile ${esc(profile.name)}</h2>
 <p>${esc(profile.description)}; CPU ${esc(profile.cpuModel)} at ${profile.clockGHz} GHz.</p>
+<details><summary>Every entry with its value, unit and source</summary>
 <table><tr><th>entry</th><th>value</th><th>unit</th><th>source</th></tr>
 ${profileRows}
-</table>
+</table></details>
 </body></html>
 `;
 }
