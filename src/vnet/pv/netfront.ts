@@ -1,5 +1,5 @@
 import { Deque, type Env, type ProcessGenerator } from '../../sim/index.js';
-import { GSO_NONE, GSO_TCPV4, NO_OFFLOADS, Packet, csumToNetif, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice, type PacketBuffer, type PacketFrag } from '../../net/index.js';
+import { GSO_NONE, GSO_TCPV4, NO_OFFLOADS, Packet, csumToNetif, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice, type PacketBuffer, type PacketFrag, type PacketMemory } from '../../net/index.js';
 import {
   NETIF_RSP_NULL,
   NETRXF_csum_blank,
@@ -142,6 +142,8 @@ export class Netfront implements NetDevice {
     private readonly xg: XenGuest,
     private readonly vcpu: Vcpu,
     private readonly costs: PvCosts,
+    /** The guest's packet memory: the pages posted for RX come from it. */
+    private readonly memory: PacketMemory,
   ) {
     for (let id = 0; id < NET_TX_RING_SIZE; id++) {
       this.txSlots.push({ gref: -1, pkt: null });
@@ -152,6 +154,8 @@ export class Netfront implements NetDevice {
 
   attach(upper: DeviceUpper): void {
     this.upper = upper;
+    // Connected before the stack took the device: the poll can run now, and the ring may wait for buffers.
+    if (this.r !== null) this.refillSoon();
   }
 
   get rings(): NetfrontRings | null {
@@ -501,14 +505,13 @@ export class Netfront implements NetDevice {
    */
   private *allocRxBuffers(): ProcessGenerator<void> {
     const r = this.r;
-    const up = this.upper;
-    if (r === null || up === null || !this.carrier) return;
+    if (r === null || !this.carrier) return;
     let n = 0;
     while (r.rx.freeRequests() > 0) {
       const idx = r.rx.reqProdPvt;
       let s = this.rxRecycle.pop() ?? null;
       if (s === null) {
-        const buf = up.memory.alloc(PAGE_SIZE);
+        const buf = this.memory.alloc(PAGE_SIZE);
         const gref = this.rxRefs.pop()!;
         this.xg.gnttab.grantAccessRef(gref, r.backendId, buf.gfn, false);
         s = { buf, gref };
