@@ -34,4 +34,27 @@ describe('pv path: two guests on one host', () => {
     env.run({ until: p });
     console.log(p.value);
   });
+
+  it('all workloads', () => {
+    const { env, host, ends } = twoGuests('hvm');
+    const t0 = env.now;
+    const snap = host.hv.countersSnapshot();
+    let p: any = tcpRr(env, ends, { timing: { warmup: 1 * MS, duration: 5 * MS } });
+    env.run({ until: p });
+    console.log('tcp_rr', p.value.transactionsPerSecond, p.value.latency ?? '');
+    p = udpRr(env, { ...ends, port: 13000 }, { requestSize: 64, responseSize: 64, timing: { warmup: 1 * MS, duration: 5 * MS } });
+    env.run({ until: p });
+    console.log('udp_rr', p.value.transactionsPerSecond);
+    p = tcpStream(env, { ...ends, port: 13001 }, { bytes: 5_000_000, messageSize: 65536 });
+    env.run({ until: p });
+    console.log('tcp_stream', p.value.throughputMbps, p.value.bytesVerified, p.value.retransmissions);
+    p = udpStream(env, { ...ends, port: 13002 }, { messageSize: 1472, timing: { warmup: 1 * MS, duration: 5 * MS } });
+    env.run({ until: p });
+    console.log('udp_stream', p.value);
+    const a = host.guest('a').nics[0]!.attached.stats();
+    const b = host.guest('b').nics[0]!.attached.stats();
+    console.log(a, b, env.now - t0);
+    const after = host.hv.countersSnapshot();
+    for (const [id, v] of after) console.log(id, v.name, v.counters.grantCopies! - (snap.get(id)?.counters.grantCopies ?? 0), v.counters.notifySent! - (snap.get(id)?.counters.notifySent ?? 0));
+  });
 });

@@ -412,7 +412,8 @@ export class Netfront implements NetDevice {
         const extra = r.rx.copyResponseAs(xi, netifExtraInfoCodec);
         if ('gso' in extra && extra.gso.type === XEN_NETIF_GSO_TYPE_TCPV4 && extra.gso.size > 0) gsoSize = extra.gso.size;
         else err = true;
-        const s = this.takeRx(xi);
+        // xennet_move_rx_slot: the extra's page (unused, still granted) goes back to the ring as it is.
+        const s = this.takeRx(xi, false);
         if (s !== null) this.rxRecycle.push(s);
       }
       let idx = cons;
@@ -460,12 +461,12 @@ export class Netfront implements NetDevice {
     }
   }
 
-  /** The buffer posted at ring index `idx`, whose grant is ended (the backend is done with it). */
-  private takeRx(idx: number): RxSlot | null {
+  /** The buffer posted at ring index `idx`, its grant ended unless `end` is false (the backend is done with it). */
+  private takeRx(idx: number, end = true): RxSlot | null {
     const i = idx & (NET_RX_RING_SIZE - 1);
     const s = this.rxSlots[i] ?? null;
     this.rxSlots[i] = null;
-    if (s === null) return null;
+    if (s === null || !end) return s;
     if (!this.xg.gnttab.endAccessRef(s.gref)) {
       // Still in use by the backend (Linux BUG()s): the page cannot be reused; leak it, counted.
       this.stats.rxErrors++;
