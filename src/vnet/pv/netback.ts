@@ -255,8 +255,8 @@ export class Vif implements NetDevice {
 
   /** xenvif_tx_err: an ERROR response for each request of a dropped packet (NULL for its extras), and req_cons past them. */
   private txErr(r: VifRings, reqs: { id: number; extras: number }[], end: number): void {
-    for (const q of reqs) this.makeTxResponse(r, q.id, NETIF_RSP_ERROR, q.extras);
     r.tx.reqCons = end;
+    for (const q of reqs) this.makeTxResponse(r, q.id, NETIF_RSP_ERROR, q.extras);
     this.stats.txErrors++;
   }
 
