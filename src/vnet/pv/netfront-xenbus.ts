@@ -194,13 +194,11 @@ export class NetfrontDevice {
     for (;;) {
       const t = yield* xb.transactionStart();
       if (!t.ok) return yield* this.fatal(xsErrno(t.error), 'starting transaction');
-      let bad: string | null = null;
       for (const [k, val] of written) {
         const w = yield* xb.write(`${dev.nodename}/${k}`, val, t.value);
         if (!w.ok) {
-          bad = k;
           yield* xb.transactionEnd(t.value, false);
-          return yield* this.fatal(xsErrno(w.error), `writing ${bad}`);
+          return yield* this.fatal(xsErrno(w.error), `writing ${k}`);
         }
       }
       const e = yield* xb.transactionEnd(t.value, true);

@@ -35,7 +35,14 @@ export function parsePvOptions(o: Readonly<Record<string, unknown>>, where: stri
       }
       out.backend = be;
     } else if (k === 'faults') {
-      out.faults = v as FrontendFaults;
+      const f = (v ?? {}) as Record<string, unknown>;
+      const omit = f.omitKeys ?? [];
+      const keys = f.keys ?? {};
+      const badKeys = Object.keys(f).filter((x) => x !== 'omitKeys' && x !== 'keys');
+      if (!Array.isArray(omit) || omit.some((x) => typeof x !== 'string')) errs.push('faults.omitKeys: expected a list of XenStore key names');
+      else if (typeof keys !== 'object' || keys === null || Object.values(keys).some((x) => typeof x !== 'string')) errs.push('faults.keys: expected an object of key names to string values');
+      else if (badKeys.length > 0) errs.push(`faults.${badKeys[0]}: not a fault (omitKeys, keys)`);
+      else out.faults = { omitKeys: omit as string[], keys: keys as Record<string, string> };
     } else errs.push(`${k}: not an option of the pv path (backend, noCsumOffload, faults)`);
   }
   if (errs.length > 0) throw new Error(`${where}: invalid pv options:\n${errs.map((e) => `  - ${e}`).join('\n')}`);
@@ -89,8 +96,8 @@ export class PvNic implements AttachedNic {
 
   stats(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const [k, v] of Object.entries(this.front.nf.stats)) out[`front.${k}`] = v;
-    for (const [k, v] of Object.entries(this.back.vif.stats)) out[`back.${k}`] = v;
+    for (const [k, v] of Object.entries(this.front.nf.stats) as [string, number][]) out[`front.${k}`] = v;
+    for (const [k, v] of Object.entries(this.back.vif.stats) as [string, number][]) out[`back.${k}`] = v;
     return out;
   }
 
