@@ -161,6 +161,7 @@ describe('pv TX: malformed requests handled as Linux 3.18 netback', () => {
       assert.match(vif.fatal ?? '', re);
       assert.equal(vif.disabled, true);
       assert.equal(vif.carrier, false, 'queue 0\'s kthread turned the carrier off');
+      assert.equal(host.dom0.network.bridge('xenbr0').port(vif.name)?.state, 'disabled', 'and the bridge disabled the port');
       assert.ok(!pings(env, host, 'a', '10.0.0.2'), 'the misbehaving guest is cut off');
       assert.ok(pings(env, host, 'b', '10.0.0.3'), 'other guests are unaffected');
       assert.ok(pings(env, host, 'c', '10.0.0.2'));

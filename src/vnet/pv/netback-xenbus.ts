@@ -233,6 +233,7 @@ export class NetbackDevice {
     vif.connect(rings, kt, this.dom0.domain.vcpus[cpu]!);
     // The vif joins the bridge once its features are known (the hotplug script's brctl addif).
     this.port = this.dom0.addBridgePort(this.bridge, vif);
+    vif.onCarrierOff = () => this.port?.setCarrier(false);
     const hp = yield* this.dom0.xenbus.readText(`${dev.nodename}/hotplug-status`);
     if (hp.ok && hp.value === 'connected') yield* xenbusSwitchState(dev, XenbusStateConnected);
   }

@@ -158,6 +158,8 @@ export class Vif implements NetDevice {
   private thread: KernelThread | null = null;
   private threadVcpu: Vcpu | null = null;
   private stopping = false;
+  /** Told when the carrier goes off (the bridge port follows it). */
+  onCarrierOff: () => void = () => undefined;
 
   constructor(
     private readonly env: Env,
@@ -499,6 +501,7 @@ export class Vif implements NetDevice {
       if (this.disabled && this.carrier) {
         // xenvif_carrier_off: the bridge sees the port's carrier go; frames queued for the guest are purged.
         this.carrier = false;
+        this.onCarrierOff();
         for (let p = this.rxQueue.shift(); p !== undefined; p = this.rxQueue.shift()) {
           this.stats.rxDropped++;
           p.release();
