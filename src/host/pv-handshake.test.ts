@@ -132,6 +132,12 @@ describe('pv handshake (Linux 3.18 xenbus)', () => {
     assert.equal(host.dom0.network.bridge('xenbr0').port(`vif${d}.0`), undefined, 'never bridged');
     assert.ok(pings(env, host, 'c', '10.0.0.1'), 'the guest runs on, over its other NIC');
     assert.ok(pings(env, host, 'a', '10.0.0.2'), 'other guests are unaffected');
+    // The failed NIC and its guest can still be removed cleanly.
+    run(env, host.removeGuest('c'));
+    assert.equal(rd(host, `/local/domain/0/backend/vif/${d}/0`), null);
+    assert.equal(rd(host, `/local/domain/0/backend/vif/${d}/1`), null);
+    assert.equal(host.hv.domain(d), undefined);
+    assert.ok(pings(env, host, 'a', '10.0.0.2'));
   });
 
   it('a frontend asking for more queues than offered: xenbus_dev_fatal ("guest requested 4 queues, exceeding the maximum of 2.")', () => {
@@ -152,6 +158,9 @@ describe('pv handshake (Linux 3.18 xenbus)', () => {
     assert.equal(rd(host, `/local/domain/0/error/backend/vif/${d}/0/error`), null);
     assert.equal(c.back.mappedRings, 0);
     assert.ok(pings(env, host, 'c', '10.0.0.1'), 'the guest runs on');
+    run(env, c.detach());
+    assert.equal(rd(host, `/local/domain/0/backend/vif/${d}/0`), null);
+    assert.equal(c.front.state, XenbusStateClosed);
   });
 });
 

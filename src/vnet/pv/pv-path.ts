@@ -1,6 +1,6 @@
 import { SimEvent, type ProcessGenerator } from '../../sim/index.js';
 import { mac } from '../../net/index.js';
-import { XenbusStateClosing, XenbusStateConnected } from '../../xen/abi/index.js';
+import { XenbusStateClosed, XenbusStateClosing, XenbusStateConnected } from '../../xen/abi/index.js';
 import type { AttachedNic, IoPath, NicSpec, PathHost, PathKernel } from '../path.js';
 import { pvCosts } from './costs.js';
 import { Netfront } from './netfront.js';
@@ -112,8 +112,14 @@ export class PvNic implements AttachedNic {
     const b = this.back.dev.nodename;
     if (!this.back.removed) {
       ts.xs.write(`${b}/online`, '0');
-      ts.xs.write(`${b}/state`, String(XenbusStateClosing));
-      yield* this.until(() => this.back.removed);
+      if (this.back.state === XenbusStateClosed) {
+        // Already closed (a failed handshake): libxl does not wait; removing the directory
+        // unregisters the backend device (netback_remove).
+        yield* this.back.remove();
+      } else {
+        ts.xs.write(`${b}/state`, String(XenbusStateClosing));
+        yield* this.until(() => this.back.removed);
+      }
     }
     yield* this.front.remove();
     ts.removeVif(this.guest.domain, this.devid, this.back.dev.domid);
