@@ -14,18 +14,11 @@ import {
   NETRXF_more_data,
   NETTXF_csum_blank,
   NETTXF_data_validated,
-  NETTXF_extra_info,
-  NETTXF_more_data,
   NET_TX_RING_SIZE,
   PAGE_SIZE,
-  XEN_NETBK_LEGACY_SLOTS_MAX,
-  XEN_NETIF_EXTRA_FLAG_MORE,
   XEN_NETIF_EXTRA_TYPE_GSO,
-  XEN_NETIF_EXTRA_TYPE_MAX,
-  XEN_NETIF_EXTRA_TYPE_NONE,
   XEN_NETIF_GSO_TYPE_TCPV4,
   netifExtraInfoCodec,
-  type NetifExtraInfo,
   type NetifRxRequest,
   type NetifRxResponse,
   type NetifTxRequest,
@@ -35,15 +28,13 @@ import { RingError, type BackRing, type GnttabCopy, type Vcpu } from '../../xen/
 import { gnttabBatchCopy, type XenGuest } from '../../xen/guest/index.js';
 import { PacketMemoryExhausted, type GuestPacketMemory } from '../packet-memory.js';
 import { checksumSetup } from './checksum-setup.js';
+import { takeTxRequests } from './tx-requests.js';
 import type { PvCosts } from './costs.js';
 
 /** XENVIF_NAPI_WEIGHT: packets one xenvif_poll may build. */
 export const XENVIF_NAPI_WEIGHT = 64;
-/** fatal_skb_slots' default (FATAL_SKB_SLOTS_DEFAULT): a packet of this many slots or more is a malicious frontend. */
-export const FATAL_SKB_SLOTS_DEFAULT = 20;
 /** XENVIF_QUEUE_LENGTH (interface.c): the vif's tx_queue_len; the model's bound on its internal rx_queue. */
 export const XENVIF_QUEUE_LENGTH = 32;
-const ETH_HLEN = 14;
 
 /** What the vif counts (its netdev stats and netback's own). */
 export interface VifStats {
@@ -278,7 +269,7 @@ export class Vif implements NetDevice {
     let slotsTaken = 0;
     let taken = 0;
     const fid = this.frontendId;
-    build: while (built.length < budget && !this.disabled) {
+    while (built.length < budget && !this.disabled) {
       const n = r.tx.unconsumedRequests();
       if (n instanceof RingError) {
         this.fatalTxErr(`Impossible number of requests. req_prod ${n.prod}, req_cons ${r.tx.reqCons}, size ${NET_TX_RING_SIZE}`);
@@ -286,94 +277,17 @@ export class Vif implements NetDevice {
       }
       if (n === 0) break;
       taken++;
-      let cons = r.tx.reqCons;
-      const txreq = r.tx.copyRequest(cons);
-      cons = (cons + 1) >>> 0;
-      let workToDo = n - 1;
-      // xenvif_get_extras
-      let gso: NetifExtraInfo | null = null;
-      let extras = 0;
-      if ((txreq.flags & NETTXF_extra_info) !== 0) {
-        let extra: NetifExtraInfo;
-        do {
-          if (workToDo < 1) {
-            this.fatalTxErr('Missing extra info');
-            break build;
-          }
-          extra = r.tx.copyRequestAs(cons, netifExtraInfoCodec);
-          cons = (cons + 1) >>> 0;
-          workToDo--;
-          extras++;
-          if (extra.type === XEN_NETIF_EXTRA_TYPE_NONE || extra.type >= XEN_NETIF_EXTRA_TYPE_MAX) {
-            r.tx.reqCons = cons;
-            this.fatalTxErr(`Invalid extra type: ${extra.type}`);
-            break build;
-          }
-          if (extra.type === XEN_NETIF_EXTRA_TYPE_GSO) gso = extra;
-        } while ((extra.flags & XEN_NETIF_EXTRA_FLAG_MORE) !== 0);
-      }
-      // xenvif_count_requests
-      const first = { ...txreq };
-      const frags: NetifTxRequest[] = [];
-      let dropErr = false;
-      let slots = 0;
-      if ((first.flags & NETTXF_more_data) !== 0) {
-        let txp: NetifTxRequest;
-        do {
-          if (slots >= workToDo) {
-            this.fatalTxErr(`Asked for ${slots} slots but exceeds this limit`);
-            break build;
-          }
-          if (slots >= FATAL_SKB_SLOTS_DEFAULT) {
-            this.fatalTxErr(`Malicious frontend using ${slots} slots, threshold ${FATAL_SKB_SLOTS_DEFAULT}`);
-            break build;
-          }
-          // "Too many slots": more than the legacy limit is dropped, not fatal.
-          if (!dropErr && slots >= XEN_NETBK_LEGACY_SLOTS_MAX) dropErr = true;
-          txp = r.tx.copyRequest((cons + slots) >>> 0);
-          // "Invalid tx request, slot size > remaining size": the slots add up to more than the frame's
-          // declared length (a frame over what the u16 first size can say, 64 KiB), dropped.
-          if (!dropErr && txp.size > first.size) dropErr = true;
-          first.size = (first.size - txp.size) & 0xffff;
-          slots++;
-          if (txp.offset + txp.size > PAGE_SIZE) {
-            this.fatalTxErr(`Cross page boundary, txp->offset: ${txp.offset.toString(16)}, size: ${txp.size}`);
-            break build;
-          }
-          frags.push(txp);
-        } while ((txp.flags & NETTXF_more_data) !== 0);
-      }
-      const reqs = [{ id: txreq.id, extras }, ...frags.map((f) => ({ id: f.id, extras: 0 }))];
-      const end = (cons + slots) >>> 0;
-      slotsTaken += 1 + extras + slots;
-      if (dropErr) {
-        this.txErr(r, reqs, end);
-        continue;
-      }
-      if (txreq.size < ETH_HLEN) {
-        this.txErr(r, reqs, end);
-        continue;
-      }
-      if (first.offset + first.size > PAGE_SIZE) {
-        r.tx.reqCons = end;
-        this.fatalTxErr(`txreq.offset: ${first.offset.toString(16)}, size: ${first.size}, end: ${first.offset + first.size}`);
+      const t = takeTxRequests(r.tx, n);
+      if (t.kind === 'fatal') {
+        this.fatalTxErr(t.message);
         break;
       }
-      let gsoSize = 0;
-      if (gso !== null && 'gso' in gso) {
-        // xenvif_set_skb_gso: failures are fatal in 3.18.
-        if (gso.gso.size === 0) {
-          r.tx.reqCons = end;
-          this.fatalTxErr('GSO size must not be zero.');
-          break;
-        }
-        if (gso.gso.type !== XEN_NETIF_GSO_TYPE_TCPV4) {
-          r.tx.reqCons = end;
-          this.fatalTxErr(`Bad GSO type ${gso.gso.type}.`);
-          break;
-        }
-        gsoSize = gso.gso.size;
+      slotsTaken += t.slots;
+      if (t.kind === 'drop') {
+        this.txErr(r, t.reqs, t.end);
+        continue;
       }
+      const { txreq, first, frags, reqs, end, gsoSize } = t;
       r.tx.reqCons = end;
       let pkt: Packet;
       try {
