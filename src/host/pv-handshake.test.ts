@@ -8,6 +8,7 @@ import { SimEnvironment, type AnyOfResult, type SimEvent } from '../sim/index.js
 import { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import { GNTTAB_NR_RESERVED_ENTRIES, XenbusStateClosed, XenbusStateClosing, XenbusStateConnected, XenbusStateInitWait } from '../xen/abi/index.js';
+import { TP_RX_DELIVER, TP_TX_START } from '../vnet/index.js';
 import type { PvNic } from '../vnet/pv/index.js';
 import { Host } from './host.js';
 import type { HostInput } from './description.js';
@@ -84,7 +85,14 @@ describe('pv handshake (Linux 3.18 xenbus)', () => {
     assert.equal(a.back.mappedRings, 2);
     assert.equal(a.device.rxPosted, 256, 'the RX ring holds 256 posted pages');
     assert.ok(host.dom0.network.bridge('xenbr0').port(`vif${d}.0`) !== undefined, 'the vif is a bridge port');
+    const seen: string[] = [];
+    const off1 = env.trace.on(TP_TX_START, (_t, p) => seen.push(`tx ${p.path} d${p.domid} ${p.dev}`));
+    const off2 = env.trace.on(TP_RX_DELIVER, (_t, p) => seen.push(`rx ${p.path} d${p.domid} ${p.dev}`));
     assert.ok(pings(env, host, 'a', '10.0.0.2'));
+    off1();
+    off2();
+    const db = host.guest('b').domid;
+    for (const e of [`tx pv d${d} eth0`, `rx pv d${db} eth0`, `tx pv d${db} eth0`, `rx pv d${d} eth0`]) assert.ok(seen.includes(e), `trace ${e} in ${seen.join(', ')}`);
     assert.ok(pings(env, host, 'a', '10.0.0.254'), 'ping to Dom0 over its bridge');
   });
 

@@ -23,6 +23,7 @@ import {
 } from '../../xen/abi/index.js';
 import type { FrontRing, Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
+import { TP_RX_DELIVER, TP_TX_START } from '../trace-points.js';
 import { checksumSetup } from './checksum-setup.js';
 import type { PvCosts } from './costs.js';
 
@@ -235,6 +236,8 @@ export class Netfront implements NetDevice {
     }
     this.reserved += slots;
     this.pipeline.push({ pkt, slots });
+    const tr = this.env.trace;
+    if (tr.enabled(TP_TX_START)) tr.emit(TP_TX_START, { path: 'pv', domid: this.xg.domid, dev: this.name, len: pkt.length });
     if (r.tx.freeRequests() - this.reserved < TX_STOP_FREE) {
       this.stopped = true;
       this.stats.txStops++;
@@ -457,6 +460,8 @@ export class Netfront implements NetDevice {
       }
       this.stats.rxPackets++;
       this.stats.rxBytes += pkt.length;
+      const tr = this.env.trace;
+      if (tr.enabled(TP_RX_DELIVER)) tr.emit(TP_RX_DELIVER, { path: 'pv', domid: this.xg.domid, dev: this.name, len: pkt.length });
       return pkt;
     }
   }
