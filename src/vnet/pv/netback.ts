@@ -50,8 +50,10 @@ export interface VifStats {
   rxFrames: number;
   rxBytes: number;
   rxSlots: number;
-  /** Frames for the guest dropped (no carrier, copy failure, not in Dom0's memory). */
+  /** Frames for the guest dropped (no carrier, the vif disabled). */
   rxDropped: number;
+  /** Frames for the guest dropped because their bytes are neither in Dom0's pages nor in a granted page: nothing a grant copy can name (a device that DMAs must use Dom0's packet memory). */
+  rxForeign: number;
   rxErrors: number;
   /** GNTTABOP_copy ops issued for TX and RX. */
   txCopyOps: number;
@@ -123,6 +125,7 @@ export class Vif implements NetDevice {
     rxBytes: 0,
     rxSlots: 0,
     rxDropped: 0,
+    rxForeign: 0,
     rxErrors: 0,
     txCopyOps: 0,
     rxCopyOps: 0,
@@ -461,7 +464,7 @@ export class Vif implements NetDevice {
       const frags = pkt.fragments();
       if (frags === null || frags.some((f) => f.buf.domid !== domid && f.buf.grant === null)) {
         // Not in Dom0's memory nor in a granted page: nothing a grant copy can name.
-        this.stats.rxDropped++;
+        this.stats.rxForeign++;
         pkt.release();
         continue;
       }
