@@ -42,6 +42,6 @@ export class Dom0Network {
   addPort(bridge: string, dev: NetDevice): BridgePortHandle {
     const b = this.bridge(bridge);
     const port = b.addPort(dev);
-    return { remove: () => b.removePort(port) };
+    return { remove: () => b.removePort(port), setCarrier: (up) => b.setCarrier(port, up) };
   }
 }

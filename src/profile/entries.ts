@@ -65,6 +65,16 @@ export const ENTRIES = {
   'net.bridge.floodCopy': { dim: 'time', doc: 'Each further copy of a frame the bridge sends to more than one place (flooding, broadcast also passed up): skb_clone and dev_queue_xmit to one more port (deliver_clone)' },
   'net.bridge.xmit': { dim: 'time', doc: 'br_dev_xmit: a frame the host sends on the bridge device, FDB lookup and hand-off to the egress port\'s qdisc (the stack\'s output path is net.tx.packet)' },
   'net.bridge.ageingTime': { dim: 'time', doc: 'Ageing time of learned forwarding-database entries (ageing_time): an entry not refreshed by a frame from its MAC for this long is forgotten' },
+  // ---- PV netfront/netback (src/vnet/pv; Linux 3.18 drivers/net/xen-netfront.c and xen-netback/) ----
+  'pv.netfront.txPacket': { dim: 'time', doc: 'xennet_start_xmit per packet on the guest vCPU, besides its slots: queue lock, slot count (xennet_count_skb_frag_slots), checksum and GSO flags, RING_PUSH_REQUESTS_AND_CHECK_NOTIFY, the xennet_tx_buf_gc call' },
+  'pv.netfront.txSlot': { dim: 'time', doc: 'One TX request slot written by netfront: a free id and grant ref, gnttab_grant_foreign_access_ref (read-only) of the page, the request in the shared ring' },
+  'pv.netfront.txResponse': { dim: 'time', doc: 'One TX response taken by xennet_tx_buf_gc: gnttab_query/end_foreign_access_ref, release of the ref and id, the skb reference dropped' },
+  'pv.netfront.rxPacket': { dim: 'time', doc: 'xennet_poll per packet besides its slots: skb set-up, pulling the headers (at most RX_COPY_THRESHOLD = 256 bytes) into the linear area, checksum_setup and GSO from the extra, handing it to the stack (napi_gro_receive)' },
+  'pv.netfront.rxSlot': { dim: 'time', doc: 'One RX slot: the response checked and its grant ended (gnttab_end_foreign_access_ref), then the refill of the slot by xennet_alloc_rx_buffers (a page, a grant with write access, the request)' },
+  'pv.netback.txPacket': { dim: 'time', doc: 'xenvif_tx_action per packet on Dom0, besides its slots and the grant-copy hypercall: request and extra checks (xenvif_tx_build_gops, xenvif_count_requests), skb allocation, xenvif_tx_check_gop, checksum_setup, the response and the hand-off up (netif_receive_skb to the bridge port)' },
+  'pv.netback.txSlot': { dim: 'time', doc: 'One TX slot in netback: copying the request out of the ring, the pending-ring entry, the GNTTABOP_copy op set up, and its response' },
+  'pv.netback.rxPacket': { dim: 'time', doc: 'xenvif_start_xmit plus xenvif_rx_action per packet, besides its slots and the grant-copy hypercall: the rx_queue, xenvif_rx_ring_slots_available, the meta, the flags and GSO extra of the first response, the skb freed' },
+  'pv.netback.rxSlot': { dim: 'time', doc: 'One RX slot filled by netback: a posted request copied out of the ring (xenvif_gop_frag_copy / get_next_rx_buffer), the GNTTABOP_copy op set up, its response (make_rx_response)' },
   // ---- hypervisor: exits, hypercalls, grant tables, event channels, interrupts, ioreq ----
   'xen.hvm.exit.vmcall': { dim: 'time', doc: 'HVM VM exit by VMCALL plus Xen\'s exit path to the hypercall handler (the exit half of a hypercall round trip)' },
   'xen.hvm.exit.io': { dim: 'time', doc: 'HVM VM exit by an I/O-port instruction plus Xen\'s exit path to its handler' },

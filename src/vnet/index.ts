@@ -2,3 +2,5 @@
 export { GuestPacketMemory, PacketMemoryExhausted } from './packet-memory.js';
 export { PathRegistry, type AttachedNic, type BridgePortHandle, type IoPath, type NicSpec, type PathDom0, type PathHost, type PathKernel } from './path.js';
 export { defaultPaths } from './paths.js';
+export { TP_RX_DELIVER, TP_TX_START } from './trace-points.js';
+export { PvPath } from './pv/index.js';

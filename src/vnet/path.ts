@@ -23,6 +23,8 @@ export interface PathKernel {
 export interface BridgePortHandle {
   /** Takes the port off its bridge (its frames in flight are dropped and counted). */
   remove(): void;
+  /** The device's carrier changed (netif_carrier_on/off): the bridge disables or re-enables the port (br_port_carrier_check). */
+  setCarrier(up: boolean): void;
 }
 
 /** Dom0 as a path sees it: its kernel, and its bridges. */

@@ -1,6 +1,7 @@
 import { PathRegistry } from './path.js';
+import { PvPath } from './pv/index.js';
 
 /** Every I/O path this build has, registered under its name. */
 export function defaultPaths(): PathRegistry {
-  return new PathRegistry();
+  return new PathRegistry().register(new PvPath());
 }
