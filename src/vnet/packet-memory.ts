@@ -1,3 +1,4 @@
+import { Deque } from '../sim/index.js';
 import { PacketBuffer, type PacketMemory } from '../net/index.js';
 import { PAGE_SIZE } from '../xen/abi/index.js';
 import type { GuestMemory } from '../xen/index.js';
@@ -50,7 +51,7 @@ class GuestBuffer extends PacketBuffer {
  */
 export class GuestPacketMemory implements PacketMemory {
   readonly domid: number;
-  private readonly free: GuestBuffer[][] = [];
+  private readonly free: Deque<GuestBuffer>[] = [];
   /** Buffers handed out and not yet freed; frames the pool holds. */
   outstanding = 0;
   framesHeld = 0;
@@ -60,14 +61,16 @@ export class GuestPacketMemory implements PacketMemory {
     private readonly frames: FrameAllocator,
   ) {
     this.domid = mem.domid;
-    for (let i = 0; i <= MAX_PAGES; i++) this.free.push([]);
+    for (let i = 0; i <= MAX_PAGES; i++) this.free.push(new Deque());
   }
 
   alloc(len: number): PacketBuffer {
     const pages = Math.max(1, Math.ceil(len / PAGE_SIZE));
     if (pages > MAX_PAGES) throw new RangeError(`packet buffer of ${len} bytes: larger than ${MAX_PAGES} pages`);
     this.outstanding++;
-    const b = this.free[pages]!.pop();
+    // First freed, first reused: pages come back in the order they were let go, so buffers a
+    // driver posts one after another (netfront's RX slots) tend to be consecutive frames again.
+    const b = this.free[pages]!.shift();
     if (b !== undefined) {
       b.bytes.fill(0, 0, len);
       return b.revive();

@@ -191,7 +191,22 @@ export class Packet {
       return new Packet(f.buf.bytes.subarray(f.bufOffset, f.bufOffset + f.len), f.buf, f.bufOffset);
     }
     let n = 0;
-    for (const f of frags) n += f.len;
+    let adjacent = true;
+    const first = frags[0]!.buf.bytes;
+    let end = first.byteOffset + frags[0]!.bufOffset;
+    for (const f of frags) {
+      n += f.len;
+      const b = f.buf.bytes;
+      if (b.buffer !== first.buffer || b.byteOffset + f.bufOffset !== end) adjacent = false;
+      end = b.byteOffset + f.bufOffset + f.len;
+    }
+    if (adjacent) {
+      // Fragments that follow each other in one memory (consecutive pages of a guest's RAM):
+      // the contiguous view is the fragments themselves.
+      const p = new Packet(new Uint8Array(first.buffer, first.byteOffset + frags[0]!.bufOffset, n));
+      p.frags = frags;
+      return p;
+    }
     const data = new Uint8Array(n);
     let at = 0;
     for (const f of frags) {
