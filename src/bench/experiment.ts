@@ -7,20 +7,24 @@
  * intact and in order (a workload throws IntegrityError otherwise, and the case fails).
  *
  * Topologies: a path name `P` puts two guests on one host, each with one NIC on `P`;
- * `loopback` (a reference) runs both ends in one guest over its loopback device.
+ * `loopback` (a reference) runs both ends in one guest over its loopback device; `wire` (a
+ * reference) puts one guest on each of two hosts, each on `pv`, their Dom0s' physical NICs
+ * joined by a cable.
  */
 import { SimEnvironment, type Env, type Process, type SimEvent } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
 import { ipv4, type Interface } from '../net/index.js';
 import { diffCounters, type CounterSnapshot, type CpuSnapshot } from '../xen/index.js';
 import type { PathRegistry } from '../vnet/index.js';
-import { Host, type HostInput } from '../host/index.js';
+import { Cluster, parseCluster, type ClusterDescription, type Host, type HostInput } from '../host/index.js';
 import { ChromeTraceSink, PcapSink } from './capture.js';
 import { ping, tcpRr, tcpStream, udpRr, udpStream, type Endpoints, type LatencySummary } from './workloads/index.js';
 
 export const TESTS = ['ping', 'tcp_rr', 'udp_rr', 'tcp_stream', 'udp_stream'] as const;
 export type TestName = (typeof TESTS)[number];
-export const REFERENCE_PATHS = ['loopback'] as const;
+export const REFERENCE_PATHS = ['loopback', 'wire'] as const;
+/** The path each guest's NIC takes in the `wire` reference. */
+export const WIRE_GUEST_PATH = 'pv';
 
 export interface CaseSpec {
   path: string;
@@ -70,21 +74,27 @@ export interface CaseResult {
   windowNs: number;
 }
 
-/** The bench host (the paper's test bed in shape): 4 pCPUs, Dom0 with 2 vCPUs, 1-vCPU guests. */
-export function benchHost(spec: Pick<CaseSpec, 'path' | 'guestType'>): HostInput {
-  const guest = (n: number): NonNullable<HostInput['guests']>[number] => ({
-    name: `vm${n}`,
-    type: spec.guestType,
-    vcpus: 1,
-    memoryMiB: 512,
-    nics: spec.path === 'loopback' ? [] : [{ path: spec.path, mac: `00:16:3e:00:00:0${n}`, ip: `10.0.0.${n}/24` }],
-  });
-  return {
-    name: 'h1',
-    pcpus: 4,
-    dom0: { vcpus: 2, memoryMiB: 1024, ip: '10.0.0.254/24' },
-    guests: spec.path === 'loopback' ? [guest(1)] : [guest(1), guest(2)],
-  };
+type GuestIn = NonNullable<HostInput['guests']>[number];
+
+function benchGuest(n: number, path: string | null, guestType: CaseSpec['guestType']): GuestIn {
+  return { name: `vm${n}`, type: guestType, vcpus: 1, memoryMiB: 512, nics: path === null ? [] : [{ path, mac: `00:16:3e:00:00:0${n}`, ip: `10.0.0.${n}/24` }] };
+}
+
+/** One bench host (the paper's test bed in shape): 4 pCPUs, Dom0 with 2 vCPUs, 1-vCPU guests. */
+function benchMachine(n: number, guests: GuestIn[]): HostInput {
+  return { name: `h${n}`, pcpus: 4, dom0: { vcpus: 2, memoryMiB: 1024, ip: `10.0.0.${255 - n}/24` }, guests };
+}
+
+/**
+ * The bench hosts of a case: one host with two guests on the path (one guest for
+ * `loopback`), or for `wire` two such hosts with a guest each, wired from Dom0 to Dom0.
+ */
+export function benchHosts(spec: Pick<CaseSpec, 'path' | 'guestType'>): ClusterDescription {
+  if (spec.path === 'wire') {
+    return parseCluster({ hosts: [benchMachine(1, [benchGuest(1, WIRE_GUEST_PATH, spec.guestType)]), benchMachine(2, [benchGuest(2, WIRE_GUEST_PATH, spec.guestType)])], wires: [{ between: ['h1', 'h2'] }] }, 'bench');
+  }
+  const guests = spec.path === 'loopback' ? [benchGuest(1, null, spec.guestType)] : [benchGuest(1, spec.path, spec.guestType), benchGuest(2, spec.path, spec.guestType)];
+  return parseCluster({ hosts: [benchMachine(1, guests)] }, 'bench');
 }
 
 interface Topology {
@@ -95,14 +105,15 @@ interface Topology {
 }
 
 function* buildTopology(env: Env, profile: Profile, spec: CaseSpec, paths: PathRegistry | undefined): Generator<SimEvent<unknown>, Topology, unknown> {
-  const host = yield* Host.build(env, profile, benchHost(spec), paths === undefined ? {} : { paths });
+  const cluster = yield* Cluster.build(env, profile, benchHosts(spec), paths === undefined ? {} : { paths });
+  const hosts = cluster.hosts;
   if (spec.path === 'loopback') {
-    const s = host.guest('vm1').stack;
-    return { hosts: [host], ends: { client: s, server: s, serverAddr: ipv4('127.0.0.1') }, frameIfaces: [s.lo] };
+    const s = cluster.hostOf('vm1').guest('vm1').stack;
+    return { hosts, ends: { client: s, server: s, serverAddr: ipv4('127.0.0.1') }, frameIfaces: [s.lo] };
   }
-  const a = host.guest('vm1');
-  const b = host.guest('vm2');
-  return { hosts: [host], ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') }, frameIfaces: [...a.nics.map((n) => n.iface), ...b.nics.map((n) => n.iface)] };
+  const a = cluster.hostOf('vm1').guest('vm1');
+  const b = cluster.hostOf('vm2').guest('vm2');
+  return { hosts, ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') }, frameIfaces: [...a.nics.map((n) => n.iface), ...b.nics.map((n) => n.iface)] };
 }
 
 /** Counters, CPU time and frames at one instant (one end of a measured window). */

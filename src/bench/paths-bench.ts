@@ -1,6 +1,6 @@
 /**
  * `npm run bench:paths`: every I/O path the host builder knows, plus the references, on the
- * bench host (benchHost in experiment.ts): tcp_rr (1-byte request and response) latency and
+ * bench host (benchHosts in experiment.ts): tcp_rr (1-byte request and response) latency and
  * rate, tcp_stream throughput at 64 KiB messages, CPU utilization per domain and Xen during
  * the stream, per-frame counters of both, and the simulator's own speed (simulated seconds
  * per wall second). Environment: HV2M_BENCH_MS (measured window, simulated ms; default 200),

@@ -1,5 +1,5 @@
 /**
- * Runs a scenario: builds its host, starts each workload at its start time between the
+ * Runs a scenario: builds its hosts and the wires between them, starts each workload at its start time between the
  * guests it names (several may run at once), and measures each over its own window. A
  * window's CPU utilization and per-frame counters count everything on the host during it
  * (concurrent workloads share the host, as they would on a real one); its frames are those
@@ -9,7 +9,7 @@ import { MS, SimEnvironment, type ProcessGenerator } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import type { PathRegistry } from '../vnet/index.js';
-import { Host, type Guest, type Scenario, type WorkloadSpec } from '../host/index.js';
+import { Cluster, type Host, type Guest, type Scenario, type WorkloadSpec } from '../host/index.js';
 import { measure, snapshot, startTest, type CaseResult, type Measured, type Outcome, type Window } from './experiment.js';
 
 export interface ScenarioResult extends CaseResult {
@@ -30,17 +30,10 @@ export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOpt
   const t0 = opts.wallMs();
   const env = new SimEnvironment({ seed: sc.seed });
   const hostOpts = { where: sc.file, ...(opts.paths !== undefined ? { paths: opts.paths } : {}) };
-  const built = env.process(
-    (function* (): ProcessGenerator<Host[]> {
-      const hs: Host[] = [];
-      for (const d of sc.hosts) hs.push(yield* Host.build(env, profile, d, hostOpts));
-      return hs;
-    })(),
-    'build',
-  );
+  const built = env.process(Cluster.build(env, profile, { hosts: sc.hosts, wires: sc.wires }, hostOpts), 'build');
   env.run({ until: built });
   if (!built.ok) throw built.error;
-  const hosts = built.value;
+  const hosts = built.value.hosts;
   const guest = (name: string): Guest => {
     for (const h of hosts) if (h.guests.has(name)) return h.guest(name);
     throw new Error(`${sc.file}: no guest named "${name}"`);

@@ -6,7 +6,7 @@ import { Tinypool } from 'tinypool';
 import cliProgress from 'cli-progress';
 import { Profile } from '../profile/index.js';
 import { defaultPaths } from '../vnet/index.js';
-import { benchHost, type CaseResult, type CaseSpec } from '../bench/experiment.js';
+import { benchHosts, type CaseResult, type CaseSpec } from '../bench/experiment.js';
 import { DEFAULT_SIZES, DEFAULT_TESTS, knownPaths, parseIntOption, parseList, parsePath, parseTest, planCases, SuiteError, type SuiteOptions } from '../bench/suite.js';
 import { toJson, type ResultsDocument } from '../bench/results.js';
 import { writeReport, writeWhole } from './report-files.js';
@@ -107,7 +107,7 @@ export function registerBenchCommand(program: Command): void {
         guestType: opts.guestType,
         durationMs: opts.durationMs,
         warmupMs: opts.warmupMs,
-        host: benchHost({ path: '<path>', guestType: opts.guestType }),
+        host: benchHosts({ path: '<path>', guestType: opts.guestType }).hosts[0]!,
         results,
       };
       await writeReport(flags.out, doc, profile);

@@ -3,7 +3,7 @@ import type { Profile } from '../profile/index.js';
 import { Stack, ipv4, type Interface, type NetDevice } from '../net/index.js';
 import { Hypervisor, Toolstack, bootGuestKernel, type Domain, type XenbusClient } from '../xen/index.js';
 import type { XenGuest } from '../xen/guest/index.js';
-import { GuestPacketMemory, defaultPaths, type PathRegistry, type AttachedNic, type BridgePortHandle, type NicSpec, type PathDom0, type PathHost, type PathKernel } from '../vnet/index.js';
+import { GuestPacketMemory, PhysicalNic, physicalNicCosts, defaultPaths, type PathRegistry, type AttachedNic, type BridgePortHandle, type NicSpec, type PathDom0, type PathHost, type PathKernel } from '../vnet/index.js';
 import { parseGuest, parseHost, HostDescriptionError, type GuestDescription, type GuestInput, type HostDescription, type HostInput } from './description.js';
 import { Dom0Network } from './dom0-network.js';
 
@@ -86,6 +86,8 @@ export interface HostOptions {
  */
 export class Host implements PathHost {
   readonly guests = new Map<string, Guest>();
+  /** Dom0's physical NIC ports (eth0, eth1…), each a port of one of its bridges. */
+  readonly nics: PhysicalNic[] = [];
   readonly paths: PathRegistry;
 
   private constructor(
@@ -147,6 +149,21 @@ export class Host implements PathHost {
     this.guests.delete(name);
     for (const n of [...g.nics].reverse()) yield* n.attached.detach();
     this.toolstack.destroyGuest(g.domain);
+  }
+
+  /**
+   * Puts a physical NIC port (the next ethN) in Dom0 on `bridge`, as a host's uplink is
+   * enslaved to xenbr0. Its address is in Intel's OUI (00:1b:21), the rest from the host's
+   * seeded stream. It carries frames once `cable` joins it to another host's port.
+   */
+  addPhysicalNic(bridge: string): PhysicalNic {
+    const name = `eth${this.nics.length}`;
+    const r = this.hv.rng(`mac/${name}`);
+    const mac = 0x00_1b_21_00_00_00 + r.int(0x1000000);
+    const nic = new PhysicalNic(this.env, name, mac, this.hv.rng(`phys/${name}`), physicalNicCosts(this.profile));
+    this.dom0.addBridgePort(bridge, nic);
+    this.nics.push(nic);
+    return nic;
   }
 
   guest(name: string): Guest {

@@ -4,3 +4,4 @@ export { parseXlConfig, xlGuest, XlConfigError, type XlGuestOptions, type XlSett
 export { Dom0Network } from './dom0-network.js';
 export { Dom0Side, Guest, Host, KernelSide, type GuestNic, type HostOptions } from './host.js';
 export { loadScenario, parseScenario, ScenarioError, SCENARIO_TESTS, type Scenario, type WorkloadSpec } from './scenario.js';
+export { Cluster, parseCluster, type ClusterDescription, type ClusterInput, type WireEnd, type WireInput } from './cluster.js';

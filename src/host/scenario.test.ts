@@ -71,4 +71,26 @@ describe('scenario files', () => {
       assert.ok(ps.some((p) => re.test(p)), `${re} in:\n${ps.join('\n')}`);
     }
   });
+  it('hosts joined by wires; a wire to an unknown host or bridge, or a guest name used on two hosts, is named with its line', () => {
+    const two = (wire: string, guest2 = 'c'): string => `hosts:
+  - name: h1
+    pcpus: 2
+    guests:
+      - { name: a, nics: [{ path: pv, mac: "00:16:3e:00:00:01", ip: 10.0.0.1/24 }] }
+  - name: h2
+    pcpus: 2
+    guests:
+      - { name: ${guest2}, nics: [{ path: pv, mac: "00:16:3e:00:00:03", ip: 10.0.0.3/24 }] }
+wires:
+  - { between: [${wire}] }
+workloads:
+  - { test: tcp_rr, client: a, server: c }
+`;
+    const ok = parseScenario('s.yaml', two('h1, h2'), read);
+    assert.deepEqual(ok.wires, [{ a: { host: 'h1', bridge: 'xenbr0' }, b: { host: 'h2', bridge: 'xenbr0' } }]);
+    assert.deepEqual(ok.hosts.map((h) => h.name), ['h1', 'h2']);
+    assert.ok(problems(two('h1, h3')).some((p) => /^s\.yaml:11: wires\.0\.between\.1: no host named "h3"/.test(p)));
+    assert.ok(problems(two('h1, "h2:xenbr7"')).some((p) => /^s\.yaml:11: wires\.0\.between\.1: host h2 has no bridge "xenbr7"/.test(p)));
+    assert.ok(problems(two('h1, h2', 'a')).some((p) => /^s\.yaml:9: hosts\.1\.guests\.0\.name: guest name "a" is already/.test(p)));
+  });
 });

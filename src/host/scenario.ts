@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { HostDescriptionError, parseHost, type GuestInput, type HostDescription } from './description.js';
 import { xlGuest, XlConfigError } from './xl-config.js';
+import { parseCluster, type ClusterDescription } from './cluster.js';
 
 export const SCENARIO_TESTS = ['ping', 'tcp_rr', 'udp_rr', 'tcp_stream', 'udp_stream'] as const;
 
@@ -44,6 +45,8 @@ const scenarioSchema = z
     profile: z.string().min(1).default('default'),
     seed: z.number().int().min(0).max(0xffff_ffff).default(1),
     hosts: z.array(z.object({ guests: z.array(z.unknown()).default([]) }).passthrough()).min(1),
+    /** Cables between hosts' Dom0 NIC ports: `{ between: [h1, h2] }` or with bridges, `[h1:xenbr0, h2:xenbr1]`. */
+    wires: z.array(z.unknown()).default([]),
     workloads: z.array(workloadSchema).min(1),
   })
   .strict();
@@ -56,6 +59,7 @@ export interface Scenario {
   profile: string;
   seed: number;
   hosts: HostDescription[];
+  wires: ClusterDescription['wires'];
   workloads: WorkloadSpec[];
 }
 
@@ -92,6 +96,12 @@ export function parseScenario(file: string, text: string, readXl: (path: string)
     return 1;
   };
   const at = (path: readonly (string | number)[], msg: string): string => `${file}:${lineOf(path)}: ${path.length === 0 ? '(top)' : path.join('.')}: ${msg}`;
+  /** A host-description problem (`field.path: message`) placed under `prefix` at its line. */
+  const atProblem = (prefix: readonly (string | number)[], p: string): string => {
+    const m = /^([\w.]+): (.*)$/.exec(p);
+    const path = m === null ? [] : m[1]!.split('.').map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+    return at([...prefix, ...path], m === null ? p : m[2]!);
+  };
   const r = scenarioSchema.safeParse(doc.toJS());
   if (!r.success) throw new ScenarioError(r.error.issues.map((i) => at(i.path as (string | number)[], i.message)));
   const s = r.data;
@@ -121,14 +131,18 @@ export function parseScenario(file: string, text: string, readXl: (path: string)
       hosts.push(parseHost({ ...h, guests }, `${file}: hosts.${hi}`));
     } catch (e) {
       if (!(e instanceof HostDescriptionError)) throw e;
-      for (const p of e.problems) {
-        const m = /^([\w.]+): (.*)$/.exec(p);
-        const path = m === null ? [] : m[1]!.split('.').map((x) => (/^\d+$/.test(x) ? Number(x) : x));
-        problems.push(at(['hosts', hi, ...path], m === null ? p : m[2]!));
-      }
+      for (const p of e.problems) problems.push(atProblem(['hosts', hi], p));
     }
   });
-  if (hosts.length > 1) problems.push(at(['hosts'], `${hosts.length} hosts: this build runs scenarios of one host (hosts joined by a wire arrive with the physical NIC)`));
+  let wires: ClusterDescription['wires'] = [];
+  if (problems.length === 0) {
+    try {
+      wires = parseCluster({ hosts, wires: s.wires }, file).wires;
+    } catch (e) {
+      if (!(e instanceof HostDescriptionError)) throw e;
+      for (const p of e.problems) problems.push(atProblem([], p));
+    }
+  }
   const guestNames = new Map<string, HostDescription>();
   for (const h of hosts) for (const g of h.guests) guestNames.set(g.name, h);
   const names = new Set<string>();
@@ -147,5 +161,5 @@ export function parseScenario(file: string, text: string, readXl: (path: string)
     return { ...w, name, size };
   });
   if (problems.length > 0) throw new ScenarioError(problems);
-  return { file, description: s.description ?? null, profile: s.profile, seed: s.seed, hosts, workloads };
+  return { file, description: s.description ?? null, profile: s.profile, seed: s.seed, hosts, wires, workloads };
 }

@@ -65,6 +65,15 @@ export const ENTRIES = {
   'net.bridge.floodCopy': { dim: 'time', doc: 'Each further copy of a frame the bridge sends to more than one place (flooding, broadcast also passed up): skb_clone and dev_queue_xmit to one more port (deliver_clone)' },
   'net.bridge.xmit': { dim: 'time', doc: 'br_dev_xmit: a frame the host sends on the bridge device, FDB lookup and hand-off to the egress port\'s qdisc (the stack\'s output path is net.tx.packet)' },
   'net.bridge.ageingTime': { dim: 'time', doc: 'Ageing time of learned forwarding-database entries (ageing_time): an entry not refreshed by a frame from its MAC for this long is forgotten' },
+  // ---- physical NIC in Dom0 and the wire between hosts (src/vnet/phys; an 82599-class 10 GbE port, Linux ixgbe) ----
+  'phys.nic.bandwidth': { dim: 'perByte', doc: 'Line rate of the physical NIC port and the cable between two hosts (one direction)' },
+  'phys.nic.frameOverhead': { dim: 'bytes', doc: 'Bytes a frame occupies on the wire besides itself: preamble and start delimiter, FCS, inter-frame gap' },
+  'phys.nic.txRing': { dim: 'count', doc: 'TX descriptors of the NIC ring (ixgbe tx_ring->count): packets accepted and not yet on the wire' },
+  'phys.nic.rxRing': { dim: 'count', doc: 'RX descriptors of the NIC ring (ixgbe rx_ring->count): frames arriving when all are full are dropped (rx_missed_errors)' },
+  'phys.nic.latency': { dim: 'time', doc: 'One-way latency from the last bit leaving one NIC to the frame in the other NIC\'s RX buffer: both MAC/PHY pipelines, the cable, the RX DMA' },
+  'phys.nic.irq': { dim: 'time', doc: 'The NIC\'s interrupt in Dom0: the MSI-X handler (ixgbe_msix_clean_rings) scheduling NAPI, entry and exit' },
+  'phys.nic.txPacket': { dim: 'time', doc: 'The driver\'s transmit of one packet on Dom0\'s CPU (ixgbe_xmit_frame_ring: descriptor set-up, DMA mapping, the tail write) and its clean-up on completion (ixgbe_clean_tx_irq)' },
+  'phys.nic.rxPacket': { dim: 'time', doc: 'The driver\'s receive of one frame on Dom0\'s CPU in its NAPI poll (ixgbe_clean_rx_irq: descriptor check, DMA unmap, skb build, buffer refill)' },
   // ---- PV netfront/netback (src/vnet/pv; Linux 3.18 drivers/net/xen-netfront.c and xen-netback/) ----
   'pv.netfront.txPacket': { dim: 'time', doc: 'xennet_start_xmit per packet on the guest vCPU, besides its slots: queue lock, slot count (xennet_count_skb_frag_slots), checksum and GSO flags, RING_PUSH_REQUESTS_AND_CHECK_NOTIFY, the xennet_tx_buf_gc call' },
   'pv.netfront.txSlot': { dim: 'time', doc: 'One TX request slot written by netfront: a free id and grant ref, gnttab_grant_foreign_access_ref (read-only) of the page, the request in the shared ring' },

@@ -141,12 +141,24 @@ export interface LatencySummary {
   max: number;
 }
 
-/** Latencies in ns, in an HdrHistogram (3 significant digits, up to 1000 s). */
+/**
+ * Latencies in ns, in an HdrHistogram (3 significant digits, up to 1000 s) for the
+ * percentiles; count, sum, min and max are kept exactly beside it, so the mean is exact and
+ * no percentile (a bucket's highest equivalent value) is reported above the largest sample
+ * or below the smallest.
+ */
 export class LatencyRecorder {
   private readonly h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 1e12, numberOfSignificantValueDigits: 3 });
+  private sum = 0;
+  private lo = Infinity;
+  private hi = 0;
 
   record(ns: number): void {
-    this.h.recordValue(Math.max(1, Math.round(ns)));
+    const v = Math.max(1, Math.round(ns));
+    this.h.recordValue(v);
+    this.sum += v;
+    if (v < this.lo) this.lo = v;
+    if (v > this.hi) this.hi = v;
   }
 
   get count(): number {
@@ -156,7 +168,8 @@ export class LatencyRecorder {
   summary(): LatencySummary {
     const h = this.h;
     if (h.totalCount === 0) return { count: 0, mean: 0, min: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
-    return { count: h.totalCount, mean: h.mean, min: h.minNonZeroValue, p50: h.getValueAtPercentile(50), p90: h.getValueAtPercentile(90), p99: h.getValueAtPercentile(99), p999: h.getValueAtPercentile(99.9), max: h.maxValue };
+    const at = (q: number): number => Math.min(this.hi, Math.max(this.lo, h.getValueAtPercentile(q)));
+    return { count: h.totalCount, mean: this.sum / h.totalCount, min: this.lo, p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: this.hi };
   }
 }
 

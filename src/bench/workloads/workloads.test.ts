@@ -6,7 +6,7 @@ import { Profile } from '../../profile/index.js';
 import { directPair, type DirectPairOptions } from '../../net/pair.js';
 import { PcapWriter } from '../../net/iface/pcap.js';
 import { PacketBuffer, type PacketMemory } from '../../net/iface/packet.js';
-import { ping, tcpCrr, tcpRr, tcpStream, udpRr, udpStream, checkPattern, fillPattern, patternByte, type Endpoints } from './index.js';
+import { LatencyRecorder, ping, tcpCrr, tcpRr, tcpStream, udpRr, udpStream, checkPattern, fillPattern, patternByte, type Endpoints } from './index.js';
 
 const profile = Profile.load('default');
 const GBIT = 1e9;
@@ -326,5 +326,24 @@ describe('packet buffers', () => {
     assert.ok(client.allocs > 1000 && server.allocs > 1000, `allocations ${client.allocs}/${server.allocs}`);
     assert.equal(client.out, 0, 'client buffers still out');
     assert.equal(server.out, 0, 'server buffers still out');
+  });
+});
+
+describe('LatencyRecorder', () => {
+  it('the mean is exact and every percentile lies between the smallest and the largest sample', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 10_000_000 }), { minLength: 1, maxLength: 200 }), (xs) => {
+        const r = new LatencyRecorder();
+        for (const x of xs) r.record(x);
+        const s = r.summary();
+        const lo = Math.min(...xs);
+        const hi = Math.max(...xs);
+        assert.equal(s.min, lo);
+        assert.equal(s.max, hi);
+        assert.ok(Math.abs(s.mean - xs.reduce((a, b) => a + b, 0) / xs.length) < 1e-6);
+        assert.ok(lo <= s.p50 && s.p50 <= s.p90 && s.p90 <= s.p99 && s.p99 <= s.p999 && s.p999 <= hi, JSON.stringify(s));
+      }),
+      { numRuns: 300 },
+    );
   });
 });
