@@ -11,6 +11,7 @@ export const ENTRIES = {
   'xen.sched.tslice': { dim: 'time', doc: 'Credit scheduler time slice (sched_credit_tslice_ms)' },
   'xen.sched.tick': { dim: 'time', doc: 'Per-pCPU accounting tick: credits are burned and BOOST is dropped' },
   'xen.sched.ratelimit': { dim: 'time', doc: 'Minimum run time before a running vCPU can be preempted (sched_ratelimit_us); 0 disables' },
+  'xen.sched.minTimer': { dim: 'time', doc: 'Shortest rate-limit remainder credit1 grants (CSCHED_MIN_TIMER, Xen 4.8+)' },
   'xen.sched.creditsPerMs': { dim: 'count', doc: 'Credits a running vCPU burns per millisecond (CSCHED_CREDITS_PER_MSEC)' },
   'xen.sched.vcpuSwitch': { dim: 'time', doc: 'Xen switching a pCPU from one vCPU to another (state save/restore, VMCS and EPT switch)' },
   'xen.pcpu.idleWake': { dim: 'time', doc: 'An idle pCPU leaving its idle state to run a tickled vCPU (C-state exit latency)' },
