@@ -214,3 +214,32 @@ describe('credit1 idlers by release (47d5292995 in 4.9)', () => {
     assert.deepEqual(v48, { b: t + IDLE_WAKE, c: t + IDLE_WAKE + SWITCH + 10 * US });
   });
 });
+
+describe('credit1 opt_tickle_one_idle cursor', () => {
+  it('is per waking pCPU (this_cpu(last_tickle_cpu)): wakes done by different pCPUs each start their own cycle', () => {
+    // pCPUs 1-3 idle (Dom0 pinned to 0 and idle); the hog holds pCPU0. The wakes are made
+    // directly, at one instant, each with an explicit waking pCPU.
+    const { env, hv } = host('4.5.0', 4, { vcpus: 1, pinning: [0] });
+    const a = hv.createDomain({ name: 'hog', kind: 'hvm', vcpus: 1, pinning: [0] }).vcpus[0]!;
+    hog(env, a);
+    const tickled: number[] = [];
+    const p = hv.pcpus;
+    for (const q of p) {
+      const orig = q.tickle.bind(q);
+      q.tickle = (from) => {
+        tickled.push(q.id);
+        orig(from);
+      };
+    }
+    const sched = hv.sched;
+    const vs = ['x', 'y', 'z'].map((n) => hv.createDomain({ name: n, kind: 'hvm', vcpus: 1 }).vcpus[0]!);
+    env.run({ until: 5 * MS });
+    // Queued on the busy pCPU0 (as after last running there), so each wake picks an idler.
+    for (const v of vs) v.processor = p[0]!;
+    tickled.length = 0;
+    sched.wake(vs[0]!, p[0]); // pCPU0's cursor: -1 -> 1
+    sched.wake(vs[1]!, p[0]); // pCPU0's cursor: 1 -> 2 (4.5: pCPU1 is still an idler)
+    sched.wake(vs[2]!, p[3]); // pCPU3's own cursor: -1 -> 1
+    assert.deepEqual(tickled, [1, 2, 1]);
+  });
+});

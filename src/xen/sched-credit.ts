@@ -75,7 +75,8 @@ export class CreditScheduler implements SchedPolicy {
   private creditBalance = 0;
   private runqSort = 0;
   private readonly activeDoms: Domain[] = [];
-  private lastTickled = -1;
+  /** per_cpu(last_tickle_cpu), by the pCPU whose Xen code does the wake (-1 key: no pCPU). */
+  private readonly lastTickled = new Map<number, number>();
 
   constructor(
     private readonly env: Env,
@@ -234,8 +235,11 @@ export class CreditScheduler implements SchedPolicy {
         return;
       }
       // opt_tickle_one_idle: wake one suitable idler, cycling through them.
-      const next = fit.find((q) => q.id > this.lastTickled) ?? fit[0]!;
-      this.lastTickled = next.id;
+      // The cursor is the waking CPU's own (this_cpu(last_tickle_cpu)), not one for the host.
+      const key = from === null ? -1 : from.id;
+      const last = this.lastTickled.get(key) ?? -1;
+      const next = fit.find((q) => q.id > last) ?? fit[0]!;
+      this.lastTickled.set(key, next.id);
       // 4.9+ (47d5292995): a tickled pCPU counts as busy at once; before, it stays an idler
       // until it schedules, so a second wake may pick it again.
       if (this.release.idlersClearedAtTickle) next.idler = false;
