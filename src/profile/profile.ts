@@ -30,6 +30,13 @@ const fileSchema = z
         clock: entrySchema,
       })
       .strict(),
+    /** The Xen release the hypervisor model behaves as (src/xen/release.ts turns it into rules). */
+    xen: z
+      .object({
+        version: z.string().regex(/^\d+\.\d+(\.\d+)?$/, 'expected a Xen release number such as "4.5.0"'),
+        source: z.string().min(8),
+      })
+      .strict(),
     entries: z.record(z.string(), entrySchema),
   })
   .strict();
@@ -66,6 +73,8 @@ export class Profile {
   readonly name: string;
   readonly description: string;
   readonly cpuModel: string;
+  /** The Xen release this profile's host runs, as written (e.g. "4.5.0"). */
+  readonly xenVersion: string;
   /** CPU clock, GHz: converts cycle costs to time. */
   readonly clockGHz: number;
   private readonly values = new Map<string, number>();
@@ -77,6 +86,7 @@ export class Profile {
     this.name = data.name;
     this.description = data.description;
     this.cpuModel = data.cpu.model;
+    this.xenVersion = data.xen.version;
     this.clockGHz = data.cpu.clock.value;
     for (const [name, e] of Object.entries(data.entries)) this.values.set(name, toInternal(e.value, e.unit, this.clockGHz));
   }
@@ -136,6 +146,11 @@ export class Profile {
   /** A copy with some entries replaced (for experiments and tests); validated like a file. */
   with(overrides: Partial<Record<EntryName, ProfileEntry>>, name = `${this.name}+overrides`): Profile {
     return Profile.fromData({ ...this.data, name, entries: { ...this.data.entries, ...overrides } }, `${this.origin} (with overrides)`);
+  }
+
+  /** A copy that names another Xen release (for tests and experiments comparing releases). */
+  withXen(version: string, name = `${this.name}@xen-${version}`): Profile {
+    return Profile.fromData({ ...this.data, name, xen: { version, source: `${this.data.xen.source} (overridden to ${version})` } }, `${this.origin} (Xen ${version})`);
   }
 
   /** The entry as written in the profile. */

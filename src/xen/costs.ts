@@ -16,6 +16,7 @@ export interface XenCosts {
   simpleOp: number;
   evtchnSend: number;
   copyOp: number;
+  copyClaim: number;
   copyPerByte: number;
   mapOp: number;
   unmapOp: number;
@@ -40,6 +41,7 @@ export function xenCosts(p: Profile): XenCosts {
     simpleOp: p.ns('xen.hypercall.simpleOp'),
     evtchnSend: p.ns('xen.evtchn.send'),
     copyOp: p.ns('xen.gnttab.copyOp'),
+    copyClaim: p.ns('xen.gnttab.copyClaim'),
     copyPerByte: p.nsPerByte('xen.gnttab.copyPerByte'),
     mapOp: p.ns('xen.gnttab.mapOp'),
     unmapOp: p.ns('xen.gnttab.unmapOp'),

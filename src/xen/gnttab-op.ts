@@ -93,6 +93,14 @@ interface CopyBuf {
   release: (() => void) | null;
 }
 
+/** A side a batch holds claimed (struct gnttab_copy_buf's ptr): which domain and ref/gmfn. */
+interface HeldBuf {
+  domid: number;
+  gref: boolean;
+  u: number;
+  buf: CopyBuf;
+}
+
 /**
  * Xen's grant-table operations (xen/common/grant_table.c, Xen ≥ 4.6), each check in Xen's
  * order with Xen's GNTST_* status (shared/reference/xen-abi.md §3.3-3.5), charging their
@@ -107,42 +115,116 @@ export class GrantTableOps {
    * Batched copies. Per op: lock both domains (a frame-addressed side must be DOMID_SELF),
    * claim source then destination (pinning grants: GTF_reading, and GTF_writing on the
    * destination), check offset + len within the page, copy. Grants stay pinned while Xen
-   * copies (the op's time on the vCPU), and are released at its end.
+   * copies (the op's time on the vCPU).
+   *
+   * Release-gated (profile `xen.version`): up to 4.5 every op checks offset + len first and
+   * acquires and releases both sides itself; from 4.6 (d28f42f270, gnttab_copy_buf_valid) a
+   * side stays claimed while consecutive ops name the same domain and ref/gmfn, and is released
+   * when the target changes, on an error, or at the batch's end. Each claim costs
+   * `xen.gnttab.copyClaim`, each op `xen.gnttab.copyOp`.
    */
   *copy(v: Vcpu, ops: GnttabCopy[]): Generator<SimEvent<unknown>, number, unknown> {
     const ld = v.domain;
     const c = this.hv.costs;
-    for (const op of ops) {
-      const bufs: CopyBuf[] = [];
-      const release = (): void => {
-        for (const b of bufs) b.release?.();
-        bufs.length = 0;
-      };
-      const len = op.len & 0xffff;
-      const status = this.claimCopy(ld, op, len, bufs);
-      if (status !== GNTST_okay) {
-        release();
-        op.status = status;
-        ld.counters.grantFailures++;
-        yield v.exec(c.copyOp, 'xen', PRIO_IRQ);
-      } else {
-        // Pinned while Xen copies; a domain destroyed meanwhile gets its pins back (destroy).
-        ld.inflightPins.add(release);
-        yield v.exec(c.copyOp + Math.round(len * c.copyPerByte), 'xen', PRIO_IRQ);
-        ld.inflightPins.delete(release);
-        const [src, dst] = bufs as [CopyBuf, CopyBuf];
-        const so = op.source.offset & 0xffff;
-        const dof = op.dest.offset & 0xffff;
-        dst.page.set(src.page.subarray(so, so + len), dof);
-        release();
-        op.status = GNTST_okay;
-        ld.counters.grantCopies++;
-        ld.counters.grantCopyBytes += len;
+    const batched = this.hv.release.batchedGnttabCopy;
+    let src: HeldBuf | null = null;
+    let dst: HeldBuf | null = null;
+    const releaseSrc = (): void => {
+      src?.buf.release?.();
+      src = null;
+    };
+    const releaseDst = (): void => {
+      dst?.buf.release?.();
+      dst = null;
+    };
+    const releaseAll = (): void => {
+      releaseSrc();
+      releaseDst();
+    };
+    // Whatever is claimed is handed back if the caller's domain is destroyed meanwhile.
+    ld.inflightPins.add(releaseAll);
+    try {
+      for (const op of ops) {
+        const len = op.len & 0xffff;
+        const srcGref = (op.flags & GNTCOPY_source_gref) !== 0;
+        const dstGref = (op.flags & GNTCOPY_dest_gref) !== 0;
+        let claims = 0;
+        let status: number = GNTST_okay;
+        if (!batched) {
+          // Xen 4.5 __gnttab_copy: offset + len, then both sides' addressing, then the domains.
+          const sd = this.checkCopy45(ld, op, len, srcGref, dstGref);
+          if (typeof sd === 'number') status = sd;
+          else {
+            const s = this.claimBuf(ld, sd[0], op.source.u, srcGref, true);
+            if (typeof s === 'number') status = s;
+            else {
+              claims++;
+              src = { domid: op.source.domid & 0xffff, gref: srcGref, u: op.source.u, buf: s };
+              const d = this.claimBuf(ld, sd[1], op.dest.u, dstGref, false);
+              if (typeof d === 'number') status = d;
+              else {
+                claims++;
+                dst = { domid: op.dest.domid & 0xffff, gref: dstGref, u: op.dest.u, buf: d };
+              }
+            }
+          }
+        } else {
+          // gnttab_copy_one: other domains → release both and lock again.
+          if (src === null || dst === null || src.domid !== (op.source.domid & 0xffff) || dst.domid !== (op.dest.domid & 0xffff)) releaseAll();
+          const sd = this.lockDomain(ld, op.source.domid & 0xffff, srcGref);
+          const dd = typeof sd === 'number' ? sd : this.lockDomain(ld, op.dest.domid & 0xffff, dstGref);
+          if (typeof sd === 'number') status = sd;
+          else if (typeof dd === 'number') status = dd;
+          else {
+            if (src === null || src.u !== op.source.u || src.gref !== srcGref) {
+              releaseSrc();
+              const s = this.claimBuf(ld, sd, op.source.u, srcGref, true);
+              if (typeof s === 'number') status = s;
+              else {
+                claims++;
+                src = { domid: op.source.domid & 0xffff, gref: srcGref, u: op.source.u, buf: s };
+              }
+            }
+            if (status === GNTST_okay && (dst === null || dst.u !== op.dest.u || dst.gref !== dstGref)) {
+              releaseDst();
+              const d = this.claimBuf(ld, dd, op.dest.u, dstGref, false);
+              if (typeof d === 'number') status = d;
+              else {
+                claims++;
+                dst = { domid: op.dest.domid & 0xffff, gref: dstGref, u: op.dest.u, buf: d };
+              }
+            }
+            // gnttab_copy_buf: checked once both sides are claimed (v1 grants cover the whole page).
+            if (status === GNTST_okay && ((op.source.offset & 0xffff) + len > PAGE_SIZE || (op.dest.offset & 0xffff) + len > PAGE_SIZE)) status = GNTST_bad_copy_arg;
+          }
+        }
+        const claimTime = claims * c.copyClaim;
+        if (status !== GNTST_okay) {
+          releaseAll();
+          op.status = status;
+          ld.counters.grantFailures++;
+          yield v.exec(c.copyOp + claimTime, 'xen', PRIO_IRQ);
+        } else {
+          // Pinned while Xen copies; a domain destroyed meanwhile gets its pins back (destroy).
+          const from = src!.buf.page;
+          const to = dst!.buf.page;
+          yield v.exec(c.copyOp + claimTime + Math.round(len * c.copyPerByte), 'xen', PRIO_IRQ);
+          const so = op.source.offset & 0xffff;
+          const dof = op.dest.offset & 0xffff;
+          to.set(from.subarray(so, so + len), dof);
+          op.status = GNTST_okay;
+          ld.counters.grantCopies++;
+          ld.counters.grantCopyBytes += len;
+          if (!batched) releaseAll();
+        }
+        const t = this.hv.env.trace;
+        if (t.enabled(TP_COPY)) {
+          t.emit(TP_COPY, { domid: ld.domid, srcDomid: this.sideDomid(ld, op.source.domid), dstDomid: this.sideDomid(ld, op.dest.domid), len, status: op.status });
+        }
       }
-      const t = this.hv.env.trace;
-      if (t.enabled(TP_COPY)) {
-        t.emit(TP_COPY, { domid: ld.domid, srcDomid: this.sideDomid(ld, op.source.domid), dstDomid: this.sideDomid(ld, op.dest.domid), len, status: op.status });
-      }
+    } finally {
+      releaseAll();
+      ld.inflightPins.delete(releaseAll);
     }
     return 0;
   }
@@ -152,23 +234,17 @@ export class GrantTableOps {
     return d === DOMID_SELF ? ld.domid : d;
   }
 
-  /** gnttab_copy_one up to the memcpy: fills `bufs` with [source, dest] or returns the failure. */
-  private claimCopy(ld: Domain, op: GnttabCopy, len: number, bufs: CopyBuf[]): number {
-    const srcGref = (op.flags & GNTCOPY_source_gref) !== 0;
-    const dstGref = (op.flags & GNTCOPY_dest_gref) !== 0;
-    const sd = this.lockDomain(ld, op.source.domid & 0xffff, srcGref);
-    if (typeof sd === 'number') return sd;
-    const dd = this.lockDomain(ld, op.dest.domid & 0xffff, dstGref);
-    if (typeof dd === 'number') return dd;
-    const s = this.claimBuf(ld, sd, op.source.u, srcGref, true);
-    if (typeof s === 'number') return s;
-    bufs.push(s);
-    const d = this.claimBuf(ld, dd, op.dest.u, dstGref, false);
-    if (typeof d === 'number') return d;
-    bufs.push(d);
-    // gnttab_copy_buf: checked once both sides are claimed (v1 grants cover the whole page).
+  /** Xen 4.5 __gnttab_copy's checks before any claim: offset + len, addressing, both domains. */
+  private checkCopy45(ld: Domain, op: GnttabCopy, len: number, srcGref: boolean, dstGref: boolean): [Domain, Domain] | number {
     if ((op.source.offset & 0xffff) + len > PAGE_SIZE || (op.dest.offset & 0xffff) + len > PAGE_SIZE) return GNTST_bad_copy_arg;
-    return GNTST_okay;
+    const sdom = op.source.domid & 0xffff;
+    const ddom = op.dest.domid & 0xffff;
+    if ((sdom !== DOMID_SELF && !srcGref) || (ddom !== DOMID_SELF && !dstGref)) return GNTST_permission_denied;
+    const sd = this.lockDomain(ld, sdom, true);
+    if (typeof sd === 'number') return sd;
+    const dd = this.lockDomain(ld, ddom, true);
+    if (typeof dd === 'number') return dd;
+    return [sd, dd];
   }
 
   /** gnttab_copy_lock_domain: "Only DOMID_SELF may reference via frame." */

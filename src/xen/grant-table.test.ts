@@ -78,8 +78,8 @@ function probeDuring(h: TestHost, g: XenGuest, args: HypercallArgs, at: number, 
 }
 
 /** Two guests: `a` (the caller), `b` (granter) with a frame filled with 0xbb granted to a. */
-function setup(readonly = false): { h: TestHost; a: XenGuest; b: XenGuest; bFrame: number; ref: number; aFrame: number } {
-  const h = makeHost();
+function setup(readonly = false, xen?: string): { h: TestHost; a: XenGuest; b: XenGuest; bFrame: number; ref: number; aFrame: number } {
+  const h = makeHost(xen === undefined ? {} : { profile: profile.withXen(xen) });
   const a = h.guest('a');
   const b = h.guest('b');
   const bFrame = filledFrame(b, 0xbb);
@@ -217,12 +217,65 @@ describe('GNTTABOP_copy', () => {
     const t0 = h.env.now;
     copy(h, a, [toGref(aFrame, b.domid, ref, 1000), toGref(aFrame, b.domid, ref, 3000)]);
     const c = h.hv.costs;
-    const expected = c.exit.vmcall + 2 * c.copyOp + Math.round(1000 * c.copyPerByte) + Math.round(3000 * c.copyPerByte) + c.vmentry;
+    // Xen 4.5 (the default profile) claims both sides for each op.
+    assert.equal(h.hv.release.batchedGnttabCopy, false);
+    const expected = c.exit.vmcall + 2 * (c.copyOp + 2 * c.copyClaim) + Math.round(1000 * c.copyPerByte) + Math.round(3000 * c.copyPerByte) + c.vmentry;
     const r = h.hv.cpuReport(before).domains.find((d) => d.domid === a.domid)!;
     assert.equal(r.byCategory.xen, expected);
     assert.equal(r.total, expected);
     assert.ok(h.env.now - t0 >= expected);
     assert.equal(c.exit.vmcall + c.vmentry, Math.round(1228 / profile.clockGHz), 'HVM hypercall round trip = Dall 1228 cycles');
+  });
+});
+
+describe('GNTTABOP_copy by release (d28f42f270 in 4.6)', () => {
+  /** Xen time `ops` cost the caller, besides the hypercall round trip and the bytes. */
+  function overhead(xen: string, build: (s: ReturnType<typeof setup>, ref2: number, aFrame2: number) => GnttabCopy[]): { t: number; ops: GnttabCopy[]; s: ReturnType<typeof setup> } {
+    const s = setup(false, xen);
+    const ref2 = s.b.gnttab.grantAccess(s.a.domid, filledFrame(s.b, 0xcc), false);
+    const aFrame2 = filledFrame(s.a, 0x11);
+    const ops = build(s, ref2, aFrame2);
+    const before = s.h.hv.snapshot();
+    copy(s.h, s.a, ops);
+    const c = s.h.hv.costs;
+    const bytes = ops.reduce((n, op) => n + (op.status === GNTST_okay ? Math.round((op.len & 0xffff) * c.copyPerByte) : 0), 0);
+    const xenTime = s.h.hv.cpuReport(before).domains.find((d) => d.domid === s.a.domid)!.byCategory.xen;
+    return { t: xenTime - c.exit.vmcall - c.vmentry - bytes, ops, s };
+  }
+
+  it('4.5 claims both sides for every op; 4.6 keeps them claimed over a run of ops on the same pages', () => {
+    // Four 1 KiB pieces of one frame into one granted page, as netback or HV²M copy a frame.
+    const run = (s: ReturnType<typeof setup>): GnttabCopy[] => [0, 1, 2, 3].map((i) => toGref(s.aFrame, s.b.domid, s.ref, 1024, i * 1024, i * 1024));
+    const v45 = overhead('4.5.0', run);
+    const v46 = overhead('4.6.0', run);
+    const c = v45.s.h.hv.costs;
+    assert.ok(c.copyClaim > 0);
+    assert.equal(v45.t, 4 * (c.copyOp + 2 * c.copyClaim), '4.5: 8 claims');
+    assert.equal(v46.t, 4 * c.copyOp + 2 * c.copyClaim, '4.6: 2 claims for the run');
+    for (const v of [v45, v46]) {
+      assert.deepEqual(v.ops.map((o) => o.status), [0, 0, 0, 0]);
+      assert.ok(v.s.b.mem.read(v.s.bFrame * P, P).every((x) => x === 0xaa), 'the whole granted page now holds a’s bytes');
+      assert.equal(v.s.b.domain.grants.pinnedCount, 0, 'every claim released at the batch end');
+    }
+  });
+
+  it('4.6 re-claims a side when its target changes, and after an error', () => {
+    const v46 = overhead('4.6.0', (s, ref2) => [
+      toGref(s.aFrame, s.b.domid, s.ref, 64), // claims src + dest
+      toGref(s.aFrame, s.b.domid, ref2, 64), // dest changes: 1 claim
+      toGref(s.aFrame, s.b.domid, 9999, 64), // bad ref: 1 failed claim attempt, both released
+      toGref(s.aFrame, s.b.domid, ref2, 64), // both claimed again
+    ]);
+    const c = v46.s.h.hv.costs;
+    assert.deepEqual(v46.ops.map((o) => o.status), [GNTST_okay, GNTST_okay, GNTST_bad_gntref, GNTST_okay]);
+    assert.equal(v46.t, 4 * c.copyOp + (2 + 1 + 0 + 2) * c.copyClaim);
+    assert.equal(v46.s.b.domain.grants.pinnedCount, 0);
+  });
+
+  it('4.5 checks offset + len before anything else; 4.6 only once both sides are claimed', () => {
+    const bad = (s: ReturnType<typeof setup>): GnttabCopy[] => [toGref(s.aFrame, s.b.domid, 9999, 200, 0, 4000), toGref(s.aFrame, 77, s.ref, 200, 4000, 0)];
+    assert.deepEqual(overhead('4.5.0', bad).ops.map((o) => o.status), [GNTST_bad_copy_arg, GNTST_bad_copy_arg]);
+    assert.deepEqual(overhead('4.6.0', bad).ops.map((o) => o.status), [GNTST_bad_gntref, GNTST_bad_domain]);
   });
 });
 

@@ -12,6 +12,7 @@ import { Hypercalls, type HypercallArgs } from './hypercall.js';
 import { IoreqServers } from './ioreq.js';
 import { MemoryOps, type ForeignMapping } from './memory-op.js';
 import { Pcpu } from './pcpu.js';
+import { releaseOf, type XenRelease } from './release.js';
 import { CreditScheduler } from './sched-credit.js';
 import { Vcpu, type VcpuHost } from './vcpu.js';
 import { InterruptDelivery } from './vintr.js';
@@ -60,6 +61,8 @@ export class Hypervisor implements VcpuHost {
   readonly zombies = new Set<Domain>();
   /** Destroyed domains, for the counters of a window they were part of. */
   private readonly retired: Domain[] = [];
+  /** The Xen release the profile names, as rules (src/xen/release.ts). */
+  readonly release: XenRelease;
   readonly gnttab: GrantTableOps;
   readonly evtchn: EventChannels;
   readonly intr: InterruptDelivery;
@@ -86,6 +89,7 @@ export class Hypervisor implements VcpuHost {
     this.tag = config.tag ?? '';
     this.acct = new CpuAccounting(config.pcpus, env.now);
     this.costs = xenCosts(profile);
+    this.release = releaseOf(profile);
     const costs = { vcpuSwitch: profile.ns('xen.sched.vcpuSwitch'), idleWake: profile.ns('xen.pcpu.idleWake'), ipiLatency: this.costs.ipiLatency };
     this.pcpus = Array.from({ length: config.pcpus }, (_, i) => new Pcpu(env, i, this.acct, costs));
     this.sched = new CreditScheduler(env, profile, this.pcpus, { boost: config.boost ?? true });

@@ -2,6 +2,7 @@ import { MS, type Env, type Time } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
 import type { Domain } from './domain.js';
 import type { Pcpu, SchedDecision, SchedPolicy } from './pcpu.js';
+import { releaseOf, type XenRelease } from './release.js';
 import { TP_SCHED_ACCT, TP_SCHED_WAKE } from './trace-points.js';
 import type { Vcpu } from './vcpu.js';
 
@@ -60,6 +61,10 @@ export class CreditScheduler implements SchedPolicy {
   readonly tslice: Time;
   readonly tick: Time;
   readonly ratelimit: Time;
+  /** CSCHED_MIN_TIMER: the shortest rate-limit remainder (4.8+). */
+  readonly minTimer: Time;
+  /** The release whose rules this scheduler follows (profile `xen.version`). */
+  readonly release: XenRelease;
   readonly creditsPerMs: number;
   /** Credits one vCPU can earn in a time slice (credits_per_tslice). */
   readonly creditsPerTslice: number;
@@ -70,7 +75,8 @@ export class CreditScheduler implements SchedPolicy {
   private creditBalance = 0;
   private runqSort = 0;
   private readonly activeDoms: Domain[] = [];
-  private lastTickled = -1;
+  /** per_cpu(last_tickle_cpu), by the pCPU whose Xen code does the wake (-1 key: no pCPU). */
+  private readonly lastTickled = new Map<number, number>();
 
   constructor(
     private readonly env: Env,
@@ -80,7 +86,10 @@ export class CreditScheduler implements SchedPolicy {
   ) {
     this.tslice = profile.ns('xen.sched.tslice');
     this.tick = profile.ns('xen.sched.tick');
-    this.ratelimit = profile.ns('xen.sched.ratelimit');
+    this.release = releaseOf(profile);
+    // Xen before 4.2 has no rate limit at all, whatever the profile's figure.
+    this.ratelimit = this.release.hasRatelimit ? profile.ns('xen.sched.ratelimit') : 0;
+    this.minTimer = profile.ns('xen.sched.minTimer');
     this.creditsPerMs = profile.count('xen.sched.creditsPerMs');
     this.creditsPerTslice = Math.round((this.creditsPerMs * this.tslice) / MS);
     this.creditTotal = this.creditsPerTslice * pcpus.length;
@@ -101,11 +110,13 @@ export class CreditScheduler implements SchedPolicy {
   }
 
   /** A vCPU became runnable (csched_vcpu_wake); `from` = the pCPU whose Xen code woke it. */
-  wake(v: Vcpu, from: Pcpu | null = null): void {
+  wake(v: Vcpu, from: Pcpu | null = null, migrated = false): void {
     if (v.pcpu !== null || v.inRunq) return;
     const svc = v.csched;
-    // "We temporarily boost the priority of awaking VCPUs" — except capped ones unparking.
-    if (this.options.boost && svc.pri === PRI_UNDER && !svc.parked) svc.pri = PRI_BOOST;
+    // "We temporarily boost the priority of awaking VCPUs" — except capped ones unparking
+    // and (4.7+, CSCHED_FLAG_VCPU_MIGRATING) ones just moved by vcpu_migrate.
+    const skip = migrated && this.release.migratingSkipsBoost;
+    if (this.options.boost && svc.pri === PRI_UNDER && !svc.parked && !skip) svc.pri = PRI_BOOST;
     const boosted = svc.pri === PRI_BOOST;
     v.wakeups++;
     v.setRunstate('runnable');
@@ -127,10 +138,15 @@ export class CreditScheduler implements SchedPolicy {
     if (scurr !== null) this.burnCredits(scurr.csched, now);
     // vcpu_runnable(): _VPF_migrating is a pause flag, so a vCPU being moved is not runnable here.
     const runnable = scurr !== null && scurr.runnable && !scurr.csched.migrating;
-    // Rate limit: a runnable vCPU keeps the pCPU until it has run `ratelimit`.
+    // Rate limit: a runnable vCPU that has run less than `ratelimit` keeps the pCPU. Up to
+    // 4.7 for a new full `ratelimit` from this decision; 4.8+ (0053127890) for the remainder,
+    // never less than CSCHED_MIN_TIMER.
     if (runnable && this.ratelimit > 0) {
       const runtime = now - p.runStart;
-      if (runtime < this.ratelimit) return { next: scurr, slice: this.ratelimit - runtime };
+      if (runtime < this.ratelimit) {
+        if (!this.release.ratelimitRemainder) return { next: scurr, slice: this.ratelimit };
+        return { next: scurr, slice: runtime < this.minTimer ? this.minTimer : this.ratelimit - runtime };
+      }
     }
     if (runnable) this.runqInsert(p, scurr);
     let snext: Vcpu | null = p.runq[0] ?? null;
@@ -147,14 +163,14 @@ export class CreditScheduler implements SchedPolicy {
   /**
    * `prev` has left pCPU `p` (context_saved): a vCPU marked for migration is moved now
    * (vcpu_migrate): it gets the pCPU `_csched_cpu_pick` chooses and, if it still has work,
-   * wakes there — which, as on Xen, BOOSTs it if it is UNDER.
+   * wakes there — which BOOSTs it if it is UNDER, up to Xen 4.6 (4.7+ skips BOOST).
    */
   descheduled(p: Pcpu, prev: Vcpu): void {
     const svc = prev.csched;
     if (!svc.migrating) return;
     svc.migrating = false;
     prev.processor = this.cpuPick(prev);
-    if (prev.runnable) this.wake(prev, p);
+    if (prev.runnable) this.wake(prev, p, true);
   }
 
   /**
@@ -201,24 +217,32 @@ export class CreditScheduler implements SchedPolicy {
     const newPri = v.csched.pri;
     const idlers = this.pcpus.filter((q) => q.idler && q.curr === null);
     if (cur === null || (idlers.length === 0 && newPri > curPri)) {
-      p.idler = false;
+      if (this.release.idlersClearedAtTickle) p.idler = false;
       p.tickle(from);
       return;
     }
     if (idlers.length > 0) {
       const fit = idlers.filter((q) => v.affine[q.id] === true);
       if (fit.length === 0) {
-        // No idler can run `v`, but the running vCPU may be able to use one: kick it away.
+        // No idler can run `v`, but the running vCPU may be able to use one: kick it away —
+        // up to 4.6 whatever its affinity, 4.7+ (f02a5760c7) only if an idler is in it.
+        // Either way the pCPU is tickled, so `v` can preempt `cur` if the rate limit allows.
         if (newPri > curPri) {
-          cur.csched.migrating = true;
+          const curFits = !this.release.tickleChecksAffinity || idlers.some((q) => cur.affine[q.id] === true);
+          if (curFits) cur.csched.migrating = true;
           p.tickle(from);
         }
         return;
       }
       // opt_tickle_one_idle: wake one suitable idler, cycling through them.
-      const next = fit.find((q) => q.id > this.lastTickled) ?? fit[0]!;
-      this.lastTickled = next.id;
-      next.idler = false;
+      // The cursor is the waking CPU's own (this_cpu(last_tickle_cpu)), not one for the host.
+      const key = from === null ? -1 : from.id;
+      const last = this.lastTickled.get(key) ?? -1;
+      const next = fit.find((q) => q.id > last) ?? fit[0]!;
+      this.lastTickled.set(key, next.id);
+      // 4.9+ (47d5292995): a tickled pCPU counts as busy at once; before, it stays an idler
+      // until it schedules, so a second wake may pick it again.
+      if (this.release.idlersClearedAtTickle) next.idler = false;
       next.tickle(from);
     }
   }
@@ -357,9 +381,15 @@ export class CreditScheduler implements SchedPolicy {
         } else {
           svc.pri = PRI_UNDER;
           if (svc.parked) {
-            // Unpause before clearing the flag, so the wake does not BOOST it.
-            this.unpause(v);
-            svc.parked = false;
+            if (this.release.boostOnUnpark) {
+              // ≤ 4.12: the flag is cleared first, so the wake BOOSTs the unparked vCPU.
+              svc.parked = false;
+              this.unpause(v);
+            } else {
+              // 4.13+ (5c8c0ae7c4): unpause before clearing the flag, so the wake does not BOOST.
+              this.unpause(v);
+              svc.parked = false;
+            }
           }
           // Upper bound on credits: the vCPU stops earning, and keeps half.
           if (credit > this.creditsPerTslice) {

@@ -1,0 +1,87 @@
+import { ProfileError, type Profile } from '../profile/index.js';
+
+/**
+ * The Xen release the model behaves as, turned into one named rule per behaviour that changed
+ * between releases. Each rule cites the xen.git commit that changed it (the first release
+ * tag containing it is the release from which it holds). Mechanism code asks these rules,
+ * never the version number.
+ */
+export interface XenRelease {
+  /** As written in the profile, e.g. "4.5.0". */
+  readonly version: string;
+  readonly major: number;
+  readonly minor: number;
+  /**
+   * credit1 has a scheduling rate limit (sched_ratelimit_us). Added in Xen 4.2
+   * (64908a0466 "sched_credit: Use delay to control scheduling frequency"); Xen 3.2 has none.
+   */
+  readonly hasRatelimit: boolean;
+  /**
+   * A rate-limited vCPU is kept for the remainder `ratelimit − runtime`, floored at
+   * CSCHED_MIN_TIMER, rather than for a full `ratelimit` from the decision.
+   * 4.8+: 0053127890 "credit1: return the 'time remaining to the limit' as next timeslice".
+   */
+  readonly ratelimitRemainder: boolean;
+  /**
+   * csched_acct clears PARKED before vcpu_unpause, so the unparked vCPU's wake BOOSTs it.
+   * ≤ 4.12; 4.13 (5c8c0ae7c4 "sched/credit: avoid priority boost for capped domains when
+   * unpark") unpauses first.
+   */
+  readonly boostOnUnpark: boolean;
+  /**
+   * A vCPU woken on its new pCPU by vcpu_migrate is not BOOSTed (CSCHED_FLAG_VCPU_MIGRATING).
+   * 4.7+: 66c7449a4d "credit1: avoid boosting vCPUs being "just" migrated".
+   */
+  readonly migratingSkipsBoost: boolean;
+  /**
+   * __runq_tickle kicks the running vCPU away (to an idler) only if its hard affinity
+   * contains an idler. 4.7+: f02a5760c7 "credit1: on vCPU wakeup, kick away current only if
+   * makes sense"; before, unconditionally.
+   */
+  readonly tickleChecksAffinity: boolean;
+  /**
+   * Tickled pCPUs leave prv->idlers at tickle time, not when they next schedule.
+   * 4.9+: 47d5292995 "xen: credit: consider tickled pCPUs as busy".
+   */
+  readonly idlersClearedAtTickle: boolean;
+  /**
+   * GNTTABOP_copy keeps the source and destination claimed across consecutive ops on the
+   * same page (gnttab_copy_buf_valid), so acquire/map is paid once per run.
+   * 4.6+: d28f42f270 "grant-table: defer releasing pages acquired in a grant copy".
+   */
+  readonly batchedGnttabCopy: boolean;
+}
+
+/** Releases whose rules the model knows: 3.2 and 4.2 to 4.13 (credit1's life as default). */
+function supported(major: number, minor: number): boolean {
+  return (major === 3 && minor === 2) || (major === 4 && minor >= 2 && minor <= 13);
+}
+
+/** The rules of the release `version` names; an unknown or unsupported one is a profile error. */
+export function xenRelease(version: string, origin = 'profile'): XenRelease {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?$/.exec(version);
+  if (m === null) throw new ProfileError(origin, [`field "xen.version": "${version}" is not a Xen release number (expected e.g. "4.5.0")`]);
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  if (!supported(major, minor)) {
+    throw new ProfileError(origin, [`field "xen.version": Xen ${version} is not a release the model knows (supported: 3.2, 4.2 … 4.13)`]);
+  }
+  const since = (mi: number): boolean => major > 4 || (major === 4 && minor >= mi);
+  return {
+    version,
+    major,
+    minor,
+    hasRatelimit: since(2),
+    ratelimitRemainder: since(8),
+    boostOnUnpark: !since(13),
+    migratingSkipsBoost: since(7),
+    tickleChecksAffinity: since(7),
+    idlersClearedAtTickle: since(9),
+    batchedGnttabCopy: since(6),
+  };
+}
+
+/** The rules of the release a profile names. */
+export function releaseOf(profile: Profile): XenRelease {
+  return xenRelease(profile.xenVersion, profile.origin);
+}
