@@ -248,6 +248,23 @@ describe('e1000 device: receive', () => {
     assert.equal(dev.peek(R.E1000_RDH), 1);
   });
 
+  it('without SECRC the last descriptor\'s length counts the 4-byte FCS (Linux e1000 subtracts it)', () => {
+    const { dev, ram } = rig();
+    setupRx(dev, ram, 8);
+    dev.write(R.E1000_RCTL, 4, R.E1000_RCTL_EN | R.E1000_RCTL_BAM | R.E1000_RCTL_LPE);
+    dev.write(R.E1000_RDT, 4, 7);
+    const f = frame(2046, 9);
+    assert.equal(dev.receive(f), true);
+    const d0 = new DataView(ram.buffer, RX_RING, 16);
+    const d1 = new DataView(ram.buffer, RX_RING + 16, 16);
+    assert.equal(d0.getUint16(8, true), 2048);
+    assert.equal(d0.getUint8(12), R.E1000_RXD_STAT_DD);
+    assert.equal(d1.getUint16(8, true), 2);
+    assert.equal(d1.getUint8(12), R.E1000_RXD_STAT_DD | R.E1000_RXD_STAT_EOP);
+    assert.deepEqual(ram.subarray(BUFS, BUFS + 2046), f);
+    assert.equal(ram[BUFS + 2046], 0, 'the FCS bytes are not written');
+  });
+
   it('head wrap: buffers posted across the ring end are used in order', () => {
     const { dev, ram } = rig();
     setupRx(dev, ram, 8);

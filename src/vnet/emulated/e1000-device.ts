@@ -535,7 +535,7 @@ export class E1000Device {
       return true;
     }
     if (!this.hasRxBufs(1)) return false;
-    // The frame plus its FCS, unless the driver asked to strip it (SECRC); the model moves no FCS bytes.
+    // The frame plus its FCS, unless the driver asked to strip it (SECRC).
     const total = f.length + ((m[r(E1000_RCTL)]! & E1000_RCTL_SECRC) !== 0 ? 0 : 4);
     if (!this.hasRxBufs(total)) {
       this.stats.rxDropped++;
@@ -547,6 +547,8 @@ export class E1000Device {
     const base = this.ringBase(E1000_RDBAL, E1000_RDBAH);
     const n = m[r(E1000_RDLEN)]! / DESC_SIZE;
     const start = m[r(E1000_RDH)]!;
+    // Descriptors take `total` bytes (the frame, then its FCS unless stripped); the FCS is
+    // counted in the last descriptor's length but its bytes are not written (QEMU does the same).
     let off = 0;
     do {
       const head = m[r(E1000_RDH)]!;
@@ -554,14 +556,17 @@ export class E1000Device {
       const d = this.be.dmaRead(addr, DESC_SIZE);
       const dv = new DataView(d.buffer, d.byteOffset, DESC_SIZE);
       const buf = Number(dv.getBigUint64(0, true));
-      const chunk = Math.min(bufsz, f.length - off);
+      const chunk = Math.min(bufsz, total - off);
       if (buf !== 0) {
-        // "Null RX descriptor": a zero buffer address is skipped and takes nothing.
-        this.be.dmaWrite(buf, f.subarray(off, off + chunk));
-        this.stats.dmaBytes += chunk;
+        // ("Null RX descriptor": a zero buffer address is skipped and takes nothing.)
+        const data = Math.max(0, Math.min(chunk, f.length - off));
+        if (data > 0) {
+          this.be.dmaWrite(buf, f.subarray(off, off + data));
+          this.stats.dmaBytes += data;
+        }
         off += chunk;
         dv.setUint16(8, chunk, true);
-        d[12] = E1000_RXD_STAT_DD | (off >= f.length ? E1000_RXD_STAT_EOP : 0);
+        d[12] = E1000_RXD_STAT_DD | (off >= total ? E1000_RXD_STAT_EOP : 0);
       } else {
         dv.setUint16(8, 0, true);
         d[12] = E1000_RXD_STAT_DD;
@@ -579,7 +584,7 @@ export class E1000Device {
         this.setInterruptCause(E1000_ICR_RXO | m[r(E1000_ICR)]!);
         return true;
       }
-    } while (off < f.length);
+    } while (off < total);
     this.stats.rxFrames++;
     m[r(E1000_GPRC)] = m[r(E1000_GPRC)]! + 1;
     m[r(E1000_TPR)] = m[r(E1000_TPR)]! + 1;
