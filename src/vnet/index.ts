@@ -4,3 +4,4 @@ export { PathRegistry, type AttachedNic, type BridgePortHandle, type IoPath, typ
 export { defaultPaths } from './paths.js';
 export { TP_RX_DELIVER, TP_TX_START } from './trace-points.js';
 export { PvPath } from './pv/index.js';
+export { EmulatedPath } from './emulated/index.js';
