@@ -74,3 +74,35 @@ describe('emulated path: two HVM guests over e1000 / qemu-dm / tap', () => {
     assert.ok(host.hv.domain(0)!.counters.hypercalls.get('dm_op.set_pci_intx_level')! > 0);
   });
 });
+
+describe('emulated path beside pv on one host', () => {
+  it('an emulated guest and a pv guest reach each other through the bridge', () => {
+    const { env, host } = build(['emulated', 'pv'], 6);
+    assert.ok(ping(env, host, 'a', '10.0.0.2', 1), 'emulated → pv');
+    assert.ok(ping(env, host, 'b', '10.0.0.1', 2), 'pv → emulated');
+    assert.ok(nic(host, 'a').qemu.stats.framesFromTap >= 1);
+  });
+
+  it('a driver programming a TX ring base outside its RAM stalls only its own queue; the other guests keep talking', () => {
+    const env = new SimEnvironment({ seed: 8 });
+    const p = env.process(
+      Host.build(env, profile, {
+        name: 'h',
+        pcpus: 4,
+        dom0: { vcpus: 2, memoryMiB: 1024 },
+        guests: ['a', 'b', 'c'].map((n, i) => ({ name: n, nics: [{ path: 'emulated', mac: `00:16:3e:00:00:0${i + 1}`, ip: `10.0.0.${i + 1}/24` }] })),
+      }),
+    );
+    env.run({ until: p });
+    if (!p.ok) throw p.error;
+    const host = p.value;
+    const c = nic(host, 'c');
+    const gc = host.guest('c');
+    // Guest c's driver points TDBA past its RAM (0xf0000000 is the MMIO hole) and kicks TDT.
+    run(env, host.hv.mmio(gc.domain.vcpus[0]!, 0, c.qemu.place.bar + 0x3800, 4, 0xe0000000n));
+    run(env, host.hv.mmio(gc.domain.vcpus[0]!, 0, c.qemu.place.bar + 0x3818, 4, 5n));
+    assert.equal(c.qemu.device.stats.txFrames, 0, 'zero descriptors: nothing sent');
+    assert.equal(gc.domain.dying, false);
+    assert.ok(ping(env, host, 'a', '10.0.0.2', 3), 'a and b unaffected');
+  });
+});
