@@ -172,7 +172,7 @@ export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResu
       grantCopies: per(tot.grantCopies ?? 0),
       copiedBytes: per(tot.grantCopyBytes ?? 0),
       notifications: per(tot.notifySent ?? 0),
-      interrupts: per(tot.upcalls ?? 0),
+      interrupts: per((tot.upcalls ?? 0) + (tot.vectorsInjected ?? 0)),
       dom0Packets: per(to.bridgeFrames - from.bridgeFrames),
     },
   };

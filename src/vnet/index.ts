@@ -5,3 +5,4 @@ export { defaultPaths } from './paths.js';
 export { TP_RX_DELIVER, TP_TX_START } from './trace-points.js';
 export { PvPath } from './pv/index.js';
 export { PhysicalNic, cable, physicalNicCosts, type PhysicalNicCosts } from './phys/index.js';
+export { EmulatedPath } from './emulated/index.js';

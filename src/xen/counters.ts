@@ -28,6 +28,8 @@ export class DomainCounters {
   /** Emulated accesses forwarded to an ioreq server, and those no server claimed. */
   ioreqs = 0;
   ioUnclaimed = 0;
+  /** Emulated accesses Xen handled itself (the virtual IOAPIC). */
+  ioInternal = 0;
 
   hypercall(name: string): void {
     this.hypercalls.set(name, (this.hypercalls.get(name) ?? 0) + 1);

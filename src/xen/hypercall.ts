@@ -106,7 +106,7 @@ const NAMES: Record<number, [string, Record<number, string>]> = {
   [__HYPERVISOR_hvm_op]: ['hvm_op', { 0: 'set_param', 1: 'get_param' }],
   [__HYPERVISOR_memory_op]: ['memory_op', { 7: 'add_to_physmap', 28: 'acquire_resource' }],
   [__HYPERVISOR_callback_op]: ['callback_op', { 0: 'register' }],
-  [__HYPERVISOR_dm_op]: ['dm_op', { 1: 'create_ioreq_server', 2: 'get_ioreq_server_info', 3: 'map_io_range_to_ioreq_server', 4: 'unmap_io_range_from_ioreq_server', 5: 'set_ioreq_server_state', 6: 'destroy_ioreq_server' }],
+  [__HYPERVISOR_dm_op]: ['dm_op', { 1: 'create_ioreq_server', 2: 'get_ioreq_server_info', 3: 'map_io_range_to_ioreq_server', 4: 'unmap_io_range_from_ioreq_server', 5: 'set_ioreq_server_state', 6: 'destroy_ioreq_server', 8: 'set_pci_intx_level', 9: 'set_isa_irq_level', 10: 'set_pci_link_route', 14: 'inject_msi' }],
 };
 
 /** `event_channel_op.send`-style name of a hypercall, for counters and traces. */
@@ -215,7 +215,7 @@ export class Hypercalls {
         return 0;
       case __HYPERVISOR_dm_op:
         yield* this.simple(v);
-        return hv.ioreq.dmOp(d, a.arg);
+        return hv.ioreq.dmOp(d, a.arg, v.pcpu);
       default:
         return -ENOSYS;
     }

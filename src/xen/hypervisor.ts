@@ -15,6 +15,7 @@ import { Pcpu } from './pcpu.js';
 import { releaseOf, type XenRelease } from './release.js';
 import { CreditScheduler } from './sched-credit.js';
 import { Vcpu, type VcpuHost } from './vcpu.js';
+import { HvmIrqs } from './vioapic.js';
 import { InterruptDelivery } from './vintr.js';
 
 export interface HostConfig {
@@ -68,6 +69,8 @@ export class Hypervisor implements VcpuHost {
   readonly intr: InterruptDelivery;
   readonly memory: MemoryOps;
   readonly ioreq: IoreqServers;
+  /** HVM guests' interrupt lines, virtual IOAPICs and MSI injection. */
+  readonly irq: HvmIrqs;
   private readonly hypercalls: Hypercalls;
   private readonly introduced: DomainListener[] = [];
   private readonly released: DomainListener[] = [];
@@ -98,6 +101,7 @@ export class Hypervisor implements VcpuHost {
     this.intr = new InterruptDelivery(this);
     this.memory = new MemoryOps(this);
     this.ioreq = new IoreqServers(this);
+    this.irq = new HvmIrqs(this);
     this.hypercalls = new Hypercalls(this);
   }
 
@@ -227,6 +231,7 @@ export class Hypervisor implements VcpuHost {
     d.inflightPins.clear();
     this.gnttab.releaseMappings(d);
     this.ioreq.destroyAll(d);
+    this.irq.release(d);
     this.evtchn.closeAll(d);
     if (d.pageRefs > 0) this.zombies.add(d);
     const dom0 = this.dom0;

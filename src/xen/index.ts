@@ -41,6 +41,7 @@ export {
 } from './trace-points.js';
 export { Vcpu, type Runstate } from './vcpu.js';
 export { type GuestIrqHandler } from './vintr.js';
+export { HvmIrqs, hvmIsaIrqToGsi, hvmPciIntxGsi, hvmPciIntxLink } from './vioapic.js';
 export { Toolstack, ToolstackError, XENSTORE_SPECIAL_GFN, type GuestRecord } from './toolstack.js';
 export { XenbusClient, type StoreLocation, type WatchCallback } from './guest/xenbus.js';
 export { XenGuest } from './guest/xen-guest.js';

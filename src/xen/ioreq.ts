@@ -22,6 +22,10 @@ import {
   XEN_DMOP_create_ioreq_server,
   XEN_DMOP_destroy_ioreq_server,
   XEN_DMOP_get_ioreq_server_info,
+  XEN_DMOP_inject_msi,
+  XEN_DMOP_set_isa_irq_level,
+  XEN_DMOP_set_pci_intx_level,
+  XEN_DMOP_set_pci_link_route,
   XEN_DMOP_IO_RANGE_MEMORY,
   XEN_DMOP_IO_RANGE_PCI,
   XEN_DMOP_IO_RANGE_PORT,
@@ -49,7 +53,11 @@ export type DmOp =
   | { op: typeof XEN_DMOP_get_ioreq_server_info; domid: number; id: number; bufioreq_port?: number }
   | { op: typeof XEN_DMOP_map_io_range_to_ioreq_server | typeof XEN_DMOP_unmap_io_range_from_ioreq_server; domid: number; id: number; type: number; start: number; end: number }
   | { op: typeof XEN_DMOP_set_ioreq_server_state; domid: number; id: number; enabled: number }
-  | { op: typeof XEN_DMOP_destroy_ioreq_server; domid: number; id: number };
+  | { op: typeof XEN_DMOP_destroy_ioreq_server; domid: number; id: number }
+  | { op: typeof XEN_DMOP_set_pci_intx_level; domid: number; domain: number; bus: number; device: number; intx: number; level: number }
+  | { op: typeof XEN_DMOP_set_isa_irq_level; domid: number; isa_irq: number; level: number }
+  | { op: typeof XEN_DMOP_set_pci_link_route; domid: number; link: number; isa_irq: number }
+  | { op: typeof XEN_DMOP_inject_msi; domid: number; addr: bigint; data: number; pad?: number };
 
 /** struct xen_mem_acquire_resource; the model hands the mapped pages back in `frames`. */
 export interface XenMemAcquireResource {
@@ -128,7 +136,7 @@ export class IoreqServers {
 
   // ---- dm_op --------------------------------------------------------------------------------
 
-  dmOp(caller: Domain, a: DmOp): number {
+  dmOp(caller: Domain, a: DmOp, from: Pcpu | null = null): number {
     // rcu_lock_remote_domain_by_id, is_hvm_domain, XSM_DM_PRIV.
     const d = this.hv.domain(a.domid & 0xffff);
     if (d === undefined) return -ESRCH;
@@ -136,7 +144,20 @@ export class IoreqServers {
     if (!d.isHvm) return -EINVAL;
     if (!caller.privileged) return -EPERM;
     const list = this.list(d);
-    if (a.op === XEN_DMOP_create_ioreq_server) return this.create(caller, d, a);
+    switch (a.op) {
+      case XEN_DMOP_create_ioreq_server:
+        return this.create(caller, d, a);
+      case XEN_DMOP_set_pci_intx_level:
+        return this.hv.irq.setPciIntxLevel(d, a, from);
+      case XEN_DMOP_set_isa_irq_level:
+        return this.hv.irq.setIsaIrqLevel(d, a, from);
+      case XEN_DMOP_set_pci_link_route:
+        return this.hv.irq.setPciLinkRoute(d, a);
+      case XEN_DMOP_inject_msi:
+        return this.hv.irq.injectMsi(d, a, from);
+      default:
+        break;
+    }
     const s = list[a.id >>> 0];
     if (s === undefined || s.dm !== caller) return -ENOENT;
     switch (a.op) {
@@ -260,6 +281,14 @@ export class IoreqServers {
     if (t.enabled(TP_VMEXIT)) t.emit(TP_VMEXIT, { domid: d.domid, vcpu: v.name, reason });
     yield v.exec(c.exit[reason] + decode, 'xen', PRIO_IRQ);
     const value = dir === IOREQ_READ ? 0n : BigInt.asUintN(size * 8, data);
+    if (type === IOREQ_TYPE_COPY && this.hv.irq.claims(addr, size)) {
+      // hvm_io_intercept: the IOAPIC is emulated inside Xen, no ioreq leaves the hypervisor.
+      d.counters.ioInternal++;
+      const r = dir === IOREQ_READ ? this.hv.irq.read(d, addr) : (this.hv.irq.write(d, addr, value, v.pcpu), 0n);
+      yield v.exec(c.vmentry, 'xen', PRIO_IRQ);
+      this.hv.intr.onGuestEntry(v);
+      return BigInt.asUintN(size * 8, r);
+    }
     const s = (this.servers.get(d) ?? []).find((x) => x !== undefined && x.enabled && x.claims(type, addr, size));
     if (t.enabled(TP_IOREQ)) t.emit(TP_IOREQ, { domid: d.domid, vcpu: v.name, server: s?.id ?? null, type, dir, addr, size, data: value });
     let result: bigint;

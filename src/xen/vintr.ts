@@ -17,6 +17,8 @@ interface VcpuIntr {
   busy: boolean;
   /** LAPIC fixed vectors requested and not yet injected (the vLAPIC IRR). */
   irr: Set<number>;
+  /** Vectors raised level-triggered and not yet EOId (the vLAPIC TMR): their EOI goes to the IOAPIC. */
+  tmr: Set<number>;
 }
 
 /**
@@ -47,10 +49,13 @@ export class InterruptDelivery {
   }
 
   /** A LAPIC fixed interrupt for an HVM vCPU (vlapic_set_irq): emulated devices, MSIs. */
-  raiseVector(v: Vcpu, vector: number, from: Pcpu | null): void {
+  raiseVector(v: Vcpu, vector: number, from: Pcpu | null, level = false): void {
     if (v.domain.kind !== 'hvm') throw new Error(`${v.name}: LAPIC vectors exist only for HVM guests (model bug)`);
     if (!Number.isInteger(vector) || vector < 16 || vector > 255) throw new Error(`${v.name}: vector ${vector} is not 16-255 (model bug)`);
-    this.st(v).irr.add(vector);
+    const s = this.st(v);
+    s.irr.add(vector);
+    if (level) s.tmr.add(vector);
+    else s.tmr.delete(vector);
     this.kick(v, from);
   }
 
@@ -67,7 +72,7 @@ export class InterruptDelivery {
   private st(v: Vcpu): VcpuIntr {
     let s = this.state.get(v);
     if (s === undefined) {
-      s = { busy: false, irr: new Set() };
+      s = { busy: false, irr: new Set(), tmr: new Set() };
       this.state.set(v, s);
     }
     return s;
@@ -134,6 +139,8 @@ export class InterruptDelivery {
       if (n.lapic) {
         this.exit(d, v, 'eoi');
         yield v.exec(c.eoi, 'xen', PRIO_IRQ);
+        // vlapic_EOI_set: a level-triggered vector's EOI is broadcast to the IOAPIC (vioapic_update_EOI).
+        if (s.tmr.delete(n.vector!)) this.hv.irq.eoi(d, n.vector!, v.pcpu);
       }
       if (d.dying || this.next(v, s) === null) break;
       // Raised while the handler ran with interrupts off: taken at the iret.

@@ -54,6 +54,35 @@ export const XEN_DMOP_map_io_range_to_ioreq_server = 3;
 export const XEN_DMOP_unmap_io_range_from_ioreq_server = 4;
 export const XEN_DMOP_set_ioreq_server_state = 5;
 export const XEN_DMOP_destroy_ioreq_server = 6;
+export const XEN_DMOP_set_pci_intx_level = 8;
+export const XEN_DMOP_set_isa_irq_level = 9;
+export const XEN_DMOP_set_pci_link_route = 10;
+export const XEN_DMOP_inject_msi = 14;
+
+/** The HVM virtual IOAPIC (xen/arch/x86/hvm/vioapic.c, asm/hvm/vioapic.h). */
+export const VIOAPIC_DEFAULT_BASE_ADDRESS = 0xfec00000;
+export const VIOAPIC_MEM_LENGTH = 0x100;
+export const VIOAPIC_NUM_PINS = 48;
+export const VIOAPIC_VERSION_ID = 0x11;
+export const VIOAPIC_REG_SELECT = 0x00;
+export const VIOAPIC_REG_WINDOW = 0x10;
+export const VIOAPIC_REG_EOI = 0x40;
+export const VIOAPIC_REG_APIC_ID = 0x00;
+export const VIOAPIC_REG_VERSION = 0x01;
+export const VIOAPIC_REG_ARB_ID = 0x02;
+/** Redirection entry fields (low dword: vector 0-7, delivery mode 8-10, dest mode 11, delivery status 12, polarity 13, remote IRR 14, trigger 15, mask 16; destination in 56-63). */
+export const IOAPIC_RTE_REMOTE_IRR = 1n << 14n;
+export const IOAPIC_RTE_LEVEL = 1n << 15n;
+export const IOAPIC_RTE_MASK = 1n << 16n;
+/** Delivery modes (dest_Fixed, dest_LowestPrio). */
+export const dest_Fixed = 0;
+export const dest_LowestPrio = 1;
+/** MSI address/data fields (asm/msi.h). */
+export const MSI_ADDR_BASE_LO = 0xfee00000;
+export const MSI_ADDR_DEST_ID_SHIFT = 12;
+export const MSI_ADDR_DESTMODE_LOGIC = 1 << 2;
+export const MSI_DATA_TRIGGER_LEVEL = 1 << 15;
+export const MSI_DATA_DELIVERY_MODE_SHIFT = 8;
 
 /** I/O range types of map_io_range_to_ioreq_server (ranges are inclusive). */
 export const XEN_DMOP_IO_RANGE_PORT = 0;

@@ -1,0 +1,107 @@
+import type { ProcessGenerator } from '../../sim/index.js';
+import { mac } from '../../net/index.js';
+import { hvmPciIntxGsi } from '../../xen/index.js';
+import type { AttachedNic, BridgePortHandle, IoPath, NicSpec, PathHost, PathKernel } from '../path.js';
+import { emulatedCosts } from './costs.js';
+import { E1000Driver } from './e1000-driver.js';
+import { QemuDm, type E1000Placement } from './qemu-dm.js';
+import { TapDevice } from './tap.js';
+
+/** hvmloader's PCI_MEM_START: BARs are placed from here in the MMIO hole; each e1000 takes 128 KiB. */
+export const PCI_MEM_START = 0xf0000000;
+/** qemu-xen's first free slot after the host bridge (0), PIIX3 (1), VGA (2) and the Xen platform device (3). */
+export const FIRST_NIC_SLOT = 4;
+/** The first vector Linux's vector allocator hands a device (FIRST_EXTERNAL_VECTOR 0x20 + the legacy 16, rounded up). */
+export const FIRST_DEVICE_VECTOR = 0x41;
+
+/** Options of an `emulated` NIC (NicSpec.options). */
+export interface EmulatedOptions {
+  /** e1000's InterruptThrottleRate module parameter (interrupts/s; 0 turns ITR off). Default 20000. */
+  itr?: number;
+}
+
+export function parseEmulatedOptions(o: Readonly<Record<string, unknown>>, where: string): EmulatedOptions {
+  const errs: string[] = [];
+  const out: EmulatedOptions = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (k === 'itr') {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100000) errs.push(`itr: expected InterruptThrottleRate, an integer from 0 to 100000 interrupts/s, got ${JSON.stringify(v)}`);
+      else out.itr = v;
+    } else errs.push(`${k}: not an option of the emulated path (itr)`);
+  }
+  if (errs.length > 0) throw new Error(`${where}: invalid emulated options:\n${errs.map((e) => `  - ${e}`).join('\n')}`);
+  return out;
+}
+
+/** One attached emulated NIC: the guest's driver, its qemu-dm and tap. */
+export class EmulatedNic implements AttachedNic {
+  constructor(
+    readonly driver: E1000Driver,
+    readonly qemu: QemuDm,
+    readonly tap: TapDevice,
+    private readonly port: BridgePortHandle,
+  ) {}
+
+  get device(): E1000Driver {
+    return this.driver;
+  }
+
+  stats(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.driver.stats) as [string, number][]) out[`driver.${k}`] = v;
+    for (const [k, v] of Object.entries(this.qemu.stats) as [string, number][]) out[`qemu.${k}`] = v;
+    for (const [k, v] of Object.entries(this.qemu.device.stats) as [string, number][]) out[`device.${k}`] = v;
+    for (const [k, v] of Object.entries(this.tap.stats) as [string, number][]) out[`tap.${k}`] = v;
+    return out;
+  }
+
+  /** Hot-unplug: the driver closes, qemu drops the device and its tap leaves the bridge. */
+  *detach(): ProcessGenerator<void> {
+    yield* this.driver.close();
+    yield* this.qemu.stop();
+    this.port.remove();
+  }
+}
+
+/**
+ * The emulated NIC (DESIGN.md path 1): Linux 3.18's e1000 driver in an HVM guest, each of its
+ * register accesses an MMIO exit that Xen forwards as an ioreq to the guest's qemu-dm in
+ * Dom0, which emulates the 82540EM as QEMU's hw/net/e1000.c does, reaches guest memory
+ * through its map cache, moves frames to and from tap<domid>.<devid> on the bridge and raises
+ * the guest's interrupt through XEN_DMOP_set_pci_intx_level and the virtual IOAPIC.
+ *
+ * Placement: the BAR is where hvmloader would put it (PCI_MEM_START + 128 KiB per NIC), the
+ * device in slot 4 + devid with INTA; the guest is given these as it would read them from
+ * config space (PCI config-space ioreqs are not modelled). qemu-dm runs on Dom0 vCPU
+ * (domid mod Dom0's vCPUs).
+ */
+export class EmulatedPath implements IoPath {
+  readonly name = 'emulated';
+  readonly description = 'Emulated e1000 (Linux 3.18 driver, QEMU hw/net/e1000.c in qemu-dm on Dom0): every register access an MMIO exit and an ioreq; frames through a tap on the bridge';
+
+  *attach(host: PathHost, guest: PathKernel, nic: NicSpec, devid: number): ProcessGenerator<AttachedNic> {
+    const where = `${guest.domain.name}: vif ${devid}`;
+    const opts = parseEmulatedOptions(nic.options, where);
+    if (!guest.domain.isHvm) throw new Error(`${where}: the emulated path needs an HVM guest (a PV guest has no device model; use path pv)`);
+    if (devid < 0 || devid > 15) throw new Error(`${where}: devid ${devid} out of 0-15 for an emulated NIC`);
+    const costs = emulatedCosts(host.profile);
+    const domid = guest.domain.domid;
+    const tap = new TapDevice(host.env, `tap${domid}.${devid}`, host.dom0.memory);
+    const port = host.dom0.addBridgePort(nic.bridge, tap);
+    const d0 = host.dom0.domain.vcpus;
+    const qv = d0[domid % d0.length]!;
+    const place: E1000Placement = { bar: PCI_MEM_START + devid * 0x20000, pciDevice: FIRST_NIC_SLOT + devid };
+    const macBytes = Uint8Array.from(nic.mac.split(':').map((x) => parseInt(x, 16)));
+    const qemu = new QemuDm(host.hv, host.dom0.kernel, qv, domid, guest.domain.vcpus.length, macBytes, place, tap, costs);
+    const rc = yield* qemu.start();
+    if (rc < 0) {
+      port.remove();
+      throw new Error(`${where}: qemu-dm could not create its ioreq server (${rc})`);
+    }
+    const res = { bar: place.bar, gsi: hvmPciIntxGsi(place.pciDevice, 0), vector: FIRST_DEVICE_VECTOR + devid };
+    const drv = new E1000Driver(host.env, `eth${devid}`, mac(nic.mac), guest.kernel, guest.domain.vcpus[0]!, guest.memory, res, costs, opts.itr ?? 20000);
+    const ok = yield* drv.open();
+    if (!ok) throw new Error(`${where}: e1000 probe failed (EEPROM checksum)`);
+    return new EmulatedNic(drv, qemu, tap, port);
+  }
+}

@@ -1,0 +1,236 @@
+import { Resource, SimEvent, type Env, type ProcessGenerator } from '../../sim/index.js';
+import {
+  __HYPERVISOR_dm_op,
+  IOREQ_READ,
+  IOREQ_TYPE_COPY,
+  XEN_DMOP_IO_RANGE_MEMORY,
+  XEN_DMOP_set_pci_intx_level,
+} from '../../xen/abi/index.js';
+import type { Vcpu } from '../../xen/index.js';
+import { IoreqServerClient, type Ioreq, type XenGuest } from '../../xen/guest/index.js';
+import type { Hypervisor } from '../../xen/index.js';
+import type { EmulatedCosts } from './costs.js';
+import { E1000Device, type E1000Stats } from './e1000-device.js';
+import { E1000_MMIO_SIZE } from './e1000-regs.js';
+import { MapCache } from './map-cache.js';
+import type { TapDevice } from './tap.js';
+
+/** Where the emulated NIC sits: its BAR 0 and its slot on the guest's PCI bus 0 (INTA). */
+export interface E1000Placement {
+  bar: number;
+  pciDevice: number;
+}
+
+/** What qemu-dm counts for one NIC. */
+export interface QemuDmStats {
+  ioreqs: number;
+  /** dm_op set_pci_intx_level calls, by level. */
+  irqAsserts: number;
+  irqDeasserts: number;
+  framesToTap: number;
+  framesFromTap: number;
+  mapcacheMisses: number;
+}
+
+/**
+ * A guest's device model (qemu-xen as qemu-dm) for one e1000, as a Dom0 process on one of
+ * Dom0's vCPUs with all its work charged `qemu`: an ioreq server claiming the NIC's BAR, the
+ * 82540EM (E1000Device) behind it, guest memory through the map cache, frames to and from the
+ * tap, and the interrupt line driven through XEN_DMOP_set_pci_intx_level. qemu's main loop is
+ * one thread under the big QEMU lock: an ioreq and a tap read never run at once.
+ *
+ * Each ioreq wakes qemu (emulated.qemu.wakeup) and is dispatched (emulated.qemu.mmioAccess);
+ * what the access made the device do — descriptors, frames, bytes copied, buckets mapped — is
+ * charged after it, before the ioreq is answered, as QEMU finishes start_xmit inside the TDT
+ * write. Writes are answered synchronously too: Xen buffers ioreqs only for the standard VGA
+ * range (hvm_buffered_io_intercept), never for a NIC's BAR.
+ */
+export class QemuDm {
+  readonly device: E1000Device;
+  readonly mapCache: MapCache;
+  readonly stats: QemuDmStats = { ioreqs: 0, irqAsserts: 0, irqDeasserts: 0, framesToTap: 0, framesFromTap: 0, mapcacheMisses: 0 };
+  private readonly client: IoreqServerClient;
+  private readonly bql: Resource;
+  private readonly env: Env;
+  private readonly outFrames: Uint8Array[] = [];
+  private wantLevel = false;
+  private sentLevel = false;
+  private last: E1000Stats;
+  private readerWait: SimEvent<void> | null = null;
+  /** Inside an ioreq or a tap read (holding the BQL): effects are carried out by its settle. */
+  private inDevice = false;
+  private timerPending = false;
+  private running = false;
+
+  constructor(
+    private readonly hv: Hypervisor,
+    private readonly dom0: XenGuest,
+    /** The Dom0 vCPU qemu runs on. */
+    private readonly v: Vcpu,
+    private readonly targetDomid: number,
+    targetVcpus: number,
+    mac: Uint8Array,
+    readonly place: E1000Placement,
+    private readonly tap: TapDevice,
+    private readonly costs: EmulatedCosts,
+  ) {
+    this.env = hv.env;
+    this.bql = new Resource(hv.env, 1);
+    const target = hv.domain(targetDomid);
+    if (target === undefined) throw new Error(`qemu-dm: no domain ${targetDomid} (model bug)`);
+    this.mapCache = new MapCache(hv, dom0.domain, target);
+    this.device = new E1000Device(hv.env, mac, {
+      dmaRead: (gpa, len) => this.mapCache.read(gpa, len),
+      dmaWrite: (gpa, data) => this.mapCache.write(gpa, data),
+      setIrq: (level) => {
+        this.wantLevel = level;
+        // Outside an access or a tap read, the change comes from the mit_timer: qemu's main
+        // loop runs the timer and then drives the line.
+        if (!this.inDevice && level !== this.sentLevel) this.timerJob();
+      },
+      transmit: (frame) => {
+        this.outFrames.push(frame);
+      },
+      canReceive: () => this.kickReader(),
+    });
+    this.last = { ...this.device.stats };
+    this.client = new IoreqServerClient(dom0, v, targetDomid, targetVcpus, (req, cv) => this.emulate(req, cv));
+    tap.onReadable = () => this.kickReader();
+  }
+
+  /** Creates the ioreq server for the BAR and starts the serving and tap-reading loops; 0 or the dm_op error. */
+  *start(): ProcessGenerator<number> {
+    const rc = yield* this.client.start([{ type: XEN_DMOP_IO_RANGE_MEMORY, start: this.place.bar, end: this.place.bar + E1000_MMIO_SIZE - 1 }]);
+    if (rc < 0) return rc;
+    this.running = true;
+    this.env.process(this.client.serve(), `qemu-dm-${this.targetDomid}`);
+    this.env.process(this.tapReader(), `qemu-dm-${this.targetDomid}:tap`);
+    return 0;
+  }
+
+  /** qemu exits: the ioreq server is destroyed, the map cache dropped, the tap closed. */
+  *stop(): ProcessGenerator<void> {
+    this.running = false;
+    this.kickReader();
+    yield* this.client.stop();
+    this.mapCache.invalidate();
+    this.tap.close();
+  }
+
+  private *emulate(req: Ioreq, v: Vcpu): ProcessGenerator<bigint> {
+    const c = this.costs;
+    const lock = this.bql.request();
+    yield lock;
+    this.inDevice = true;
+    try {
+      this.stats.ioreqs++;
+      yield v.exec(c.qemuWakeup + c.qemuMmioAccess, 'qemu');
+      if (req.type !== IOREQ_TYPE_COPY) return ~0n;
+      const off = req.addr - this.place.bar;
+      let value = 0n;
+      if (req.dir === IOREQ_READ) value = BigInt(this.device.read(off, req.size));
+      else this.device.write(off, req.size, Number(BigInt.asUintN(32, req.data)));
+      yield* this.settle(v);
+      return value;
+    } finally {
+      this.inDevice = false;
+      lock.release();
+    }
+  }
+
+  /** The mit_timer fired in qemu's main loop: the line follows on qemu's vCPU. */
+  private timerJob(): void {
+    if (this.timerPending) return;
+    this.timerPending = true;
+    this.env.process(
+      (function* (self: QemuDm): ProcessGenerator<void> {
+        const lock = self.bql.request();
+        yield lock;
+        self.inDevice = true;
+        try {
+          self.timerPending = false;
+          yield self.v.exec(self.costs.qemuWakeup, 'qemu');
+          yield* self.settle(self.v);
+        } finally {
+          self.inDevice = false;
+          lock.release();
+        }
+      })(this),
+      `qemu-dm-${this.targetDomid}:timer`,
+    );
+  }
+
+  /** Charges what the device just did and carries out its effects: frames to the tap, then the interrupt line. */
+  private *settle(v: Vcpu): ProcessGenerator<void> {
+    const c = this.costs;
+    const s = this.device.stats;
+    const l = this.last;
+    const misses = this.mapCache.pendingMisses;
+    this.mapCache.pendingMisses = 0;
+    this.stats.mapcacheMisses += misses;
+    const work =
+      (s.txDescs - l.txDescs) * c.qemuTxDesc +
+      (s.rxDescs - l.rxDescs) * c.qemuRxDesc +
+      (s.txFrames - l.txFrames + s.rxFrames - l.rxFrames) * c.qemuFrame +
+      Math.round((s.dmaBytes - l.dmaBytes) * c.qemuDmaCopy) +
+      misses * c.qemuMapcacheMiss;
+    this.last = { ...s };
+    if (work > 0) yield v.exec(work, 'qemu');
+    for (let f = this.outFrames.shift(); f !== undefined; f = this.outFrames.shift()) {
+      yield v.exec(c.tapWrite + Math.round(f.length * c.qemuDmaCopy), 'qemu');
+      this.stats.framesToTap++;
+      this.tap.write(f);
+    }
+    while (this.wantLevel !== this.sentLevel) {
+      const level = this.wantLevel;
+      yield v.exec(c.qemuIrqOp, 'qemu');
+      const rc = yield* this.dom0.xen.hypercall(v, {
+        nr: __HYPERVISOR_dm_op,
+        cmd: XEN_DMOP_set_pci_intx_level,
+        arg: { op: XEN_DMOP_set_pci_intx_level, domid: this.targetDomid, domain: 0, bus: 0, device: this.place.pciDevice, intx: 0, level: level ? 1 : 0 },
+      });
+      if (rc < 0) break; // the guest is gone
+      this.sentLevel = level;
+      if (level) this.stats.irqAsserts++;
+      else this.stats.irqDeasserts++;
+    }
+  }
+
+  private kickReader(): void {
+    const w = this.readerWait;
+    if (w !== null) {
+      this.readerWait = null;
+      w.succeed();
+    }
+  }
+
+  /** qemu's tap handler: while the device can take a frame (e1000_can_receive), read one and hand it over. */
+  private *tapReader(): ProcessGenerator<void> {
+    const c = this.costs;
+    for (;;) {
+      if (!this.running) return;
+      if (this.tap.pending === 0 || !this.device.canReceive()) {
+        const ev = new SimEvent<void>(this.env);
+        this.readerWait = ev;
+        yield ev;
+        continue;
+      }
+      const lock = this.bql.request();
+      yield lock;
+      this.inDevice = true;
+      try {
+        yield this.v.exec(c.qemuWakeup, 'qemu');
+        while (this.running && this.tap.pending > 0 && this.device.canReceive()) {
+          const f = this.tap.read()!;
+          yield this.v.exec(c.tapRead + Math.round(f.length * c.qemuDmaCopy), 'qemu');
+          this.stats.framesFromTap++;
+          this.device.receive(f);
+          yield* this.settle(this.v);
+        }
+      } finally {
+        this.inDevice = false;
+        lock.release();
+      }
+    }
+  }
+}
