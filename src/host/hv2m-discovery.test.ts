@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MS, SimEnvironment, type SimEvent } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
-import { HV2M_ANNOUNCE, HV2M_TABLE } from '../vnet/index.js';
+import { HV2M_ANNOUNCE, HV2M_TABLE, Hv2mTableWatch, type Hv2mPeer } from '../vnet/index.js';
 import { Host } from './host.js';
 import type { HostInput } from './description.js';
 
@@ -140,5 +140,38 @@ describe('hv2m-discoveryd', () => {
 
   it('a bad policy in the description is an error naming the field', () => {
     assert.throws(() => build({ default: 'sometimes', rules: [{ action: 'maybe', a: { name: 'a' }, b: 'x' }] }), (e: Error) => /hv2m\.policy/.test(e.message) && /default: expected same-tenant/.test(e.message) && /rules\.0\.action/.test(e.message) && /rules\.0\.b/.test(e.message));
+  });
+
+  it('the guest module announces on load, learns its peers by IP from Dom0’s list, and hears of arrivals, departures and its own unload', () => {
+    const { env, host } = build();
+    const w = new Map<string, Hv2mTableWatch>();
+    const log: string[] = [];
+    const names = new Map([...host.guests.values()].map((g) => [g.domid, g.name]));
+    for (const g of host.guests.values()) {
+      const t = new Hv2mTableWatch(env, g.side.xenbus, g.domid);
+      const fmt = (p: Hv2mPeer): string => names.get(p.domid)!;
+      t.onChange = (add, rem) => log.push(`${g.name}: +${add.map(fmt).join(',')} -${rem.map(fmt).join(',')}`);
+      assert.equal(run(env, t.load()), true);
+      w.set(g.name, t);
+    }
+    env.run({ until: env.now + 5 * MS });
+    const b = host.guest('b');
+    assert.deepEqual([...w.get('a')!.peers.values()], [{ domid: b.domid, mac: '02:00:00:00:00:02', ip: '10.0.0.2' }]);
+    assert.deepEqual([...w.get('b')!.peers.keys()], ['10.0.0.1']);
+    assert.equal(w.get('c')!.peers.size, 0);
+    assert.deepEqual(log.sort(), ['a: +b -', 'b: +a -']);
+    log.length = 0;
+    run(env, w.get('a')!.unload());
+    env.run({ until: env.now + 5 * MS });
+    assert.equal(w.get('b')!.peers.size, 0);
+    assert.deepEqual(log.sort(), ['a: + -b', 'b: + -a']);
+    log.length = 0;
+    run(env, w.get('a')!.load());
+    env.run({ until: env.now + 5 * MS });
+    host.toolstack.destroyGuest(b.domain);
+    env.run({ until: env.now + 5 * MS });
+    assert.deepEqual(log.sort(), ['a: + -b', 'a: +b -', 'b: +a -'], 'a and b met again, then a heard b go');
+    assert.equal(w.get('a')!.peers.size, 0);
+    assert.equal(w.get('a')!.badEntries, 0);
   });
 });

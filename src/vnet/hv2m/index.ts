@@ -1,2 +1,3 @@
 export * from './policy.js';
 export * from './discoveryd.js';
+export * from './table-watch.js';
