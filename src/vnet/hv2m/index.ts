@@ -1,3 +1,4 @@
 export * from './policy.js';
 export * from './discoveryd.js';
 export * from './table-watch.js';
+export * from './handshake.js';

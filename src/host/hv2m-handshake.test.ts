@@ -1,0 +1,95 @@
+/**
+ * HV²M's channel handshake between two co-resident guests (src/vnet/hv2m/handshake.ts): the
+ * control plane only — rings, grants, ports and XenbusState under data/hv2m/peer/<domid>/.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MS, SimEnvironment, type SimEvent } from '../sim/index.js';
+import { Profile } from '../profile/index.js';
+import { GTF_permit_access, GTF_readonly, XenbusStateClosed, XenbusStateConnected } from '../xen/abi/index.js';
+import { ChannelEnd, channelNode } from '../vnet/index.js';
+import { Host, type Guest } from './host.js';
+
+const profile = Profile.load('default');
+
+function run<T>(env: SimEnvironment, g: Generator<SimEvent<unknown>, T, unknown>): T {
+  const p = env.process(g);
+  env.run({ until: p });
+  if (!p.ok) throw p.error;
+  return p.value;
+}
+
+function build(): { env: SimEnvironment; host: Host } {
+  const env = new SimEnvironment({ seed: 12 });
+  const p = env.process(
+    Host.build(env, profile, {
+      name: 'h',
+      pcpus: 4,
+      guests: [
+        { name: 'a', memoryMiB: 128 },
+        { name: 'b', type: 'pv', memoryMiB: 128 },
+      ],
+    }),
+  );
+  env.run({ until: p });
+  if (!p.ok) throw p.error;
+  return { env, host: p.value };
+}
+
+const end = (g: Guest, peer: Guest, rxBuffers = 32): ChannelEnd => new ChannelEnd(g.side.kernel, g.side.xenbus, g.domain.vcpus[0]!, g.side.memory, peer.domid, { rxBuffers, eagainStep: profile.ns('guest.gnttab.eagainRetryStep') });
+
+describe('hv2m channel handshake', () => {
+  it('an HVM and a PV guest connect: each maps the other’s control ring, sees its posted write-granted buffers, binds its port; close revokes and closes', () => {
+    const { env, host } = build();
+    const a = host.guest('a');
+    const b = host.guest('b');
+    const ea = end(a, b);
+    const eb = end(b, a);
+    run(env, ea.open());
+    run(env, eb.open());
+    env.run({ until: env.now + 5 * MS });
+    assert.equal(ea.error, null);
+    assert.equal(eb.error, null);
+    assert.ok(ea.connected && eb.connected);
+    const rd = (p: string): string | null => {
+      const r = host.toolstack.xs.read(p);
+      return r.ok ? Buffer.from(r.value).toString() : null;
+    };
+    assert.equal(rd(`${channelNode(a.domid, b.domid)}/state`), String(XenbusStateConnected));
+    assert.equal(rd(`${channelNode(b.domid, a.domid)}/state`), String(XenbusStateConnected));
+    // the sender side sees exactly the receiver's posted buffers, each granted to it writable
+    assert.equal(ea.tx!.unconsumedRequests(), 32);
+    assert.equal(eb.tx!.unconsumedRequests(), 32);
+    for (const { gref } of eb.posted.values()) {
+      const f = b.side.kernel.gnttab.flags(gref);
+      assert.ok((f & GTF_permit_access) !== 0 && (f & GTF_readonly) === 0, `b's buffer grant ${gref} writable`);
+    }
+    const req = ea.tx!.consumeRequest();
+    assert.equal(req.gref, eb.posted.get(req.id)!.gref, 'a reads b’s {id, gref} off the mapped ring');
+    // teardown: grants ended, ports closed, Closed
+    const busyA = run(env, ea.close());
+    const busyB = run(env, eb.close());
+    env.run({ until: env.now + 5 * MS });
+    assert.equal(busyA, 1, 'a’s ring grant is still mapped by b when a closes first: its end is deferred, as Xen makes it');
+    assert.equal(busyB, 0, 'a had already unmapped b’s ring');
+    assert.equal(ea.endDeferred(), 0, 'b has unmapped a’s ring now');
+    assert.equal(rd(`${channelNode(a.domid, b.domid)}/state`), String(XenbusStateClosed));
+    for (const g of [a, b]) assert.equal(g.side.memory.outstanding, 0, `${g.name}: every posted buffer freed`);
+  });
+
+  it('a peer whose node holds garbage is a handshake error, not a crash', () => {
+    const { env, host } = build();
+    const a = host.guest('a');
+    const b = host.guest('b');
+    const ea = end(a, b);
+    run(env, ea.open());
+    const n = channelNode(b.domid, a.domid);
+    run(env, b.side.xenbus.mkdir(n));
+    run(env, b.side.xenbus.setPerms(n, [`n${b.domid}`, `r${a.domid}`]));
+    run(env, b.side.xenbus.write(`${n}/ring-ref`, 'lots'));
+    run(env, b.side.xenbus.write(`${n}/state`, '3'));
+    env.run({ until: env.now + 5 * MS });
+    assert.match(ea.error ?? '', /bad ring-ref/);
+    assert.equal(ea.connected, false);
+  });
+});
