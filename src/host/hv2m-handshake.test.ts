@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { MS, SimEnvironment, type SimEvent } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { GTF_permit_access, GTF_readonly, XenbusStateClosed, XenbusStateConnected } from '../xen/abi/index.js';
-import { ChannelEnd, channelNode } from '../vnet/index.js';
+import { ChannelEnd, Hv2mModule, channelNode } from '../vnet/index.js';
 import { Host, type Guest } from './host.js';
 
 const profile = Profile.load('default');
@@ -91,5 +91,60 @@ describe('hv2m channel handshake', () => {
     env.run({ until: env.now + 5 * MS });
     assert.match(ea.error ?? '', /bad ring-ref/);
     assert.equal(ea.connected, false);
+  });
+
+  it('the module opens a channel with each peer Dom0 lists, within a bounded time; a policy change or the peer’s destruction closes it and ends its grants', () => {
+    const env = new SimEnvironment({ seed: 13 });
+    const nic = (i: number) => ({ path: 'pv', mac: `02:00:00:00:00:0${i}`, ip: `10.0.0.${i}/24` });
+    const hp = env.process(
+      Host.build(env, profile, {
+        name: 'h',
+        pcpus: 4,
+        hv2m: {},
+        guests: [
+          { name: 'a', tenant: 't', memoryMiB: 128, nics: [nic(1)] },
+          { name: 'b', tenant: 't', type: 'pv', memoryMiB: 128, nics: [nic(2)] },
+          { name: 'c', tenant: 't', memoryMiB: 128, nics: [nic(3)] },
+          { name: 'x', tenant: 'other', memoryMiB: 128, nics: [nic(4)] },
+        ],
+      }),
+    );
+    env.run({ until: hp });
+    if (!hp.ok) throw hp.error;
+    const host = hp.value;
+    const mods = new Map<string, Hv2mModule>();
+    const base = new Map<string, number>();
+    const t0 = env.now;
+    let allUp = -1;
+    const up = (): boolean => ['a', 'b', 'c'].every((n) => { const m = mods.get(n); return m !== undefined && m.channels.size === 2 && [...m.channels.values()].every((e) => e.connected); });
+    for (const g of host.guests.values()) {
+      base.set(g.name, g.side.memory.outstanding);
+      const m = new Hv2mModule(env, g.side.kernel, g.side.xenbus, g.domain.vcpus[0]!, g.side.memory, { rxBuffers: 16, eagainStep: profile.ns('guest.gnttab.eagainRetryStep') });
+      m.onChange = () => { if (allUp < 0 && up()) allUp = env.now; };
+      mods.set(g.name, m);
+      run(env, m.load());
+    }
+    env.run({ until: env.now + 20 * MS });
+    assert.ok(allUp > 0, 'a, b and c each have two connected channels');
+    assert.ok(allUp - t0 < 10 * MS, `all channels up ${allUp - t0} ns after the modules loaded (bound 10 ms)`);
+    assert.equal(mods.get('x')!.channels.size, 0, 'the other tenant has no channel');
+    // policy: a and b may no longer talk; both ends close, c keeps its channels
+    host.discoveryd!.setPolicy({ rules: [{ action: 'deny', a: { name: 'a' }, b: { name: 'b' } }] });
+    env.run({ until: env.now + 20 * MS });
+    const a = host.guest('a');
+    const b = host.guest('b');
+    assert.deepEqual([...mods.get('a')!.channels.keys()], [host.guest('c').domid]);
+    assert.deepEqual([...mods.get('b')!.channels.keys()], [host.guest('c').domid]);
+    assert.equal([...mods.get('c')!.channels.values()].filter((e) => e.connected).length, 2, 'c is unaffected');
+    const st = host.toolstack.xs.read(`${channelNode(a.domid, b.domid)}/state`);
+    assert.equal(st.ok ? Buffer.from(st.value).toString() : null, String(XenbusStateClosed));
+    // c is destroyed: a and b close their channels with it; every buffer they posted is back
+    host.toolstack.destroyGuest(host.guest('c').domain);
+    env.run({ until: env.now + 20 * MS });
+    for (const n of ['a', 'b']) {
+      const m = mods.get(n)!;
+      assert.equal(m.channels.size, 0, `${n} has no channel left`);
+      assert.equal(host.guest(n).side.memory.outstanding, base.get(n), `${n}: every buffer it granted is back`);
+    }
   });
 });

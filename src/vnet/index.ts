@@ -4,4 +4,4 @@ export { PathRegistry, type AttachedNic, type BridgePortHandle, type IoPath, typ
 export { defaultPaths } from './paths.js';
 export { TP_RX_DELIVER, TP_TX_START } from './trace-points.js';
 export { PvPath } from './pv/index.js';
-export { ChannelEnd, channelNode, type ChannelEndOptions, Hv2mDiscoveryd, Hv2mTableWatch, type Hv2mPeer, HV2M_TABLE, HV2M_ANNOUNCE, pairAllowed, parseHv2mPolicy, type Hv2mPolicy, type Hv2mRule, type Hv2mSelector, type DiscoveredGuest } from './hv2m/index.js';
+export { ChannelEnd, Hv2mModule, channelNode, type ChannelEndOptions, Hv2mDiscoveryd, Hv2mTableWatch, type Hv2mPeer, HV2M_TABLE, HV2M_ANNOUNCE, pairAllowed, parseHv2mPolicy, type Hv2mPolicy, type Hv2mRule, type Hv2mSelector, type DiscoveredGuest } from './hv2m/index.js';

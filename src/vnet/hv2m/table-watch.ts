@@ -32,6 +32,10 @@ export class Hv2mTableWatch {
     readonly domid: number,
   ) {}
 
+  get xenbus(): XenbusClient {
+    return this.xb;
+  }
+
   private get listPath(): string {
     return `${HV2M_TABLE}/${this.domid}`;
   }
