@@ -3,6 +3,8 @@ import type { PacketBuffer, PacketMemory } from '../../net/index.js';
 import {
   NETIF_RX_RING_ENTRY_SIZE,
   XenbusStateClosed,
+  XenbusStateClosing,
+  XenbusStateUnknown,
   XenbusStateConnected,
   XenbusStateInitialised,
   XenbusStateInitialising,
@@ -114,6 +116,12 @@ export class ChannelEnd {
   }
 
   private *otherendChanged(state: number): ProcessGenerator<void> {
+    if (this.closing) {
+      if (state === XenbusStateUnknown || state === XenbusStateClosing || state === XenbusStateClosed) {
+        if (this.endDeferred() === 0) yield* this.finish();
+      }
+      return;
+    }
     if (this.tx !== null || this.error !== null) {
       if (state === XenbusStateClosed || state < 0) this.onStateChange();
       return;
@@ -137,10 +145,16 @@ export class ChannelEnd {
     this.onStateChange();
   }
 
-  /** Revoke and close: the peer's ring unmapped, every grant to the peer ended (buffers freed), ports closed, state Closed. Returns grants that could not be ended yet (the peer still maps them). */
+  /**
+   * Revoke and close, in the xenbus order: unmap the peer's ring and close both ports (nothing
+   * of the peer's is used after this), state Closing; then end every grant given to the peer.
+   * A grant the peer still maps cannot be ended yet (Xen refuses, as it would): it waits, and
+   * is ended when the peer's state says it let go (Closing, Closed, or its node gone); then
+   * state Closed. Never blocks on the peer. Returns the grants still pending at return.
+   */
   *close(): ProcessGenerator<number> {
     const xg = this.xg;
-    yield* xenbusUnwatchOtherend(this.dev);
+    this.closing = true;
     if (this.mapped !== null) yield* xenbusUnmapRingVfree(this.dev, xg, this.v, this.mapped);
     this.mapped = null;
     this.tx = null;
@@ -151,13 +165,35 @@ export class ChannelEnd {
       this.deferred.push({ gref: this.ringRef, done: () => xg.frames.free(gfn) });
     }
     this.ringRef = -1;
-    const busy = this.endDeferred();
     this.rx = null;
     if (this.txPort > 0) yield* xg.evtchn.close(this.v, this.txPort);
     if (this.rxPort > 0) yield* xg.evtchn.close(this.v, this.rxPort);
     this.txPort = this.rxPort = -1;
-    yield* xenbusSwitchState(this.dev, XenbusStateClosed);
+    yield* xenbusSwitchState(this.dev, XenbusStateClosing);
+    const busy = this.endDeferred();
+    if (busy === 0) yield* this.finish();
     return busy;
+  }
+
+  private closing = false;
+  private finished = false;
+
+  private *finish(): ProcessGenerator<void> {
+    if (this.finished) return;
+    this.finished = true;
+    yield* xenbusUnwatchOtherend(this.dev);
+    yield* xenbusSwitchState(this.dev, XenbusStateClosed);
+    this.onStateChange();
+  }
+
+  /** Grants given to the peer and not yet ended. */
+  get pendingGrants(): number {
+    return this.deferred.length;
+  }
+
+  /** Closed on this side, every grant ended. */
+  get closed(): boolean {
+    return this.finished;
   }
 
   /** Grants whose end waits for the peer to stop using them (gnttab_end_foreign_access's deferred list, reduced). */
