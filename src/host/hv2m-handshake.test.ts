@@ -94,6 +94,33 @@ describe('hv2m channel handshake', () => {
     assert.equal(ea.connected, false);
   });
 
+  it('a peer that names a grant it never gave, or a port it never opened, fails the handshake without a crash; closing still ends every grant', () => {
+    for (const bad of [{ ref: '77', port: '3' }, { ref: 'own', port: '999' }]) {
+      const { env, host } = build();
+      const a = host.guest('a');
+      const b = host.guest('b');
+      const ea = end(a, b);
+      const base = a.side.memory.outstanding;
+      run(env, ea.open());
+      const n = channelNode(b.domid, a.domid);
+      const xb = b.side.xenbus;
+      run(env, xb.mkdir(n));
+      run(env, xb.setPerms(n, [`n${b.domid}`, `r${a.domid}`]));
+      // 'own': a real grant of b's to a (so the map works), with a port that does not exist
+      const ref = bad.ref === 'own' ? String(b.side.kernel.gnttab.grantAccess(a.domid, b.side.kernel.frames.alloc()!, false)) : bad.ref;
+      run(env, xb.write(`${n}/ring-ref`, ref));
+      run(env, xb.write(`${n}/event-channel`, bad.port));
+      run(env, xb.write(`${n}/state`, '3'));
+      env.run({ until: env.now + 5 * MS });
+      assert.match(ea.error ?? '', bad.ref === 'own' ? /cannot bind its port/ : /cannot map its control ring/);
+      assert.equal(ea.connected, false);
+      run(env, ea.close());
+      env.run({ until: env.now + 5 * MS });
+      assert.equal(ea.pendingGrants, 0);
+      assert.equal(a.side.memory.outstanding, base);
+    }
+  });
+
   it('the module opens a channel with each peer Dom0 lists, within a bounded time; a policy change or the peer’s destruction closes it and ends its grants', () => {
     const env = new SimEnvironment({ seed: 13 });
     const nic = (i: number) => ({ path: 'pv', mac: `02:00:00:00:00:0${i}`, ip: `10.0.0.${i}/24` });
