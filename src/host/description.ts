@@ -51,6 +51,8 @@ const hostSchema = z
       .default({ vcpus: 1, memoryMiB: 1024 }),
     bridges: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/)).min(1).default(['xenbr0']),
     guests: z.array(guestSchema).default([]),
+    /** HV²M's control plane in Dom0: present → hv2m-discoveryd runs, with this policy (checked by parseHv2mPolicy). */
+    hv2m: z.object({ policy: z.unknown().optional() }).strict().optional(),
   })
   .strict();
 

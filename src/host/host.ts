@@ -3,9 +3,12 @@ import type { Profile } from '../profile/index.js';
 import { Stack, ipv4, type Interface, type NetDevice } from '../net/index.js';
 import { Hypervisor, Toolstack, bootGuestKernel, type Domain, type XenbusClient } from '../xen/index.js';
 import type { XenGuest } from '../xen/guest/index.js';
-import { GuestPacketMemory, PhysicalNic, physicalNicCosts, defaultPaths, type PathRegistry, type AttachedNic, type BridgePortHandle, type NicSpec, type PathDom0, type PathHost, type PathKernel } from '../vnet/index.js';
+import { GuestPacketMemory, Hv2mDiscoveryd, PhysicalNic, physicalNicCosts, defaultPaths, parseHv2mPolicy, type PathRegistry, type AttachedNic, type BridgePortHandle, type NicSpec, type PathDom0, type PathHost, type PathKernel } from '../vnet/index.js';
 import { parseGuest, parseHost, HostDescriptionError, type GuestDescription, type GuestInput, type HostDescription, type HostInput } from './description.js';
 import { Dom0Network } from './dom0-network.js';
+
+/** Paths whose guests need hv2m-discoveryd in Dom0. */
+const HV2M_PATHS = new Set(['hv2m', 'shmem']);
 
 /** A booted kernel (a guest's or Dom0's) with its network stack and threads. */
 export class KernelSide implements PathKernel {
@@ -89,6 +92,8 @@ export class Host implements PathHost {
   /** Dom0's physical NIC ports (eth0, eth1…), each a port of one of its bridges. */
   readonly nics: PhysicalNic[] = [];
   readonly paths: PathRegistry;
+  /** hv2m-discoveryd in Dom0, when the description asks for HV²M (its `hv2m` field) or a NIC's path needs it. */
+  discoveryd: Hv2mDiscoveryd | null = null;
 
   private constructor(
     readonly env: Env,
@@ -129,6 +134,12 @@ export class Host implements PathHost {
       return 0x02_00_00_00_00_00 + r.int(0x10000) * 0x1000000 + r.int(0x1000000); // locally administered
     });
     const host = new Host(env, profile, desc, hv, ts, dom0, paths);
+    const wantsHv2m = desc.hv2m !== undefined || desc.guests.some((g) => g.nics.some((n) => HV2M_PATHS.has(n.path)));
+    if (wantsHv2m) {
+      const policy = desc.hv2m?.policy === undefined ? {} : parseHv2mPolicy(desc.hv2m.policy, `${where}: hv2m.policy`);
+      host.discoveryd = new Hv2mDiscoveryd(env, hv, dom0.xenbus, policy);
+      yield* host.discoveryd.start();
+    }
     for (const g of desc.guests) yield* host.startGuest(g);
     return host;
   }

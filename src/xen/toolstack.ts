@@ -145,7 +145,7 @@ export class Toolstack {
    * backend, with the toolstack's keys (mac, handle, bridge…) in the frontend made read-only
    * to the guest as libxl does. Returns the two paths.
    */
-  addVif(d: Domain, devid: number, vif: { mac: string; bridge: string; backend?: number; mtu?: number; script?: string }): { frontend: string; backend: string } {
+  addVif(d: Domain, devid: number, vif: { mac: string; bridge: string; backend?: number; mtu?: number; script?: string; ip?: string }): { frontend: string; backend: string } {
     if (!Number.isInteger(devid) || devid < 0) throw new ToolstackError(`domain "${d.name}": vif devid ${devid} is not a whole number >= 0`);
     if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(vif.mac)) throw new ToolstackError(`domain "${d.name}" vif ${devid}: mac "${vif.mac}" is not xx:xx:xx:xx:xx:xx (lower-case hex)`);
     const be = vif.backend ?? 0;
@@ -169,6 +169,8 @@ export class Toolstack {
     put(`${backend}/type`, 'vif');
     put(`${backend}/hotplug-status`, '');
     if (vif.mtu !== undefined) put(`${backend}/mtu`, String(vif.mtu));
+    // libxl__device_nic_add: the nic's configured ip= goes into the backend directory (Dom0-owned).
+    if (vif.ip !== undefined) put(`${backend}/ip`, vif.ip);
     must(xs.mkdir(frontend, tx), `mkdir ${frontend}`);
     perms(frontend, [`n${d.domid}`, `r${be}`]);
     const ro = [`n${be}`, `r${d.domid}`];

@@ -140,7 +140,7 @@ export class PvPath implements IoPath {
   *attach(host: PathHost, guest: PathKernel, nic: NicSpec, devid: number): ProcessGenerator<AttachedNic> {
     const opts = parsePvOptions(nic.options, `${guest.domain.name}: vif ${devid}`);
     const costs = pvCosts(host.profile);
-    host.toolstack.addVif(guest.domain, devid, { mac: nic.mac, bridge: nic.bridge });
+    host.toolstack.addVif(guest.domain, devid, { mac: nic.mac, bridge: nic.bridge, ip: nic.ip });
     const offered: NetbackFeatures = { sg: true, gsoTcpv4: true, splitEventChannels: true, maxQueues: host.dom0.threads.length, ...opts.backend };
     const back = new NetbackDevice(host.dom0, guest.domain.domid, devid, nic.bridge, costs, offered);
     const nf = new Netfront(host.env, `eth${devid}`, mac(nic.mac), guest.kernel, guest.domain.vcpus[0]!, costs, guest.memory);

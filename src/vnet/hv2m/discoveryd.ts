@@ -1,0 +1,178 @@
+import type { Env, ProcessGenerator, SimEvent } from '../../sim/index.js';
+import { XS_INTRODUCE_DOMAIN_PATH, XS_RELEASE_DOMAIN_PATH } from '../../xen/abi/xs-wire.js';
+import type { Hypervisor, XenbusClient } from '../../xen/index.js';
+import { pairAllowed, type Hv2mPolicy } from './policy.js';
+
+/** Where Dom0 publishes each guest's permitted HV²M peers: `<root>/<domid>/<peer domid>` = "<mac> <ip>" (*ours*). */
+export const HV2M_TABLE = '/local/domain/0/hv2m/peers';
+/** The flag a guest writes under its own home to say it runs the HV²M module (*ours*). */
+export const HV2M_ANNOUNCE = 'data/hv2m-capable';
+
+/** One HV²M-capable guest as Dom0 knows it: identity from the toolstack's vif keys. */
+export interface DiscoveredGuest {
+  domid: number;
+  name: string;
+  tenant: string;
+  mac: string;
+  ip: string;
+}
+
+/**
+ * hv2m-discoveryd (DESIGN.md "Control plane"): a Dom0 process on Dom0's xenbus. It watches
+ * `@introduceDomain` and `@releaseDomain`, and each guest's announce flag; for each guest that
+ * announced it reads the MAC and IP of the guest's first vif **from the backend directory**
+ * (Dom0-owned keys the toolstack wrote: the guest cannot write them), and publishes, for each
+ * guest, the peers the policy lets it have a channel with, in a directory only Dom0 may write
+ * and only that guest (and Dom0) may read. A denied pair is simply absent from both lists.
+ * Every XenStore request is a real message on Dom0's ring, costed as such.
+ */
+export class Hv2mDiscoveryd {
+  /** Guests whose home the daemon watches (its per-domain announce watches). */
+  private readonly watched = new Set<number>();
+  /** What is published now: domid → peer domid → "mac ip". */
+  private readonly published = new Map<number, Map<number, string>>();
+  private dirty = false;
+  private running = false;
+  private stopped = false;
+  /** Table updates published (rescans that changed something) and rescans run. */
+  updates = 0;
+  rescans = 0;
+  /** The simulated time of the last change to the table. */
+  lastUpdate = 0;
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(
+    private readonly env: Env,
+    private readonly hv: Hypervisor,
+    private readonly xb: XenbusClient,
+    private policy: Hv2mPolicy = {},
+  ) {}
+
+  /** Starts the daemon: its two global watches (each fires once at once, which runs the first scan). */
+  *start(): ProcessGenerator<void> {
+    const w1 = yield* this.xb.watch(XS_INTRODUCE_DOMAIN_PATH, 'hv2m-introduce', () => this.kick());
+    const w2 = yield* this.xb.watch(XS_RELEASE_DOMAIN_PATH, 'hv2m-release', () => this.kick());
+    if (!w1.ok || !w2.ok) throw new Error(`hv2m-discoveryd: cannot watch @introduceDomain/@releaseDomain (${w1.ok ? '' : w1.error} ${w2.ok ? '' : w2.error})`);
+    const mk = yield* this.xb.mkdir(HV2M_TABLE);
+    if (!mk.ok) throw new Error(`hv2m-discoveryd: cannot create ${HV2M_TABLE} (${mk.error})`);
+  }
+
+  /** The policy changed at run time: the table is recomputed (pairs no longer allowed disappear, and their guests tear the channels down). */
+  setPolicy(p: Hv2mPolicy): void {
+    this.policy = p;
+    this.kick();
+  }
+
+  /** Calls `l` after every published change (tests, the host). */
+  onUpdate(l: () => void): void {
+    this.listeners.push(l);
+  }
+
+  /** What the daemon published for `domid` now: peer domid → "mac ip". */
+  peersOf(domid: number): ReadonlyMap<number, string> {
+    return this.published.get(domid) ?? new Map<number, string>();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private kick(): void {
+    this.dirty = true;
+    if (this.running || this.stopped) return;
+    this.running = true;
+    this.env.process(this.loop(), 'hv2m-discoveryd');
+  }
+
+  private *loop(): ProcessGenerator<void> {
+    try {
+      while (this.dirty && !this.stopped) {
+        this.dirty = false;
+        yield* this.rescan();
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private *rescan(): Generator<SimEvent<unknown>, void, unknown> {
+    this.rescans++;
+    const dir = yield* this.xb.directory('/local/domain');
+    const present = new Set<number>((dir.ok ? dir.value : []).map(Number).filter((d) => Number.isInteger(d) && d > 0 && this.hv.domain(d) !== undefined));
+    for (const d of present) {
+      if (this.watched.has(d)) continue;
+      this.watched.add(d);
+      yield* this.xb.watch(`/local/domain/${d}/${HV2M_ANNOUNCE}`, `hv2m-announce-${d}`, () => this.kick());
+    }
+    for (const d of [...this.watched]) {
+      if (present.has(d)) continue;
+      this.watched.delete(d);
+      yield* this.xb.unwatch(`/local/domain/${d}/${HV2M_ANNOUNCE}`, `hv2m-announce-${d}`);
+    }
+    const capable: DiscoveredGuest[] = [];
+    for (const d of [...present].sort((a, b) => a - b)) {
+      const flag = yield* this.xb.readText(`/local/domain/${d}/${HV2M_ANNOUNCE}`);
+      if (!flag.ok || flag.value !== '1') continue;
+      const id = yield* this.identity(d);
+      if (id !== null) capable.push(id);
+    }
+    const next = new Map<number, Map<number, string>>();
+    for (const g of capable) {
+      const peers = new Map<number, string>();
+      for (const p of capable) if (p.domid !== g.domid && pairAllowed(this.policy, g, p)) peers.set(p.domid, `${p.mac} ${p.ip}`);
+      next.set(g.domid, peers);
+    }
+    let changed = false;
+    for (const [d, old] of this.published) {
+      const now = next.get(d);
+      if (now === undefined) {
+        yield* this.xb.rm(`${HV2M_TABLE}/${d}`);
+        changed = true;
+        continue;
+      }
+      for (const p of old.keys()) {
+        if (!now.has(p)) {
+          yield* this.xb.rm(`${HV2M_TABLE}/${d}/${p}`);
+          changed = true;
+        }
+      }
+    }
+    for (const [d, now] of next) {
+      const old = this.published.get(d);
+      if (old === undefined && this.hv.domain(d) !== undefined) {
+        yield* this.xb.mkdir(`${HV2M_TABLE}/${d}`);
+        yield* this.xb.setPerms(`${HV2M_TABLE}/${d}`, ['n0', `r${d}`]);
+        changed = true;
+      }
+      for (const [p, v] of now) {
+        if (old?.get(p) === v) continue;
+        const path = `${HV2M_TABLE}/${d}/${p}`;
+        yield* this.xb.write(path, v);
+        yield* this.xb.setPerms(path, ['n0', `r${d}`]);
+        changed = true;
+      }
+    }
+    this.published.clear();
+    for (const [d, m] of next) this.published.set(d, m);
+    if (changed) {
+      this.updates++;
+      this.lastUpdate = this.env.now;
+      for (const l of this.listeners) l();
+    }
+  }
+
+  /** A guest's identity from Dom0's records: its first vif (lowest devid) with an ip key in the backend directory, and the toolstack's tenant label. */
+  private *identity(d: number): Generator<SimEvent<unknown>, DiscoveredGuest | null, unknown> {
+    const dom = this.hv.domain(d);
+    if (dom === undefined) return null;
+    const base = `/local/domain/0/backend/vif/${d}`;
+    const devs = yield* this.xb.directory(base);
+    if (!devs.ok) return null;
+    for (const dev of devs.value.map(Number).sort((a, b) => a - b)) {
+      const mac = yield* this.xb.readText(`${base}/${dev}/mac`);
+      const ip = yield* this.xb.readText(`${base}/${dev}/ip`);
+      if (mac.ok && ip.ok) return { domid: d, name: dom.name, tenant: dom.tenant, mac: mac.value, ip: ip.value };
+    }
+    return null;
+  }
+}

@@ -1,0 +1,218 @@
+import type { ProcessGenerator } from '../../sim/index.js';
+import type { PacketBuffer, PacketMemory } from '../../net/index.js';
+import {
+  NETIF_RX_RING_ENTRY_SIZE,
+  XenbusStateClosed,
+  XenbusStateClosing,
+  XenbusStateUnknown,
+  XenbusStateConnected,
+  XenbusStateInitialised,
+  XenbusStateInitialising,
+  netifRxRequestCodec,
+  netifRxResponseCodec,
+  type NetifRxRequest,
+  type NetifRxResponse,
+} from '../../xen/abi/index.js';
+import { BackRing, FrontRing, guestFramePage, type Vcpu, type XenbusClient } from '../../xen/index.js';
+import { XenbusDevice, xenbusMapRingValloc, xenbusSwitchState, xenbusUnmapRingVfree, xenbusUnwatchOtherend, xenbusWatchOtherend, type MappedRing } from '../../xen/guest/index.js';
+import type { XenGuest } from '../../xen/guest/index.js';
+
+/** Where a guest publishes its side of the channel with `peer` (DESIGN.md: `data/hv2m/peer/<domid>/…`). */
+export function channelNode(self: number, peer: number): string {
+  return `/local/domain/${self}/data/hv2m/peer/${peer}`;
+}
+
+/** A channel end's setup, as far as the handshake goes (the data path is not built yet). */
+export interface ChannelEndOptions {
+  /** RX buffers (one page each) posted to the peer at connect. */
+  rxBuffers: number;
+  eagainStep: number;
+}
+
+/**
+ * One guest's end of an HV²M channel with one peer: the control plane only. As **receiver**
+ * it owns a netif-RX control ring page, grants it to the peer (write: the peer writes
+ * responses), allocates an unbound port for the peer, posts `rxBuffers` pages of its packet
+ * memory granted to the peer with write access as `{id, gref}` requests, and publishes
+ * `ring-ref` and `event-channel` with state Initialised; as **sender** it waits for the
+ * peer's end to be Initialised, maps the peer's ring and binds the peer's port, and goes
+ * Connected. Both ends do both (one ring per direction); *(ours)*: symmetric publication
+ * instead of DESIGN.md's "lower domid listens" ordering — with a ring per direction neither
+ * side has to wait for the other to publish, and the result is the same pair of rings.
+ * `close()` is the teardown's revoke-and-close half: unmap the peer's ring, end every grant
+ * given to the peer, close both ports, state Closed.
+ */
+export class ChannelEnd {
+  readonly dev: XenbusDevice;
+  /** Receiver half: my ring (the peer's responses come here), its page's grant, my port. */
+  rx: FrontRing<NetifRxRequest, NetifRxResponse> | null = null;
+  private ringGfn = -1;
+  private ringRef = -1;
+  rxPort = -1;
+  readonly posted = new Map<number, { buf: PacketBuffer; gref: number }>();
+  /** Sender half: the peer's ring mapped, and the port bound to the peer's. */
+  tx: BackRing<NetifRxRequest, NetifRxResponse> | null = null;
+  private mapped: MappedRing | null = null;
+  txPort = -1;
+  /** Why the handshake failed, if it did. */
+  error: string | null = null;
+  onStateChange: () => void = () => undefined;
+
+  constructor(
+    private readonly xg: XenGuest,
+    xb: XenbusClient,
+    private readonly v: Vcpu,
+    private readonly memory: PacketMemory,
+    readonly peer: number,
+    private readonly opts: ChannelEndOptions,
+  ) {
+    const self = xg.domid;
+    this.dev = new XenbusDevice(xb, self, channelNode(self, peer), channelNode(peer, self), peer);
+  }
+
+  get connected(): boolean {
+    return this.dev.state === XenbusStateConnected && this.tx !== null;
+  }
+
+  /** Publishes the receiver half and watches the peer's end. */
+  *open(): ProcessGenerator<void> {
+    const xb = this.dev.xb;
+    const n = this.dev.nodename;
+    const xg = this.xg;
+    const gfn = xg.frames.alloc();
+    if (gfn === null) return this.fail('no frame for the control ring');
+    this.ringGfn = gfn;
+    this.rx = FrontRing.init(guestFramePage(xg.mem, gfn), netifRxRequestCodec, netifRxResponseCodec, NETIF_RX_RING_ENTRY_SIZE);
+    this.ringRef = xg.gnttab.grantAccess(this.peer, gfn, false);
+    if (this.ringRef < 0) return this.fail(`no grant ref for the control ring (${this.ringRef})`);
+    this.rxPort = yield* xg.evtchn.allocUnbound(this.v, this.peer);
+    if (this.rxPort < 0) return this.fail(`cannot allocate an unbound port for d${this.peer} (${this.rxPort})`);
+    for (let id = 0; id < this.opts.rxBuffers && !this.rx.full(); id++) {
+      const buf = this.memory.alloc(4096);
+      const gref = xg.gnttab.grantAccess(this.peer, buf.gfn, false);
+      if (gref < 0) {
+        buf.put();
+        break;
+      }
+      this.posted.set(id, { buf, gref });
+      this.rx.putRequest({ id, gref });
+    }
+    this.rx.pushRequests();
+    const mk = yield* xb.mkdir(n);
+    const perms = yield* xb.setPerms(n, [`n${xg.domid}`, `r${this.peer}`]);
+    if (!mk.ok || !perms.ok) return this.fail(`cannot create ${n}`);
+    yield* xb.write(`${n}/ring-ref`, String(this.ringRef));
+    yield* xb.write(`${n}/event-channel`, String(this.rxPort));
+    // The node is the guest's own, not made by a toolstack: it starts its state at Initialising itself.
+    yield* xb.write(`${n}/state`, String(XenbusStateInitialising));
+    yield* xenbusSwitchState(this.dev, XenbusStateInitialised);
+    const rc = yield* xenbusWatchOtherend(this.dev, (state) => this.otherendChanged(state));
+    if (rc < 0) this.fail(`cannot watch ${this.dev.otherend} (${rc})`);
+  }
+
+  private fail(why: string): void {
+    this.error ??= why;
+    this.onStateChange();
+  }
+
+  private *otherendChanged(state: number): ProcessGenerator<void> {
+    if (this.closing) {
+      if (state === XenbusStateUnknown || state === XenbusStateClosing || state === XenbusStateClosed) {
+        if (this.endDeferred() === 0) yield* this.finish();
+      }
+      return;
+    }
+    if (this.tx !== null || this.error !== null) {
+      if (state === XenbusStateClosed || state < 0) this.onStateChange();
+      return;
+    }
+    if (state !== XenbusStateInitialised && state !== XenbusStateConnected) return;
+    const xb = this.dev.xb;
+    const o = this.dev.otherend;
+    const ref = yield* xb.readText(`${o}/ring-ref`);
+    const port = yield* xb.readText(`${o}/event-channel`);
+    const refN = ref.ok ? Number(ref.value) : NaN;
+    const portN = port.ok ? Number(port.value) : NaN;
+    if (!Number.isInteger(refN) || !Number.isInteger(portN) || refN < 0 || portN <= 0) return this.fail(`peer d${this.peer}: bad ring-ref/event-channel`);
+    const m = yield* xenbusMapRingValloc(this.dev, this.xg, this.v, [refN], this.opts.eagainStep);
+    if (m.ring === undefined) return this.fail(`peer d${this.peer}: cannot map its control ring (${m.rc})`);
+    this.mapped = m.ring;
+    const p = yield* this.xg.evtchn.bindInterdomain(this.v, this.peer, portN, () => undefined);
+    if (p < 0) return this.fail(`peer d${this.peer}: cannot bind its port ${portN} (${p})`);
+    this.txPort = p;
+    this.tx = BackRing.init(m.ring.page, netifRxRequestCodec, netifRxResponseCodec, NETIF_RX_RING_ENTRY_SIZE);
+    yield* xenbusSwitchState(this.dev, XenbusStateConnected);
+    this.onStateChange();
+  }
+
+  /**
+   * Revoke and close, in the xenbus order: unmap the peer's ring and close both ports (nothing
+   * of the peer's is used after this), state Closing; then end every grant given to the peer.
+   * A grant the peer still maps cannot be ended yet (Xen refuses, as it would): it waits, and
+   * is ended when the peer's state says it let go (Closing, Closed, or its node gone); then
+   * state Closed. Never blocks on the peer. Returns the grants still pending at return.
+   */
+  *close(): ProcessGenerator<number> {
+    const xg = this.xg;
+    this.closing = true;
+    if (this.mapped !== null) yield* xenbusUnmapRingVfree(this.dev, xg, this.v, this.mapped);
+    this.mapped = null;
+    this.tx = null;
+    for (const { buf, gref } of this.posted.values()) this.deferred.push({ gref, done: () => buf.put() });
+    this.posted.clear();
+    if (this.ringRef >= 0) {
+      const gfn = this.ringGfn;
+      this.deferred.push({ gref: this.ringRef, done: () => xg.frames.free(gfn) });
+    }
+    this.ringRef = -1;
+    this.rx = null;
+    if (this.txPort > 0) yield* xg.evtchn.close(this.v, this.txPort);
+    if (this.rxPort > 0) yield* xg.evtchn.close(this.v, this.rxPort);
+    this.txPort = this.rxPort = -1;
+    yield* xenbusSwitchState(this.dev, XenbusStateClosing);
+    const busy = this.endDeferred();
+    if (busy === 0) yield* this.finish();
+    return busy;
+  }
+
+  private closing = false;
+  private finished = false;
+
+  private *finish(): ProcessGenerator<void> {
+    if (this.finished) return;
+    this.finished = true;
+    yield* xenbusUnwatchOtherend(this.dev);
+    yield* xenbusSwitchState(this.dev, XenbusStateClosed);
+    this.onStateChange();
+  }
+
+  /** Grants given to the peer and not yet ended. */
+  get pendingGrants(): number {
+    return this.deferred.length;
+  }
+
+  /** Closed on this side, every grant ended. */
+  get closed(): boolean {
+    return this.finished;
+  }
+
+  /** Grants whose end waits for the peer to stop using them (gnttab_end_foreign_access's deferred list, reduced). */
+  private readonly deferred: { gref: number; done: () => void }[] = [];
+
+  /** Tries to end the grants still in use; returns how many are still pending. */
+  endDeferred(): number {
+    const left: { gref: number; done: () => void }[] = [];
+    for (const d of this.deferred) {
+      if (this.xg.gnttab.endAccess(d.gref)) d.done();
+      else left.push(d);
+    }
+    this.deferred.length = 0;
+    this.deferred.push(...left);
+    return left.length;
+  }
+
+  /** @internal the receiver's ring page (tests scan it). */
+  get ringFrame(): number {
+    return this.ringGfn;
+  }
+}

@@ -1,0 +1,5 @@
+export * from './policy.js';
+export * from './discoveryd.js';
+export * from './table-watch.js';
+export * from './handshake.js';
+export * from './module.js';
