@@ -4,11 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SimEnvironment, type AnyOfResult, type SimEvent } from '../sim/index.js';
+import { SimEnvironment, type AnyOfResult } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import type { EmulatedNic } from '../vnet/emulated/index.js';
 import { Host } from './host.js';
+import { run } from './test-support.js';
 
 const profile = Profile.load('default');
 
@@ -25,13 +26,6 @@ function build(paths: [string, string] = ['emulated', 'emulated'], seed = 5): { 
   env.run({ until: p });
   if (!p.ok) throw p.error;
   return { env, host: p.value };
-}
-
-function run<T>(env: SimEnvironment, g: Generator<SimEvent<unknown>, T, unknown>): T {
-  const p = env.process(g);
-  env.run({ until: p });
-  if (!p.ok) throw p.error;
-  return p.value;
 }
 
 function ping(env: SimEnvironment, host: Host, from: string, to: string, seq: number): boolean {

@@ -5,20 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MS, SimEnvironment, type SimEvent } from '../sim/index.js';
+import { MS, SimEnvironment } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { HV2M_ANNOUNCE, HV2M_TABLE, Hv2mTableWatch, type Hv2mPeer } from '../vnet/index.js';
 import { Host } from './host.js';
 import type { HostInput } from './description.js';
+import { run } from './test-support.js';
 
 const profile = Profile.load('default');
-
-function run<T>(env: SimEnvironment, g: Generator<SimEvent<unknown>, T, unknown>): T {
-  const p = env.process(g);
-  env.run({ until: p });
-  if (!p.ok) throw p.error;
-  return p.value;
-}
 
 const nic = (i: number) => ({ path: 'pv', mac: `02:00:00:00:00:0${i}`, ip: `10.0.0.${i}/24` });
 

@@ -4,20 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MS, SimEnvironment, type SimEvent } from '../sim/index.js';
+import { MS, SimEnvironment } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { GTF_permit_access, GTF_readonly, XenbusStateClosed, XenbusStateConnected } from '../xen/abi/index.js';
 import { ChannelEnd, Hv2mModule, channelNode } from '../vnet/index.js';
 import { Host, type Guest } from './host.js';
+import { run } from './test-support.js';
 
 const profile = Profile.load('default');
-
-function run<T>(env: SimEnvironment, g: Generator<SimEvent<unknown>, T, unknown>): T {
-  const p = env.process(g);
-  env.run({ until: p });
-  if (!p.ok) throw p.error;
-  return p.value;
-}
 
 function build(): { env: SimEnvironment; host: Host } {
   const env = new SimEnvironment({ seed: 12 });

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SimEnvironment, type AnyOfResult, type SimEvent } from '../sim/index.js';
+import { SimEnvironment, type AnyOfResult } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import { GNTTAB_NR_RESERVED_ENTRIES, XenbusStateClosed, XenbusStateClosing, XenbusStateConnected, XenbusStateInitWait } from '../xen/abi/index.js';
@@ -12,6 +12,7 @@ import { TP_RX_DELIVER, TP_TX_START } from '../vnet/index.js';
 import type { PvNic } from '../vnet/pv/index.js';
 import { Host } from './host.js';
 import type { HostInput } from './description.js';
+import { run } from './test-support.js';
 
 const profile = Profile.load('default');
 
@@ -21,13 +22,6 @@ function build(input: HostInput, seed = 5): { env: SimEnvironment; host: Host } 
   env.run({ until: p });
   if (!p.ok) throw p.error;
   return { env, host: p.value };
-}
-
-function run<T>(env: SimEnvironment, g: Generator<SimEvent<unknown>, T, unknown>): T {
-  const p = env.process(g);
-  env.run({ until: p });
-  if (!p.ok) throw p.error;
-  return p.value;
 }
 
 function rd(host: Host, path: string): string | null {

@@ -7,12 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SimEnvironment, type AnyOfResult, type SimEvent } from '../sim/index.js';
+import { SimEnvironment, type AnyOfResult } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { ipv4, isSocketError } from '../net/index.js';
 import { NETIF_RSP_ERROR, NETTXF_more_data, NET_TX_RING_SIZE, PAGE_SIZE } from '../xen/abi/index.js';
 import type { PvNic } from '../vnet/pv/index.js';
 import { Host } from './host.js';
+import { run } from './test-support.js';
 
 const profile = Profile.load('default');
 
@@ -29,13 +30,6 @@ function build(seed = 9): { env: SimEnvironment; host: Host } {
   env.run({ until: p });
   if (!p.ok) throw p.error;
   return { env, host: p.value };
-}
-
-function run<T>(env: SimEnvironment, g: Generator<SimEvent<unknown>, T, unknown>): T {
-  const p = env.process(g);
-  env.run({ until: p });
-  if (!p.ok) throw p.error;
-  return p.value;
 }
 
 function pings(env: SimEnvironment, host: Host, from: string, to: string): boolean {
