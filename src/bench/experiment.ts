@@ -15,7 +15,7 @@ import { SimEnvironment, type Env, type Process, type SimEvent } from '../sim/in
 import type { Profile } from '../profile/index.js';
 import { ipv4, type Interface } from '../net/index.js';
 import { diffCounters, type CounterSnapshot, type CpuSnapshot } from '../xen/index.js';
-import type { PathRegistry } from '../vnet/index.js';
+import type { AttachedNic, PathRegistry } from '../vnet/index.js';
 import { Cluster, parseCluster, type ClusterDescription, type Host, type HostInput } from '../host/index.js';
 import { ChromeTraceSink, PcapSink } from './capture.js';
 import { ping, tcpRr, tcpStream, udpRr, udpStream, type Endpoints, type LatencySummary } from './workloads/index.js';
@@ -77,7 +77,7 @@ export interface CaseResult {
 type GuestIn = NonNullable<HostInput['guests']>[number];
 
 function benchGuest(n: number, path: string | null, guestType: CaseSpec['guestType']): GuestIn {
-  return { name: `vm${n}`, type: guestType, vcpus: 1, memoryMiB: 512, nics: path === null ? [] : [{ path, mac: `00:16:3e:00:00:0${n}`, ip: `10.0.0.${n}/24` }] };
+  return { name: `vm${n}`, type: guestType, vcpus: 1, memoryMiB: 512, tenant: 'bench', nics: path === null ? [] : [{ path, mac: `00:16:3e:00:00:0${n}`, ip: `10.0.0.${n}/24` }] };
 }
 
 /** One bench host (the paper's test bed in shape): 4 pCPUs, Dom0 with 2 vCPUs, 1-vCPU guests. */
@@ -102,6 +102,8 @@ interface Topology {
   ends: Endpoints;
   /** The interfaces whose transmitted packets are the case's frames. */
   frameIfaces: Interface[];
+  /** Their NICs (frames a path sent around the interface's queue count too). */
+  frameNics?: AttachedNic[];
 }
 
 function* buildTopology(env: Env, profile: Profile, spec: CaseSpec, paths: PathRegistry | undefined): Generator<SimEvent<unknown>, Topology, unknown> {
@@ -113,7 +115,11 @@ function* buildTopology(env: Env, profile: Profile, spec: CaseSpec, paths: PathR
   }
   const a = cluster.hostOf('vm1').guest('vm1');
   const b = cluster.hostOf('vm2').guest('vm2');
-  return { hosts, ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') }, frameIfaces: [...a.nics.map((n) => n.iface), ...b.nics.map((n) => n.iface)] };
+  const nics = [...a.nics, ...b.nics];
+  for (const n of nics) {
+    if (n.attached.ready !== undefined && !(yield* n.attached.ready())) throw new Error(`case ${spec.path}/${spec.test}: the ${spec.path} path of ${n.iface.name} did not settle (its channels did not come up)`);
+  }
+  return { hosts, ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') }, frameIfaces: nics.map((n) => n.iface), frameNics: nics.map((n) => n.attached) };
 }
 
 /** Counters, CPU time and frames at one instant (one end of a measured window). */
@@ -129,6 +135,7 @@ export interface Window {
 export interface Measured {
   hosts: readonly Host[];
   frameIfaces: readonly Interface[];
+  frameNics?: readonly AttachedNic[];
 }
 
 export function snapshot(env: Env, topo: Measured): Window {
@@ -136,7 +143,7 @@ export function snapshot(env: Env, topo: Measured): Window {
   for (const h of topo.hosts) for (const [domid, c] of h.hv.countersSnapshot()) counters.set(`${h.tag}/${domid}`, c.counters);
   let bridgeFrames = 0;
   for (const h of topo.hosts) for (const br of h.dom0.network.bridges.values()) bridgeFrames += br.stats.rxFrames;
-  return { counters, cpu: topo.hosts.map((h) => h.hv.snapshot()), frames: topo.frameIfaces.reduce((n, i) => n + i.txq.stats.packets, 0), bridgeFrames, at: env.now };
+  return { counters, cpu: topo.hosts.map((h) => h.hv.snapshot()), frames: topo.frameIfaces.reduce((n, i) => n + i.txq.stats.packets, 0) + (topo.frameNics ?? []).reduce((n, a) => n + (a.divertedFrames?.() ?? 0), 0), bridgeFrames, at: env.now };
 }
 
 function sumKeys(d: CounterSnapshot, pick: (k: string) => boolean): number {

@@ -45,7 +45,7 @@ export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOpt
         yield env.timeout(w.startMs * MS);
         const c = guest(w.client);
         const s = guest(w.server);
-        const topo: Measured = { hosts, frameIfaces: [...c.nics.map((n) => n.iface), ...s.nics.map((n) => n.iface)] };
+        const topo: Measured = { hosts, frameIfaces: [...c.nics.map((n) => n.iface), ...s.nics.map((n) => n.iface)], frameNics: [...c.nics.map((n) => n.attached), ...s.nics.map((n) => n.attached)] };
         const spec = { path: c.nics[0]!.spec.path, test: w.test, size: w.size, warmupNs: w.warmupMs * MS, durationNs: w.durationMs * MS, pingCount: w.pingCount };
         let from: Window | null = w.test === 'ping' ? snapshot(env, topo) : null;
         let to: Window | null = null;

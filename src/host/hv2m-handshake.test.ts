@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { MS, SimEnvironment } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { GTF_permit_access, GTF_readonly, XenbusStateClosed, XenbusStateConnected } from '../xen/abi/index.js';
-import { ChannelEnd, Hv2mModule, channelNode } from '../vnet/index.js';
+import { ChannelEnd, Hv2mModule, channelNode, hv2mCosts } from '../vnet/index.js';
 import { Host, type Guest } from './host.js';
 import { run } from './test-support.js';
 
@@ -141,7 +141,8 @@ describe('hv2m channel handshake', () => {
     const up = (): boolean => ['a', 'b', 'c'].every((n) => { const m = mods.get(n); return m !== undefined && m.channels.size === 2 && [...m.channels.values()].every((e) => e.connected); });
     for (const g of host.guests.values()) {
       base.set(g.name, g.side.memory.outstanding);
-      const m = new Hv2mModule(env, g.side.kernel, g.side.xenbus, g.domain.vcpus[0]!, g.side.memory, { rxBuffers: 16, eagainStep: profile.ns('guest.gnttab.eagainRetryStep') });
+      const link = { mac: 0, upper: () => null, iface: () => null, memory: g.side.memory };
+      const m = new Hv2mModule(env, g.side.kernel, g.side.xenbus, g.domain.vcpus[0]!, link, hv2mCosts(profile), { rxBuffers: 16, batchOps: 64, queueLen: 64, eagainStep: profile.ns('guest.gnttab.eagainRetryStep') });
       m.onChange = () => { if (allUp < 0 && up()) allUp = env.now; };
       mods.set(g.name, m);
       run(env, m.load());

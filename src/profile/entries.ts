@@ -85,6 +85,13 @@ export const ENTRIES = {
   'pv.netback.txSlot': { dim: 'time', doc: 'One TX slot in netback: copying the request out of the ring, the pending-ring entry, the GNTTABOP_copy op set up, and its response' },
   'pv.netback.rxPacket': { dim: 'time', doc: 'xenvif_start_xmit plus xenvif_rx_action per packet, besides its slots and the grant-copy hypercall: the rx_queue, xenvif_rx_ring_slots_available, the meta, the flags and GSO extra of the first response, the skb freed' },
   'pv.netback.rxSlot': { dim: 'time', doc: 'One RX slot filled by netback: a posted request copied out of the ring (xenvif_gop_frag_copy / get_next_rx_buffer), the GNTTABOP_copy op set up, its response (make_rx_response)' },
+  // ---- HV²M: the guest-to-guest push channel (src/vnet/hv2m) ----
+  'hv2m.tx.packet': { dim: 'time', doc: 'The sending guest per diverted frame, besides its slots and the grant-copy hypercall: the post-routing hook, the per-peer queue, xenvif_rx_action\'s per-packet work done by the guest itself (flags and GSO extra of the first response), the skb freed' },
+  'hv2m.tx.slot': { dim: 'time', doc: 'The sending guest per receiver buffer filled: the posted {id, gref} copied out of the peer\'s ring, the GNTTABOP_copy op set up, the response written' },
+  'hv2m.rx.packet': { dim: 'time', doc: 'The receiving guest per frame taken off its control ring, besides its slots: the completion validated, the skb built around the buffers, checksum and GSO from the flags and extra, handed to the stack' },
+  'hv2m.rx.slot': { dim: 'time', doc: 'The receiving guest per buffer completed: id and length checked, the write grant ended, a fresh page posted and granted in its place' },
+  'hv2m.fenceRetry': { dim: 'time', doc: 'How long a sender whose peer has not yet passed the switch fence waits before sending the fence again over the ordinary NIC (a fence can be lost like any frame)' },
+  'hv2m.watchdog': { dim: 'time', doc: 'A channel with frames waiting and no progress (no buffer posted, no state change) for this long is taken as dead: the sender stops diverting, revokes and closes, and falls back' },
   // ---- emulated path: the guest's e1000 driver, qemu-dm's e1000 in Dom0, the tap (src/vnet/emulated) ----
   'emulated.qemu.wakeup': { dim: 'time', doc: 'qemu-dm woken for an ioreq: the Dom0 evtchn device marks the port, qemu returns from its main-loop poll, reads the port from /dev/xen/evtchn and finds the slot (cpu_handle_ioreq)' },
   'emulated.qemu.mmioAccess': { dim: 'time', doc: 'qemu dispatching one MMIO ioreq to the e1000 (handle_ioreq, address_space_rw, the memory-region dispatch, e1000_mmio_read/write and the register handler), besides what the access triggers' },

@@ -67,6 +67,14 @@ export interface AttachedNic {
   stats(): Record<string, number>;
   /** Hot-unplug: closes the device on both sides (xl network-detach). */
   detach(): Generator<SimEvent<unknown>, void, unknown>;
+  /** Frames the guest sent that did not pass the interface's transmit queue (HV²M: pushed through a channel). */
+  divertedFrames?(): number;
+  /**
+   * Waits until the path's own control plane has settled once every guest is up (HV²M: a
+   * channel with every peer Dom0 lists, open for receiving); false if it did not within the
+   * path's own bound.
+   */
+  ready?(): Generator<SimEvent<unknown>, boolean, unknown>;
 }
 
 /**

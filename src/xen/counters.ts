@@ -21,6 +21,8 @@ export class DomainCounters {
   /** Grant operations this domain issued that succeeded, and the bytes its copies moved. */
   grantCopies = 0;
   grantCopyBytes = 0;
+  /** CPU time Xen spent on this domain's GNTTABOP_copy ops (on its vCPUs, on its behalf), ns: per-sender accounting. */
+  grantCopyNs = 0;
   grantMaps = 0;
   grantUnmaps = 0;
   /** Grant operations this domain issued that failed (any GNTST_* other than okay). */

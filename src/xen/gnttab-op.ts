@@ -203,12 +203,15 @@ export class GrantTableOps {
           releaseAll();
           op.status = status;
           ld.counters.grantFailures++;
+          ld.counters.grantCopyNs += c.copyOp + claimTime;
           yield v.exec(c.copyOp + claimTime, 'xen', PRIO_IRQ);
         } else {
           // Pinned while Xen copies; a domain destroyed meanwhile gets its pins back (destroy).
           const from = src!.buf.page;
           const to = dst!.buf.page;
-          yield v.exec(c.copyOp + claimTime + Math.round(len * c.copyPerByte), 'xen', PRIO_IRQ);
+          const ns = c.copyOp + claimTime + Math.round(len * c.copyPerByte);
+          ld.counters.grantCopyNs += ns;
+          yield v.exec(ns, 'xen', PRIO_IRQ);
           const so = op.source.offset & 0xffff;
           const dof = op.dest.offset & 0xffff;
           to.set(from.subarray(so, so + len), dof);

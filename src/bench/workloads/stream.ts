@@ -24,6 +24,9 @@ export interface TcpStreamResult {
   /** Every byte the receiver got, verified against the pattern in order. */
   bytesVerified: number;
   retransmissions: number;
+  /** Segments the receiving socket got ahead of a hole (its out-of-order queue), and duplicate ACKs the sender got. */
+  outOfOrder: number;
+  dupAcks: number;
 }
 
 const SALT = 0x5eed1234;
@@ -49,6 +52,8 @@ export function tcpStream(env: Env, ends: Endpoints, opts: TcpStreamOptions = {}
   let firstMeasured = -1;
   let lastMeasured = -1;
   let done = false;
+  let outOfOrder = 0;
+  let dupAcks = 0;
 
   function* server(): ProcessGenerator<void> {
     const s = must('accept', yield* listener.accept());
@@ -68,6 +73,7 @@ export function tcpStream(env: Env, ends: Endpoints, opts: TcpStreamOptions = {}
         measured += d.length;
       }
     }
+    outOfOrder = s.stats.ofoSegs;
     yield* s.close();
     done = true;
   }
@@ -87,6 +93,7 @@ export function tcpStream(env: Env, ends: Endpoints, opts: TcpStreamOptions = {}
       sent += n;
     }
     yield* c.close();
+    dupAcks = c.stats.dupAcksIn;
     return sent;
   }
 
@@ -97,7 +104,7 @@ export function tcpStream(env: Env, ends: Endpoints, opts: TcpStreamOptions = {}
       yield srv;
       if (!done || received !== sent) throw new IntegrityError(`tcp_stream: sent ${sent} bytes, received ${received}`);
       const ns = timing !== undefined ? timing.duration : lastMeasured - firstMeasured;
-      return { throughputMbps: megabitsPerSecond(measured, ns), bytesMeasured: measured, measuredNs: ns, bytesVerified: received, retransmissions: ends.client.tcp.stats.retransSegs };
+      return { throughputMbps: megabitsPerSecond(measured, ns), bytesMeasured: measured, measuredNs: ns, bytesVerified: received, retransmissions: ends.client.tcp.stats.retransSegs, outOfOrder, dupAcks };
     })(),
     'tcp_stream',
   );

@@ -22,7 +22,21 @@ export function channelNode(self: number, peer: number): string {
   return `/local/domain/${self}/data/hv2m/peer/${peer}`;
 }
 
-/** A channel end's setup, as far as the handshake goes (the data path is not built yet). */
+/** What the data plane (channel.ts) is told by its channel end's control plane. */
+export interface ChannelHooks {
+  /** An event on my receive port: the peer produced responses (or wants a look). */
+  rxEvent(): void;
+  /** An event on the port bound to the peer's: the peer posted buffers. */
+  txEvent(): void;
+  /** Both halves are up: I may push into the peer's ring. */
+  connected(): void;
+  /** The peer's XenbusState changed (or its node went: negative) while connected or closing. */
+  peerState(state: number): void;
+}
+
+const NO_HOOKS: ChannelHooks = { rxEvent: () => undefined, txEvent: () => undefined, connected: () => undefined, peerState: () => undefined };
+
+/** A channel end's setup. */
 export interface ChannelEndOptions {
   /** RX buffers (one page each) posted to the peer at connect. */
   rxBuffers: number;
@@ -57,6 +71,8 @@ export class ChannelEnd {
   /** Why the handshake failed, if it did. */
   error: string | null = null;
   onStateChange: () => void = () => undefined;
+  /** The data plane's view of the control plane's events (channel.ts sets it before open). */
+  hooks: ChannelHooks = NO_HOOKS;
 
   constructor(
     private readonly xg: XenGuest,
@@ -87,6 +103,7 @@ export class ChannelEnd {
     if (this.ringRef < 0) return this.fail(`no grant ref for the control ring (${this.ringRef})`);
     this.rxPort = yield* xg.evtchn.allocUnbound(this.v, this.peer);
     if (this.rxPort < 0) return this.fail(`cannot allocate an unbound port for d${this.peer} (${this.rxPort})`);
+    yield* xg.evtchn.bindHandler(this.v, this.rxPort, () => this.hooks.rxEvent());
     for (let id = 0; id < this.opts.rxBuffers && !this.rx.full(); id++) {
       const buf = this.memory.alloc(4096);
       const gref = xg.gnttab.grantAccess(this.peer, buf.gfn, false);
@@ -115,7 +132,26 @@ export class ChannelEnd {
     this.onStateChange();
   }
 
+  /** The peer's state as last seen by the other-end watch (Unknown before). */
+  peerStateNow = XenbusStateUnknown;
+
+  /** Buffers posted at open. */
+  get rxBuffers(): number {
+    return this.opts.rxBuffers;
+  }
+
+  /** A grant to end with the others at teardown (a buffer the peer still maps). */
+  deferGrant(gref: number, done: () => void): void {
+    this.deferred.push({ gref, done });
+  }
+
   private *otherendChanged(state: number): ProcessGenerator<void> {
+    this.peerStateNow = state;
+    if (this.tx !== null || this.closing || this.released) this.hooks.peerState(state);
+    if (this.released) {
+      if (state < 0 || state === XenbusStateUnknown || state === XenbusStateClosed) this.endDeferred();
+      return;
+    }
     if (this.closing) {
       if (state === XenbusStateUnknown || state === XenbusStateClosing || state === XenbusStateClosed) {
         if (this.endDeferred() === 0) yield* this.finish();
@@ -137,12 +173,64 @@ export class ChannelEnd {
     const m = yield* xenbusMapRingValloc(this.dev, this.xg, this.v, [refN], this.opts.eagainStep);
     if (m.ring === undefined) return this.fail(`peer d${this.peer}: cannot map its control ring (${m.rc})`);
     this.mapped = m.ring;
-    const p = yield* this.xg.evtchn.bindInterdomain(this.v, this.peer, portN, () => undefined);
+    const p = yield* this.xg.evtchn.bindInterdomain(this.v, this.peer, portN, () => this.hooks.txEvent());
     if (p < 0) return this.fail(`peer d${this.peer}: cannot bind its port ${portN} (${p})`);
     this.txPort = p;
     this.tx = BackRing.init(m.ring.page, netifRxRequestCodec, netifRxResponseCodec, NETIF_RX_RING_ENTRY_SIZE);
+    this.peerPort = portN;
     yield* xenbusSwitchState(this.dev, XenbusStateConnected);
+    this.hooks.connected();
     this.onStateChange();
+  }
+
+  /** The peer's port, as published (the sender's fence names it, so a stale fence is not taken for a new channel's). */
+  peerPort = -1;
+
+  /**
+   * Data-plane teardown, step one: I stop pushing into the peer's ring and say so (Closing);
+   * my receive half stays up so the peer's frames already pushed can be drained.
+   */
+  *stopPushing(): ProcessGenerator<void> {
+    this.stopped = true;
+    yield* xenbusSwitchState(this.dev, XenbusStateClosing);
+  }
+
+  /** Whether stopPushing ran. */
+  stopped = false;
+  private released = false;
+
+  /**
+   * Data-plane teardown, step two, after my ring was drained: unmap the peer's ring, close both
+   * ports, state Closed ("I hold nothing of yours and took all you pushed"); then end every
+   * grant I gave. A grant the peer still maps waits until the peer says Closed or its node
+   * goes (the deferred list of gnttab_end_foreign_access, reduced). Returns the grants still
+   * pending; the other-end watch stays until they are ended.
+   */
+  *release(): ProcessGenerator<number> {
+    const xg = this.xg;
+    this.released = true;
+    if (this.mapped !== null) yield* xenbusUnmapRingVfree(this.dev, xg, this.v, this.mapped);
+    this.mapped = null;
+    this.tx = null;
+    for (const { buf, gref } of this.posted.values()) this.deferred.push({ gref, done: () => buf.put() });
+    this.posted.clear();
+    if (this.ringRef >= 0) {
+      const gfn = this.ringGfn;
+      this.deferred.push({ gref: this.ringRef, done: () => xg.frames.free(gfn) });
+    }
+    this.ringRef = -1;
+    this.rx = null;
+    if (this.txPort > 0) yield* xg.evtchn.close(this.v, this.txPort);
+    if (this.rxPort > 0) yield* xg.evtchn.close(this.v, this.rxPort);
+    this.txPort = this.rxPort = -1;
+    yield* xenbusSwitchState(this.dev, XenbusStateClosed);
+    this.finished = true;
+    return this.endDeferred();
+  }
+
+  /** Gives up on the other end: the watch goes (grants still mapped stay deferred; see pendingGrants). */
+  *forget(): ProcessGenerator<void> {
+    yield* xenbusUnwatchOtherend(this.dev);
   }
 
   /**
