@@ -63,6 +63,8 @@ export interface CaseResult {
   latencyUs: { mean: number; p50: number; p90: number; p99: number; max: number } | null;
   /** CPU utilization over the window as xentop gives it (100 = one pCPU), per domain, and Xen's own. */
   cpu: Record<string, number>;
+  /** Per domain by name: Xen's time on that domain's grant copies (on its vCPUs, on its behalf), % of one pCPU; part of `cpu`. */
+  copyCpu: Record<string, number>;
   perFrame: PerFrame;
   /** Frames the guests' stacks handed to their devices in the window (a GSO packet is one). */
   frames: number;
@@ -125,6 +127,8 @@ function* buildTopology(env: Env, profile: Profile, spec: CaseSpec, paths: PathR
 /** Counters, CPU time and frames at one instant (one end of a measured window). */
 export interface Window {
   counters: Map<string, CounterSnapshot>;
+  /** Domain names by counters key. */
+  names: Map<string, string>;
   cpu: CpuSnapshot[];
   frames: number;
   bridgeFrames: number;
@@ -140,10 +144,16 @@ export interface Measured {
 
 export function snapshot(env: Env, topo: Measured): Window {
   const counters = new Map<string, CounterSnapshot>();
-  for (const h of topo.hosts) for (const [domid, c] of h.hv.countersSnapshot()) counters.set(`${h.tag}/${domid}`, c.counters);
+  const names = new Map<string, string>();
+  for (const h of topo.hosts) {
+    for (const [domid, c] of h.hv.countersSnapshot()) {
+      counters.set(`${h.tag}/${domid}`, c.counters);
+      names.set(`${h.tag}/${domid}`, c.name);
+    }
+  }
   let bridgeFrames = 0;
   for (const h of topo.hosts) for (const br of h.dom0.network.bridges.values()) bridgeFrames += br.stats.rxFrames;
-  return { counters, cpu: topo.hosts.map((h) => h.hv.snapshot()), frames: topo.frameIfaces.reduce((n, i) => n + i.txq.stats.packets, 0) + (topo.frameNics ?? []).reduce((n, a) => n + (a.divertedFrames?.() ?? 0), 0), bridgeFrames, at: env.now };
+  return { counters, names, cpu: topo.hosts.map((h) => h.hv.snapshot()), frames: topo.frameIfaces.reduce((n, i) => n + i.txq.stats.packets, 0) + (topo.frameNics ?? []).reduce((n, a) => n + (a.divertedFrames?.() ?? 0), 0), bridgeFrames, at: env.now };
 }
 
 function sumKeys(d: CounterSnapshot, pick: (k: string) => boolean): number {
@@ -152,7 +162,7 @@ function sumKeys(d: CounterSnapshot, pick: (k: string) => boolean): number {
   return n;
 }
 
-export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResult, 'cpu' | 'perFrame' | 'frames' | 'windowNs'> {
+export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResult, 'cpu' | 'copyCpu' | 'perFrame' | 'frames' | 'windowNs'> {
   const tot: Record<string, number> = {};
   for (const [k, c] of to.counters) {
     const d = diffCounters(c, from.counters.get(k));
@@ -169,8 +179,20 @@ export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResu
     xen += r.xenOwnPercent;
   });
   cpu.xen = xen;
+  const copyCpu: Record<string, number> = {};
+  const win = to.at - from.at;
+  topo.hosts.forEach((h) => {
+    const prefix = topo.hosts.length > 1 ? `${h.name}:` : '';
+    for (const [key, c] of to.counters) {
+      if (!key.startsWith(`${h.tag}/`)) continue;
+      const ns = (c.grantCopyNs ?? 0) - (from.counters.get(key)?.grantCopyNs ?? 0);
+      const name = to.names.get(key) ?? key;
+      if (win > 0) copyCpu[prefix + name] = (ns / win) * 100;
+    }
+  });
   return {
     cpu,
+    copyCpu,
     frames,
     windowNs: to.at - from.at,
     perFrame: {

@@ -12,7 +12,7 @@ import { MS, SimEnvironment } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import { diffCounters, type CounterSnapshot } from '../xen/index.js';
-import { NETIF_RX_RING_ENTRY_SIZE, NET_RX_RING_SIZE } from '../xen/abi/index.js';
+import { GTF_permit_access, NETIF_RX_RING_ENTRY_SIZE, NET_RX_RING_SIZE } from '../xen/abi/index.js';
 import type { Hv2mNic, Hv2mPolicy } from '../vnet/index.js';
 import { Host, type Guest } from '../host/index.js';
 import { runCase } from './experiment.js';
@@ -167,5 +167,39 @@ describe('hv2m: fallback and switching', () => {
   it('the same seed gives the same run', () => {
     const once = (): string => JSON.stringify(runCase(profile, { path: 'hv2m', test: 'tcp_rr', size: 1, guestType: 'hvm', seed: 4, warmupNs: 1 * MS, durationNs: 2 * MS }, { wallMs: () => 0 }));
     assert.equal(once(), once());
+  });
+});
+
+describe('hv2m: a peer destroyed mid-stream', () => {
+  it('the survivor falls back within the watchdog bound, its other flow is unaffected, and every grant it gave the dead peer is ended', () => {
+    const { env, host, a, b, na } = build('hvm', { third: true, seed: 11 });
+    const c = host.guest('c');
+    assert.ok(na.settled, 'a has channels with b and c');
+    const toB = tcpStream(env, { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2'), port: 13001 }, { bytes: 1_000_000_000, messageSize: 65536 });
+    const toC = tcpStream(env, { client: a.stack, server: c.stack, serverAddr: ipv4('10.0.0.3'), port: 13002 }, { bytes: 30_000_000, messageSize: 65536 });
+    env.run({ until: env.now + 4 * MS });
+    assert.ok(na.module.channels.get(b.domid)!.stats.txFrames > 100);
+    const grantsTo = (domid: number): number => {
+      const gt = a.domain.grants;
+      let n = 0;
+      for (let ref = 0; ref < gt.nrEntries; ref++) if ((gt.flags(ref) & GTF_permit_access) !== 0 && gt.entryDomid(ref) === domid) n++;
+      return n;
+    };
+    assert.ok(grantsTo(b.domid) > 200, 'a has its ring and buffers granted to b');
+    const t0 = env.now;
+    host.toolstack.destroyGuest(b.domain);
+    let gone = -1;
+    while (env.now - t0 < 2 * profile.ns('hv2m.watchdog')) {
+      env.run({ until: env.now + 1 * MS });
+      if (gone < 0 && !na.module.channels.has(b.domid)) gone = env.now - t0;
+    }
+    assert.ok(gone >= 0 && gone <= profile.ns('hv2m.watchdog'), `a dropped its channel to the dead b after ${gone} ns (bound: hv2m.watchdog)`);
+    assert.equal(grantsTo(b.domid), 0, 'every grant a gave b is ended');
+    assert.ok(na.module.channels.get(c.domid)?.connected, 'the channel with c is untouched');
+    env.run({ until: toC });
+    assert.ok(toC.ok, String(toC.error));
+    assert.equal(toC.value.bytesVerified, 30_000_000);
+    assert.equal(toC.value.retransmissions, 0, 'the flow to c never noticed');
+    assert.equal(toB.triggered, false, 'the flow to the dead guest does not complete');
   });
 });

@@ -2,7 +2,7 @@
  * `npm run bench:paths`: every I/O path the host builder knows, plus the references, on the
  * bench host (benchHosts in experiment.ts): tcp_rr (1-byte request and response) latency and
  * rate, tcp_stream throughput at 64 KiB messages, CPU utilization per domain and Xen during
- * the stream, per-frame counters of both, and the simulator's own speed (simulated seconds
+ * the stream (and of it, Xen's grant copies on behalf of each domain), per-frame counters of both, and the simulator's own speed (simulated seconds
  * per wall second). Environment: HV2M_BENCH_MS (measured window, simulated ms; default 200),
  * HV2M_BENCH_PATHS (comma-separated subset).
  */
@@ -38,6 +38,8 @@ lines.push(row('tcp_rr transactions/s', (p) => n(rr.get(p)!.transactionsPerSec, 
 lines.push(row('tcp_stream 64 KiB (Mbit/s)', (p) => n(stream.get(p)!.throughputMbps, 0)));
 const domains = [...new Set(paths.flatMap((p) => Object.keys(stream.get(p)!.cpu)))];
 for (const d of domains) lines.push(row(`  stream CPU % ${d}`, (p) => n(stream.get(p)!.cpu[d])));
+const copiers = [...new Set(paths.flatMap((p) => Object.keys(stream.get(p)!.copyCpu)))];
+for (const d of copiers) lines.push(row(`  of it grant copies for ${d}`, (p) => n(stream.get(p)!.copyCpu[d])));
 for (const [label, m] of [
   ['rr', rr],
   ['stream', stream],

@@ -27,11 +27,12 @@ function csvField(v: string | number | boolean | null): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** One header line and one line per result; CPU columns are the union of every case's domains, xen last. */
+/** One header line and one line per result; CPU columns are the union of every case's domains, xen last, then each domain's grant-copy share. */
 export function toCsv(doc: ResultsDocument): string {
   const domains = [...new Set(doc.results.flatMap((r) => Object.keys(r.cpu).filter((k) => k !== 'xen')))].sort();
+  const copyDomains = [...new Set(doc.results.flatMap((r) => Object.keys(r.copyCpu ?? {})))].sort();
   const named = doc.results.some((r) => r.workload !== undefined);
-  const head = [...(named ? ['workload'] : []), 'path', 'test', 'size', 'throughputMbps', 'transactionsPerSec', ...LATENCY.map((k) => `latencyUs.${k}`), ...domains.map((d) => `cpu.${d}`), 'cpu.xen', ...PER_FRAME.map((k) => `perFrame.${k}`), 'frames', 'windowNs', 'simSpeed', 'verified'];
+  const head = [...(named ? ['workload'] : []), 'path', 'test', 'size', 'throughputMbps', 'transactionsPerSec', ...LATENCY.map((k) => `latencyUs.${k}`), ...domains.map((d) => `cpu.${d}`), 'cpu.xen', ...copyDomains.map((d) => `copyCpu.${d}`), ...PER_FRAME.map((k) => `perFrame.${k}`), 'frames', 'windowNs', 'simSpeed', 'verified'];
   const lines = [head.map(csvField).join(',')];
   for (const r of doc.results) {
     const row = [
@@ -44,6 +45,7 @@ export function toCsv(doc: ResultsDocument): string {
       ...LATENCY.map((k) => (r.latencyUs === null ? null : r.latencyUs[k])),
       ...domains.map((d) => r.cpu[d] ?? null),
       r.cpu.xen ?? null,
+      ...copyDomains.map((d) => r.copyCpu?.[d] ?? null),
       ...PER_FRAME.map((k) => r.perFrame[k]),
       r.frames,
       r.windowNs,

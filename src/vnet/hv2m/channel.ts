@@ -722,6 +722,8 @@ export class Hv2mChannel {
       yield* this.drain();
     }
     const wasUp = this.end.tx !== null;
+    // Extra slots' pages waiting to be posted again are still granted: they go with the rest.
+    for (const e of this.pending.splice(0)) this.end.posted.set(e.id, { buf: e.buf, gref: e.gref });
     yield* this.end.release();
     if (graceful && wasUp) yield* this.untilPeer((s) => s === XenbusStateClosed || gone(s));
     this.diverting = false;
@@ -732,6 +734,8 @@ export class Hv2mChannel {
       if (iface === null) p.release();
       else iface.txq.enqueue(p);
     }
+    // Every grant ended: nothing more to hear from the peer. (Otherwise the watch ends them when it lets go.)
+    if (this.end.pendingGrants === 0) yield* this.end.forget();
     this.shutDone.succeed();
   }
 

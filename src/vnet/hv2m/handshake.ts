@@ -149,7 +149,7 @@ export class ChannelEnd {
     this.peerStateNow = state;
     if (this.tx !== null || this.closing || this.released) this.hooks.peerState(state);
     if (this.released) {
-      if (state < 0 || state === XenbusStateUnknown || state === XenbusStateClosed) this.endDeferred();
+      if ((state < 0 || state === XenbusStateUnknown || state === XenbusStateClosed) && this.endDeferred() === 0) yield* xenbusUnwatchOtherend(this.dev);
       return;
     }
     if (this.closing) {
