@@ -170,6 +170,28 @@ describe('hv2m: fallback and switching', () => {
   });
 });
 
+describe('hv2m: identity bound by Dom0, in the data path', () => {
+  it('a guest that claims another’s IP and MAC wherever it can write gets none of the traffic meant for it', () => {
+    const { env, host, a, b, na, nb } = build('hvm', { third: true, seed: 13 });
+    const c = host.guest('c');
+    const nc = c.nics[0]!.attached as Hv2mNic;
+    for (const [k, v] of [['data/ip', '10.0.0.2'], ['data/mac', '00:16:3e:00:00:02'], ['data/hv2m-capable', '1']] as const) {
+      const w = env.process(c.side.xenbus.write(`/local/domain/${c.domid}/${k}`, v));
+      env.run({ until: w });
+    }
+    env.run({ until: env.now + 5 * MS });
+    assert.equal(na.module.table.peers.get('10.0.0.2')?.domid, b.domid, 'a still maps 10.0.0.2 to b');
+    const before = nc.stats()['hv2m.rxFrames']!;
+    const ipBefore = c.stack.stats.ipIn;
+    const ts = tcpStream(env, { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2'), port: 13001 }, { bytes: 2_000_000, messageSize: 65536 });
+    env.run({ until: ts });
+    assert.equal(ts.value.bytesVerified, 2_000_000);
+    assert.ok(nb.stats()['hv2m.rxFrames']! > 30, 'b received the stream through its channel');
+    assert.equal(nc.stats()['hv2m.rxFrames']! - before, 0, 'c received nothing');
+    assert.equal(c.stack.stats.ipIn - ipBefore, 0, 'not one IP packet on its NIC either (only flooded fences and ARP reach it)');
+  });
+});
+
 describe('hv2m: a peer destroyed mid-stream', () => {
   it('the survivor falls back within the watchdog bound, its other flow is unaffected, and every grant it gave the dead peer is ended', () => {
     const { env, host, a, b, na } = build('hvm', { third: true, seed: 11 });
