@@ -19,6 +19,17 @@ function rejects(data: unknown, ...patterns: RegExp[]): void {
 }
 
 describe('cost profile loader', () => {
+  it('loads pentium-d-xen3.2, the 2008 test bed: 2.8 GHz, Xen 3.2.0, a 1 Gb/s link, the assumed 1.6 GB/s copy; default cycle counts scale to its clock', () => {
+    const p = Profile.load('pentium-d-xen3.2');
+    const d = Profile.load('default');
+    assert.equal(p.clockGHz, 2.8);
+    assert.equal(p.xenVersion, '3.2.0');
+    assert.equal(p.entry('phys.nic.bandwidth').value, 1);
+    assert.equal(p.nsPerByte('xen.gnttab.copyPerByte'), 0.625);
+    assert.equal(p.ns('xen.sched.vcpuSwitch'), Math.round(d.entry('xen.sched.vcpuSwitch').value / 2.8));
+    for (const [name, e] of Object.entries(p.data.entries)) assert.ok(e.source.length > 20, `${name} has a real source`);
+  });
+
   it('loads the default profile and converts units', () => {
     const p = Profile.load('default');
     assert.equal(p.name, 'default');
