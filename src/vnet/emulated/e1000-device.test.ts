@@ -321,3 +321,69 @@ describe('e1000 device: interrupt mitigation (mit_timer)', () => {
     assert.equal(irq.at(-1), true);
   });
 });
+
+describe('e1000 device: TSO as QEMU segments it (xmit_seg)', () => {
+  const sum16 = (d: Uint8Array, from: number, to: number, init = 0): number => {
+    let s = init;
+    for (let i = from; i < to; i += 2) s += (d[i]! << 8) | (i + 1 < to ? d[i + 1]! : 0);
+    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+    return s;
+  };
+  it('cuts a 4,000-byte TCP payload into MSS segments with their own length, id, sequence number, flags and valid checksums', () => {
+    const { env, dev, ram, sent } = rig();
+    setupTx(dev);
+    const pay = 4000;
+    const mss = 1460;
+    const hdr = 54;
+    const pkt = frame(hdr + pay, 3);
+    // IPv4 header: version/IHL, tot_len 0 and check 0 as e1000_tso leaves them, id 0x1234, TTL, TCP, addresses.
+    pkt.set([0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2], 14);
+    // TCP header: ports, seq 0xfffffc00 (it wraps), ack, data offset 5, flags ACK|PSH|FIN, window.
+    pkt.set([0x30, 0x39, 0x00, 0x50, 0xff, 0xff, 0xfc, 0x00, 0, 0, 0, 1, 0x50, 0x19, 0xff, 0xff, 0, 0, 0, 0], 34);
+    const ph = sum16(pkt, 26, 34, 6); // pseudo-header without a length
+    pkt[50] = ph >> 8;
+    pkt[51] = ph & 0xff;
+    ram.set(pkt, BUFS);
+    const ctx = new DataView(ram.buffer, TX_RING, 16);
+    ctx.setUint8(0, 14);
+    ctx.setUint8(1, 24);
+    ctx.setUint16(2, 33, true);
+    ctx.setUint8(4, 34);
+    ctx.setUint8(5, 50);
+    ctx.setUint32(8, (R.E1000_TXD_CMD_DEXT | R.E1000_TXD_CMD_TSE | R.E1000_TXD_CMD_IP | R.E1000_TXD_CMD_TCP | pay) >>> 0, true);
+    ctx.setUint8(13, hdr);
+    ctx.setUint16(14, mss, true);
+    const data = R.E1000_TXD_CMD_DEXT | R.E1000_TXD_DTYP_D | R.E1000_TXD_CMD_TSE | R.E1000_TXD_CMD_IFCS;
+    const popts = (R.E1000_TXD_POPTS_TXSM | R.E1000_TXD_POPTS_IXSM) << 8;
+    txDesc(ram, TX_RING, 1, BUFS, 2000, data, popts);
+    txDesc(ram, TX_RING, 2, BUFS + 2000, hdr + pay - 2000, data | R.E1000_TXD_CMD_EOP | R.E1000_TXD_CMD_RS, popts);
+    dev.write(R.E1000_TDT, 4, 3);
+    env.run({ until: env.now + 10 * US });
+    assert.deepEqual(sent.map((f) => f.length), [hdr + mss, hdr + mss, hdr + pay - 2 * mss]);
+    const payload: number[] = [];
+    sent.forEach((f, k) => {
+      assert.equal((f[16]! << 8) | f[17]!, f.length - 14, 'IPv4 total length of the segment');
+      assert.equal((f[18]! << 8) | f[19]!, 0x1234 + k, 'IPv4 id advances per segment');
+      assert.equal(sum16(f, 14, 34), 0xffff, 'IPv4 header checksum valid');
+      const seq = ((f[38]! << 24) | (f[39]! << 16) | (f[40]! << 8) | f[41]!) >>> 0;
+      assert.equal(seq, (0xfffffc00 + k * mss) >>> 0, 'sequence number advances by MSS');
+      assert.equal(f[47]! & 9, k === sent.length - 1 ? 9 : 0, 'PSH and FIN only on the last');
+      const tcpLen = f.length - 34;
+      assert.equal(sum16(f, 34, f.length, sum16(f, 26, 34, 6 + tcpLen)), 0xffff, 'TCP checksum valid');
+      payload.push(...f.subarray(hdr));
+    });
+    assert.deepEqual(Uint8Array.from(payload), pkt.subarray(hdr), 'the payload, in order');
+  });
+
+  it('a data descriptor asking for TSE after a context without it is ignored (QEMU: "TCP segmentation error")', () => {
+    const { env, dev, ram, sent } = rig();
+    setupTx(dev);
+    ram.set(frame(100, 1), BUFS);
+    txDesc(ram, TX_RING, 0, 0, 0, R.E1000_TXD_CMD_DEXT);
+    txDesc(ram, TX_RING, 1, BUFS, 100, R.E1000_TXD_CMD_DEXT | R.E1000_TXD_DTYP_D | R.E1000_TXD_CMD_TSE | R.E1000_TXD_CMD_EOP | R.E1000_TXD_CMD_RS);
+    dev.write(R.E1000_TDT, 4, 2);
+    env.run({ until: env.now + 10 * US });
+    assert.equal(sent.length, 0);
+    assert.equal(dev.read(R.E1000_TDH, 4), 2, 'the descriptors are consumed all the same');
+  });
+});

@@ -76,6 +76,8 @@ import {
   E1000_TXD_CMD_RPS,
   E1000_TXD_CMD_RS,
   E1000_TXD_CMD_TSE,
+  E1000_TXD_CMD_IP,
+  E1000_TXD_CMD_TCP,
   E1000_TXD_DTYP_D,
   E1000_TXD_LEN_MASK,
   E1000_TXD_POPTS_IXSM,
@@ -131,6 +133,26 @@ interface TxState {
   sumNeeded: number;
   data: Uint8Array;
   size: number;
+  /** TSO, from the context descriptor: payload length, header length, MSS, IPv4, TCP, TSE; the header as it came, and segments sent so far. */
+  paylen: number;
+  hdrLen: number;
+  mss: number;
+  ip: boolean;
+  tcp: boolean;
+  tse: boolean;
+  /** TSE in the current data descriptor (cptse). */
+  cptse: boolean;
+  header: Uint8Array;
+  tsoFrames: number;
+}
+
+function get16(d: Uint8Array, at: number): number {
+  return (d[at]! << 8) | d[at + 1]!;
+}
+
+function put16(d: Uint8Array, at: number, v: number): void {
+  d[at] = (v >>> 8) & 0xff;
+  d[at + 1] = v & 0xff;
 }
 
 function checksumFold(data: Uint8Array, from: number, to: number): number {
@@ -147,8 +169,13 @@ function checksumFold(data: Uint8Array, from: number, to: number): number {
  * (interrupt mitigation from ITR, RADV with RDTR set, TADV for descriptors with IDE). It does
  * no timing itself: its caller (qemu-dm) charges each access and frame from the profile.
  *
- * TSO (TSE in a context descriptor) is not implemented: a data descriptor asking for it is
- * sent as one frame, as a device without the feature would; the driver does not ask for it.
+ * TSO as QEMU does it in software (process_tx_desc with tse/cptse, xmit_seg): the context
+ * descriptor gives the header length, MSS and payload length; data is gathered up to one
+ * header + MSS at a time, each segment sent with the header it started with, its IPv4 total
+ * length and id, its TCP sequence number advanced and PSH/FIN cleared on all but the last,
+ * the pseudo-header sum completed with the segment's length, then the checksums inserted.
+ * A data descriptor asking for TSE after a context without it is ignored as QEMU ignores it
+ * ("TCP segmentation error").
  */
 export class E1000Device {
   private readonly mac = new Uint32Array(E1000_MMIO_SIZE >> 2);
@@ -158,7 +185,7 @@ export class E1000Device {
   private mitIrqLevel = false;
   private mitIde = false;
   private readonly mitTimer: Timer;
-  private tx: TxState = { ipcss: 0, ipcso: 0, ipcse: 0, tucss: 0, tucso: 0, tucse: 0, sumNeeded: 0, data: new Uint8Array(TX_BUFFER), size: 0 };
+  private tx: TxState = { ipcss: 0, ipcso: 0, ipcse: 0, tucss: 0, tucso: 0, tucse: 0, sumNeeded: 0, data: new Uint8Array(TX_BUFFER), size: 0, paylen: 0, hdrLen: 0, mss: 0, ip: false, tcp: false, tse: false, cptse: false, header: new Uint8Array(256), tsoFrames: 0 };
   readonly stats: E1000Stats = { mmioReads: 0, mmioWrites: 0, txDescs: 0, txFrames: 0, rxFrames: 0, rxDescs: 0, rxDropped: 0, irqRaised: 0, txWrapStalls: 0, dmaBytes: 0 };
 
   constructor(
@@ -399,29 +426,68 @@ export class E1000Device {
       tp.tucss = d[4]!;
       tp.tucso = d[5]!;
       tp.tucse = dv.getUint16(6, true);
+      tp.paylen = lower & 0xfffff;
+      tp.hdrLen = d[13]!;
+      tp.mss = dv.getUint16(14, true);
+      tp.ip = (lower & E1000_TXD_CMD_IP) !== 0;
+      tp.tcp = (lower & E1000_TXD_CMD_TCP) !== 0;
+      tp.tse = (lower & E1000_TXD_CMD_TSE) !== 0;
+      tp.tsoFrames = 0;
+      // QEMU: "this is probably wrong" — a zero TUCSO is taken as the TCP or UDP checksum's place.
+      if (tp.tucso === 0) tp.tucso = tp.tucss + (tp.tcp ? 16 : 6);
       return;
     }
     let len: number;
     if (dtype === (E1000_TXD_CMD_DEXT | E1000_TXD_DTYP_D)) {
       if (tp.size === 0) tp.sumNeeded = (upper >>> 8) & 0xff;
+      tp.cptse = (lower & E1000_TXD_CMD_TSE) !== 0;
       len = lower & 0xfffff;
-      void E1000_TXD_CMD_TSE;
     } else {
       // Legacy descriptor: no offloads (the CSO/CSS insertion is not used by Linux's driver).
       if (tp.size === 0) tp.sumNeeded = 0;
+      tp.cptse = false;
       len = lower & E1000_TXD_LEN_MASK;
     }
-    // The packet buffer holds 64 KiB; what does not fit is cut off (QEMU clamps to msh).
-    const bytes = Math.min(len, TX_BUFFER - tp.size);
-    if (bytes > 0) {
-      tp.data.set(this.be.dmaRead(bufAddr, bytes), tp.size);
-      this.stats.dmaBytes += bytes;
-      tp.size += bytes;
+    if (tp.tse && tp.cptse) {
+      // Gather one header + MSS at a time; each full segment goes out and the header is put back.
+      const msh = Math.min(tp.hdrLen + tp.mss, TX_BUFFER);
+      let addr = bufAddr;
+      let split = len;
+      let bytes: number;
+      do {
+        bytes = Math.min(split, msh - tp.size, TX_BUFFER - tp.size);
+        if (bytes > 0) {
+          tp.data.set(this.be.dmaRead(addr, bytes), tp.size);
+          this.stats.dmaBytes += bytes;
+        }
+        const sz = tp.size + bytes;
+        if (sz >= tp.hdrLen && tp.size < tp.hdrLen) tp.header.set(tp.data.subarray(0, tp.hdrLen));
+        tp.size = sz;
+        addr += bytes;
+        if (sz === msh) {
+          this.xmitSeg();
+          tp.data.set(tp.header.subarray(0, tp.hdrLen));
+          tp.size = tp.hdrLen;
+        }
+        split -= bytes;
+      } while (bytes > 0 && split > 0);
+    } else if (!tp.tse && tp.cptse) {
+      // "TCP segmentation error": TSE asked for without a TSO context; the descriptor is ignored.
+    } else {
+      // The packet buffer holds 64 KiB; what does not fit is cut off.
+      const bytes = Math.min(len, TX_BUFFER - tp.size);
+      if (bytes > 0) {
+        tp.data.set(this.be.dmaRead(bufAddr, bytes), tp.size);
+        this.stats.dmaBytes += bytes;
+        tp.size += bytes;
+      }
     }
     if ((lower & E1000_TXD_CMD_EOP) === 0) return; // the frame continues in the next descriptor
-    this.xmitSeg();
+    if (!(tp.tse && tp.cptse && tp.size < tp.hdrLen)) this.xmitSeg();
+    tp.tsoFrames = 0;
     tp.size = 0;
     tp.sumNeeded = 0;
+    tp.cptse = false;
   }
 
   /** putsum: the 16-bit one's-complement sum of [css, cse] stored big-endian at sloc. */
@@ -437,6 +503,35 @@ export class E1000Device {
 
   private xmitSeg(): void {
     const tp = this.tx;
+    if (tp.tse && tp.cptse) {
+      const d = tp.data;
+      const frames = tp.tsoFrames;
+      let css = tp.ipcss;
+      if (tp.ip && css + 6 <= tp.size) {
+        // IPv4 total length and id of this segment.
+        put16(d, css + 2, tp.size - css);
+        put16(d, css + 4, (get16(d, css + 4) + frames) & 0xffff);
+      }
+      css = tp.tucss;
+      const len = tp.size - css;
+      if (tp.tcp && css + 14 <= tp.size) {
+        const sofar = frames * tp.mss;
+        const seq = ((d[css + 4]! << 24) | (d[css + 5]! << 16) | (d[css + 6]! << 8) | d[css + 7]!) >>> 0;
+        const nseq = (seq + sofar) >>> 0;
+        d[css + 4] = nseq >>> 24;
+        d[css + 5] = (nseq >>> 16) & 0xff;
+        d[css + 6] = (nseq >>> 8) & 0xff;
+        d[css + 7] = nseq & 0xff;
+        if (tp.paylen - sofar > tp.mss) d[css + 13] = d[css + 13]! & ~9; // PSH and FIN only on the last
+      } else if (!tp.tcp && css + 6 <= tp.size) put16(d, css + 4, len & 0xffff); // UDP length
+      if ((tp.sumNeeded & E1000_TXD_POPTS_TXSM) !== 0 && tp.tucso + 2 <= tp.size) {
+        // The pseudo-header sum the driver left (without a length) completed with this segment's.
+        let ph = get16(d, tp.tucso) + len;
+        ph = (ph >>> 16) + (ph & 0xffff);
+        put16(d, tp.tucso, ph & 0xffff);
+      }
+      tp.tsoFrames++;
+    }
     const frame = tp.data.slice(0, tp.size);
     if (tp.sumNeeded & E1000_TXD_POPTS_TXSM) this.putsum(frame, frame.length, tp.tucso, tp.tucss, tp.tucse);
     if (tp.sumNeeded & E1000_TXD_POPTS_IXSM) this.putsum(frame, frame.length, tp.ipcso, tp.ipcss, tp.ipcse);

@@ -1,5 +1,5 @@
 import { Deque, Resource, type Env, type ProcessGenerator, type Timer } from '../../sim/index.js';
-import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, NO_OFFLOADS, Packet, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice, type PacketBuffer, type PacketMemory } from '../../net/index.js';
+import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, GSO_TCPV4, NO_OFFLOADS, Packet, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice, type PacketBuffer, type PacketMemory } from '../../net/index.js';
 import { IOREQ_READ, IOREQ_WRITE, PAGE_SIZE, VIOAPIC_DEFAULT_BASE_ADDRESS, IOAPIC_RTE_LEVEL } from '../../xen/abi/index.js';
 import type { Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
@@ -12,6 +12,7 @@ export const E1000_DEFAULT_TXD = 256;
 export const E1000_DEFAULT_RXD = 256;
 /** E1000_MAX_DATA_PER_TXD: a data descriptor carries at most 4 KiB (1 << E1000_MAX_TXD_PWR). */
 const MAX_DATA_PER_TXD = 1 << 12;
+const IPPROTO_TCP = 6;
 /** E1000_RX_BUFFER_WRITE: the clean routine hands buffers back (an RDT write) every 16. */
 const RX_BUFFER_WRITE = 16;
 /** IMS_ENABLE_MASK (e1000_main.c). */
@@ -72,8 +73,12 @@ interface TxBuf {
  * - open (e1000_configure_tx/rx, e1000_setup_rctl, e1000_irq_enable): ring bases, lengths,
  *   heads and tails, TIPG/TIDV/TADV, RDTR/RADV, ITR from InterruptThrottleRate, RCTL/TCTL,
  *   the RX ring filled with 2 KiB buffers (RDT = the last one filled), IMS;
- * - TX (e1000_xmit_frame): a context descriptor for a CHECKSUM_PARTIAL packet (e1000_tx_csum,
- *   TXSM with TUCSS/TUCSO), one data descriptor per 4 KiB of each fragment, EOP|IFCS|RS|IDE on
+ * - TX (e1000_xmit_frame): a context descriptor for a TSO packet (e1000_tso: IPCSS/IPCSO/IPCSE,
+ *   TUCSS/TUCSO, MSS, header length, payload length, IP|TCP|TSE; the IPv4 total length and
+ *   checksum zeroed and the TCP checksum set to the pseudo-header sum without a length, in the
+ *   packet's own page, so the device can complete each segment; data descriptors with TSE and
+ *   IXSM|TXSM) or for a CHECKSUM_PARTIAL packet (e1000_tx_csum, TXSM with TUCSS/TUCSO), one
+ *   data descriptor per 4 KiB of each fragment, EOP|IFCS|RS|IDE on
  *   the last, then the TDT write; packets handed over while a TDT write is pending share it
  *   (as skb->xmit_more lets 3.18 do);
  * - the interrupt (e1000_intr): the ICR read, which acknowledges; IMC ~0 and a flush (STATUS
@@ -85,8 +90,8 @@ interface TxBuf {
  *   to the counters QEMU keeps).
  *
  * Decisions: ITR is fixed at InterruptThrottleRate's value (default 20000 → ITR 195, 3.18's
- * "dynamic conservative" adjustment of it is not modelled); TSO is off (QEMU's e1000 offers
- * it but this model's device does not segment, so the stack's software GSO does it); RX
+ * "dynamic conservative" adjustment of it is not modelled); TSO on, as 3.18 sets NETIF_F_TSO
+ * for the 82540 (mac_type >= e1000_82544) and QEMU segments in software; RX
  * checksums are not offered (QEMU sets no TCPCS), so the stack verifies them.
  */
 export class E1000Driver implements NetDevice {
@@ -240,7 +245,7 @@ export class E1000Driver implements NetDevice {
     yield* this.wr(R.E1000_RDH, 0);
     yield* this.wr(R.E1000_RDT, 0);
     yield* this.wr(R.E1000_RCTL, R.E1000_RCTL_EN | R.E1000_RCTL_BAM | (0 << R.E1000_RCTL_RDMTS_SHIFT));
-    this.features = { ...NO_OFFLOADS, txCsum: true, sg: true };
+    this.features = { ...NO_OFFLOADS, txCsum: true, sg: true, tso: true, gsoMaxSize: 65536 };
     yield* this.allocRxBuffers();
     // e1000_irq_enable.
     yield* this.wr(R.E1000_IMS, IMS_ENABLE_MASK);
@@ -294,12 +299,14 @@ export class E1000Driver implements NetDevice {
 
   xmit(pkt: Packet): boolean {
     const frags = pkt.fragments();
-    if (!this.up || frags === null || frags.some((f) => f.buf.domid !== this.xg.domid) || pkt.gsoType !== GSO_NONE) {
+    const tso = pkt.gsoType === GSO_TCPV4 && this.features.tso;
+    const hdrLen = tso ? pkt.l4 + ((pkt.data[pkt.l4 + 12]! >> 4) << 2) : 0;
+    if (!this.up || frags === null || frags.some((f) => f.buf.domid !== this.xg.domid) || (pkt.gsoType !== GSO_NONE && !tso) || (tso && frags[0]!.len < hdrLen)) {
       this.stats.txDropped++;
       pkt.release();
       return true;
     }
-    const csum = pkt.csum === CSUM_PARTIAL;
+    const csum = tso || pkt.csum === CSUM_PARTIAL;
     let needed = csum ? 1 : 0;
     for (const f of frags) needed += Math.max(1, Math.ceil(f.len / MAX_DATA_PER_TXD));
     // e1000_maybe_stop_tx: room for this packet, and MAX_SKB_FRAGS + 2 left after it.
@@ -313,7 +320,35 @@ export class E1000Driver implements NetDevice {
     let i = first;
     let upper = 0;
     let dext = 0;
-    if (csum) {
+    if (tso) {
+      // e1000_tso: the headers prepared in the packet's page for the device to complete per segment.
+      const f0 = frags[0]!;
+      const h = f0.buf.bytes.subarray(f0.bufOffset, f0.bufOffset + hdrLen);
+      const l3 = pkt.l3;
+      const l4 = pkt.l4;
+      h[l3 + 2] = h[l3 + 3] = 0; // iph->tot_len
+      h[l3 + 10] = h[l3 + 11] = 0; // iph->check
+      let ph = IPPROTO_TCP;
+      for (let k = l3 + 12; k < l3 + 20; k += 2) ph += (h[k]! << 8) | h[k + 1]!;
+      while (ph > 0xffff) ph = (ph & 0xffff) + (ph >>> 16);
+      h[l4 + 16] = ph >>> 8; // tcp->check = ~csum_tcpudp_magic(saddr, daddr, 0, IPPROTO_TCP, 0)
+      h[l4 + 17] = ph & 0xff;
+      const dv = new DataView(this.txPage.buffer, this.txPage.byteOffset + i * R.DESC_SIZE, R.DESC_SIZE);
+      dv.setUint8(0, l3);
+      dv.setUint8(1, l3 + 10);
+      dv.setUint16(2, l4 - 1, true);
+      dv.setUint8(4, l4);
+      dv.setUint8(5, l4 + 16);
+      dv.setUint16(6, 0, true);
+      dv.setUint32(8, (R.E1000_TXD_CMD_DEXT | R.E1000_TXD_CMD_TSE | R.E1000_TXD_CMD_IP | R.E1000_TXD_CMD_TCP | (pkt.length - hdrLen)) >>> 0, true);
+      dv.setUint8(12, 0);
+      dv.setUint8(13, hdrLen);
+      dv.setUint16(14, pkt.gsoSize, true);
+      this.txBufs[i] = { pkt: null, last: -1 };
+      i = (i + 1) % n;
+      upper = (R.E1000_TXD_POPTS_TXSM | R.E1000_TXD_POPTS_IXSM) << 8;
+      dext = R.E1000_TXD_CMD_DEXT | R.E1000_TXD_DTYP_D | R.E1000_TXD_CMD_TSE;
+    } else if (csum) {
       // e1000_tx_csum: a context descriptor with TUCSS/TUCSO.
       const css = pkt.csumStart;
       const cso = css + pkt.csumOffset;

@@ -107,6 +107,9 @@ export const E1000_TXD_CMD_EOP = 0x01000000;
 export const E1000_TXD_CMD_IFCS = 0x02000000;
 export const E1000_TXD_CMD_IC = 0x04000000;
 export const E1000_TXD_CMD_TSE = 0x04000000;
+/** In a context descriptor: the offload is for IPv4 (IP) and TCP (TCP) — the same bits as IFCS and EOP in a data descriptor. */
+export const E1000_TXD_CMD_IP = 0x02000000;
+export const E1000_TXD_CMD_TCP = 0x01000000;
 export const E1000_TXD_CMD_RS = 0x08000000;
 export const E1000_TXD_CMD_RPS = 0x10000000;
 export const E1000_TXD_CMD_DEXT = 0x20000000;
