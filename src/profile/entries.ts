@@ -14,6 +14,8 @@ export const ENTRIES = {
   'xen.sched.minTimer': { dim: 'time', doc: 'Shortest rate-limit remainder credit1 grants (CSCHED_MIN_TIMER, Xen 4.8+)' },
   'xen.sched.creditsPerMs': { dim: 'count', doc: 'Credits a running vCPU burns per millisecond (CSCHED_CREDITS_PER_MSEC)' },
   'xen.sched.vcpuSwitch': { dim: 'time', doc: 'Xen switching a pCPU from one vCPU to another (state save/restore, VMCS and EPT switch)' },
+  'xen.sched.schedule': { dim: 'time', doc: 'One scheduling decision in Xen on the pCPU: schedule() in common/schedule.c with csched_schedule (burn_credits, rate-limit check, run-queue insert/pick, load balance), the slice timer set, the runstate update' },
+  'xen.sched.idleSwitch': { dim: 'time', doc: 'context_switch to or from the idle vCPU: lazy (no register state saved or loaded), the runstate area, set_current, the idle loop entered or left' },
   'xen.pcpu.idleWake': { dim: 'time', doc: 'An idle pCPU leaving its idle state to run a tickled vCPU (C-state exit latency)' },
 
   // ---- guest network stack (src/net; Linux 3.x guest; same costs whatever device is below) ----
@@ -103,6 +105,7 @@ export const ENTRIES = {
   'xen.hvm.exit.vmcall': { dim: 'time', doc: 'HVM VM exit by VMCALL plus Xen\'s exit path to the hypercall handler (the exit half of a hypercall round trip)' },
   'xen.hvm.exit.io': { dim: 'time', doc: 'HVM VM exit by an I/O-port instruction plus Xen\'s exit path to its handler' },
   'xen.hvm.exit.ept': { dim: 'time', doc: 'HVM VM exit by an EPT violation (MMIO to an emulated device) plus Xen\'s exit path' },
+  'xen.hvm.exit.hlt': { dim: 'time', doc: 'HVM VM exit by HLT when the guest idles: vmx_vmexit_handler, hvm_hlt and SCHEDOP_block (vcpu_block: blocked flag, event re-check, schedule softirq raised)' },
   'xen.hvm.exit.other': { dim: 'time', doc: 'HVM VM exit by an external interrupt (IPI) or an interrupt window, plus Xen\'s exit path' },
   'xen.hvm.vmentry': { dim: 'time', doc: 'Xen\'s return path to an HVM guest and VMRESUME' },
   'xen.hvm.eoi': { dim: 'time', doc: 'Guest EOI of an injected LAPIC interrupt: exit, vLAPIC emulation, entry (no APICv)' },

@@ -93,7 +93,15 @@ export class Hypervisor implements VcpuHost {
     this.acct = new CpuAccounting(config.pcpus, env.now);
     this.costs = xenCosts(profile);
     this.release = releaseOf(profile);
-    const costs = { vcpuSwitch: profile.ns('xen.sched.vcpuSwitch'), idleWake: profile.ns('xen.pcpu.idleWake'), ipiLatency: this.costs.ipiLatency };
+    const costs = {
+      vcpuSwitch: profile.ns('xen.sched.vcpuSwitch'),
+      idleWake: profile.ns('xen.pcpu.idleWake'),
+      ipiLatency: this.costs.ipiLatency,
+      schedule: profile.ns('xen.sched.schedule'),
+      idleSwitch: profile.ns('xen.sched.idleSwitch'),
+      hltExit: this.costs.exit.hlt,
+      pvBlock: this.costs.pvTrap + this.costs.simpleOp,
+    };
     this.pcpus = Array.from({ length: config.pcpus }, (_, i) => new Pcpu(env, i, this.acct, costs));
     this.sched = new CreditScheduler(env, profile, this.pcpus, { boost: config.boost ?? true });
     this.gnttab = new GrantTableOps(this);

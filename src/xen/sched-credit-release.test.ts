@@ -13,6 +13,8 @@ const SWITCH = base.ns('xen.sched.vcpuSwitch');
 const RATELIMIT = base.ns('xen.sched.ratelimit');
 const MIN_TIMER = base.ns('xen.sched.minTimer');
 const IDLE_WAKE = base.ns('xen.pcpu.idleWake');
+const SCHED = base.ns('xen.sched.schedule');
+const IDLE_SWITCH = base.ns('xen.sched.idleSwitch');
 
 function host(version: string, pcpus: number, dom0: { vcpus: number; pinning?: number[] } = { vcpus: 1 }): { env: SimEnvironment; hv: Hypervisor } {
   const env = new SimEnvironment({ seed: 1 });
@@ -81,7 +83,9 @@ describe('credit1 rate limit by release (64908a0466 in 4.2, 0053127890 in 4.8)',
     const b = hv.createDomain({ name: 'io', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
     hog(env, a);
     const first = 17 * MS;
-    const resumed = first + SWITCH + 10 * US;
+    // The woken vCPU runs after the decision and the switch, and the hog is chosen again the
+    // instant it blocks (its HLT exit, the decision and the switch then count as the hog's run).
+    const resumed = first + SCHED + SWITCH + 10 * US;
     const wakeAt = resumed + into;
     const { start } = waker(env, b, [first, wakeAt]);
     env.run({ until: 40 * MS });
@@ -166,7 +170,7 @@ describe('credit1 BOOST rules by release', () => {
       hog(env, a);
       const hogBoosts = wakes(env, a);
       const first = 17 * MS;
-      const resumed = first + SWITCH + 10 * US;
+      const resumed = first + SCHED + SWITCH + 10 * US;
       const wakeAt = resumed + 300 * US;
       const { start } = waker(env, b, [first, wakeAt]);
       env.run({ until: 100 * MS });
@@ -181,7 +185,7 @@ describe('credit1 BOOST rules by release', () => {
     // I/O vCPU's next wake cannot preempt a BOOSTed hog and waits out its 30 ms slice — the
     // throughput collapse f02a5760c7 reports (806 -> 166 Mbps for a pinned netperf guest).
     assert.deepEqual(v46.hogBoosts, [true], '4.6: the kicked hog re-wakes BOOSTed');
-    assert.equal(v46.start[1], v46.first + SWITCH + 10 * US + base.ns('xen.sched.tslice'), '4.6: the second wake waits for the hog’s slice');
+    assert.equal(v46.start[1], v46.first + SCHED + SWITCH + 10 * US + base.ns('xen.sched.tslice'), '4.6: the second wake waits for the hog’s slice');
     assert.deepEqual(v47.hogBoosts, [], '4.7: the hog is not kicked, so never re-wakes');
     assert.equal(v47.start[1], v47.wakeAt + RATELIMIT, '4.7: the second wake waits only for the (full, pre-4.8) rate limit');
   });
@@ -211,7 +215,7 @@ describe('credit1 idlers by release (47d5292995 in 4.9)', () => {
     assert.deepEqual(v49, { b: t, c: t + IDLE_WAKE });
     // 4.8: c's wake tickles the same still-listed idler again; the hog keeps pCPU0, pCPU1 runs b,
     // and c waits until b has blocked and pCPU1 steals it.
-    assert.deepEqual(v48, { b: t + IDLE_WAKE, c: t + IDLE_WAKE + SWITCH + 10 * US });
+    assert.deepEqual(v48, { b: t + IDLE_WAKE, c: t + IDLE_WAKE + SCHED + IDLE_SWITCH + SWITCH + 10 * US });
   });
 });
 
