@@ -13,6 +13,7 @@ export interface XenCosts {
   pvTrap: number;
   pvEventCallback: number;
   ipiLatency: number;
+  ipiCallFunction: number;
   simpleOp: number;
   evtchnSend: number;
   copyOp: number;
@@ -38,6 +39,7 @@ export function xenCosts(p: Profile): XenCosts {
     pvTrap: p.ns('xen.pv.trap'),
     pvEventCallback: p.ns('xen.pv.eventCallback'),
     ipiLatency: p.ns('xen.ipi.latency'),
+    ipiCallFunction: p.ns('xen.ipi.callFunction'),
     simpleOp: p.ns('xen.hypercall.simpleOp'),
     evtchnSend: p.ns('xen.evtchn.send'),
     copyOp: p.ns('xen.gnttab.copyOp'),

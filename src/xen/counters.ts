@@ -25,6 +25,8 @@ export class DomainCounters {
   grantUnmaps = 0;
   /** Grant operations this domain issued that failed (any GNTST_* other than okay). */
   grantFailures = 0;
+  /** IPIs this domain's p2m removals sent to other pCPUs holding its vCPUs (ept_sync_domain). */
+  eptSyncIpis = 0;
   /** Emulated accesses forwarded to an ioreq server, and those no server claimed. */
   ioreqs = 0;
   ioUnclaimed = 0;

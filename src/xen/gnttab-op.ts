@@ -24,6 +24,7 @@ import { GNTTAB_UNMAP_BATCH_SIZE } from './grant-table.js';
 import type { ActiveGrant, MaptrackEntry, PinKind } from './grant-table.js';
 import type { Domain } from './domain.js';
 import type { Hypervisor } from './hypervisor.js';
+import { eptSyncDomain } from './ept-sync.js';
 import { TP_COPY, TP_MAP, TP_UNMAP } from './trace-points.js';
 import { MAX_GFN } from './memory.js';
 import type { Vcpu } from './vcpu.js';
@@ -348,9 +349,11 @@ export class GrantTableOps {
    * Unmaps in batches of 32 as Xen does: each op removes its mappings (unmap_common), the
    * batch is flushed, then the pins are dropped (unmap_common_complete) — so the granter can
    * end its grant only once no TLB can still reach the page. The invalidation is charged per
-   * op: for an HVM caller each p2m removal syncs the EPT (gnttab_flush_tlb itself is a no-op
-   * for paging_mode_external domains); for a PV caller the batch's flush_tlb_mask is charged
-   * as its per-page share, which is how the profile's figure was derived.
+   * op: for an HVM caller each p2m removal syncs the EPT at once (replace_grant_p2m_mapping →
+   * ept_sync_domain: an INVEPT here and a synchronous IPI to each other pCPU holding one of
+   * its vCPUs, ept-sync.ts; gnttab_flush_tlb itself is a no-op for paging_mode_external
+   * domains); for a PV caller the batch's flush_tlb_mask is charged as its per-page share,
+   * which is how the profile's figure was derived.
    */
   *unmap(v: Vcpu, ops: GnttabUnmapGrantRef[]): Generator<SimEvent<unknown>, number, unknown> {
     const ld = v.domain;
@@ -366,10 +369,11 @@ export class GrantTableOps {
       ld.inflightPins.add(completeAll);
       for (const op of batch) {
         yield v.exec(c.unmapOp, 'xen', PRIO_IRQ);
-        const complete = this.unmapCommon(ld, op);
-        if (complete !== null) {
-          done.push(complete);
-          yield v.exec(c.tlbFlush, 'xen', PRIO_IRQ);
+        const r = this.unmapCommon(ld, op);
+        if (r !== null) {
+          done.push(r.complete);
+          if (r.p2mRemoved && ld.isHvm) yield* eptSyncDomain(this.hv, v);
+          else yield v.exec(c.tlbFlush, 'xen', PRIO_IRQ);
         }
         if (op.status === GNTST_okay) ld.counters.grantUnmaps++;
         else ld.counters.grantFailures++;
@@ -382,8 +386,11 @@ export class GrantTableOps {
     return 0;
   }
 
-  /** unmap_common; returns the completion (pin release) to run after the TLB flush. */
-  private unmapCommon(ld: Domain, op: GnttabUnmapGrantRef): (() => void) | null {
+  /**
+   * unmap_common; returns the completion (pin release) to run after the TLB flush, and whether
+   * a host mapping left the mapper's p2m (HVM) or page tables.
+   */
+  private unmapCommon(ld: Domain, op: GnttabUnmapGrantRef): { complete: () => void; p2mRemoved: boolean } | null {
     const handle = op.handle >>> 0;
     const e = ld.maptrack.get(handle);
     if (e === null) {
@@ -419,10 +426,11 @@ export class GrantTableOps {
     const last = (e.flags & (GNTMAP_device_map | GNTMAP_host_map)) === 0;
     if (last) ld.maptrack.put(handle);
     op.status = GNTST_okay;
-    return () => {
+    const complete = (): void => {
       for (const k of released) rd.grants.release(e.ref, readonly, k);
       if (last) this.hv.dropPageRef(rd);
     };
+    return { complete, p2mRemoved: released.includes('host') };
   }
 
   /** gnttab_release_mappings: a dying domain lets go of every grant it has mapped. */

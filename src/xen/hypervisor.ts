@@ -101,6 +101,7 @@ export class Hypervisor implements VcpuHost {
       idleSwitch: profile.ns('xen.sched.idleSwitch'),
       hltExit: this.costs.exit.hlt,
       pvBlock: this.costs.pvTrap + this.costs.simpleOp,
+      invept: this.costs.tlbFlush,
     };
     this.pcpus = Array.from({ length: config.pcpus }, (_, i) => new Pcpu(env, i, this.acct, costs));
     this.sched = new CreditScheduler(env, profile, this.pcpus, { boost: config.boost ?? true });
@@ -232,6 +233,7 @@ export class Hypervisor implements VcpuHost {
     if (d.dying) return;
     d.dying = true;
     for (const v of d.vcpus) this.sched.removeVcpu(v);
+    for (const p of this.pcpus) p.inveptPending.delete(d);
     this.domains.delete(d.domid);
     this.retired.push(d);
     this.acct.retireDomain(d.domid);

@@ -1,6 +1,7 @@
 import { LATE, type Env, type Timer, type Time, type Work } from '../sim/index.js';
 import type { CpuAccounting, DomainCpuTime } from './accounting.js';
 import { TP_SCHED_BLOCK, TP_SCHED_SWITCH, TP_VMEXIT } from './trace-points.js';
+import type { Domain } from './domain.js';
 import type { Vcpu } from './vcpu.js';
 
 /** What the scheduler decides for a pCPU: the vCPU to run (null = idle) and for how long. */
@@ -32,6 +33,8 @@ export interface PcpuCosts {
   hltExit: Time;
   /** A PV vCPU going idle: the SCHEDOP_block hypercall (trap and handler), ns for its domain. */
   pvBlock: Time;
+  /** INVEPT of one domain's EPT (a pending invalidation done when its vCPU next enters here), ns. */
+  invept: Time;
 }
 
 /** A stretch of Xen work on the pCPU before guest code runs again; `owner` null = Xen's own. */
@@ -61,6 +64,8 @@ export class Pcpu {
   /** Idle and not yet tickled (credit1's prv->idlers). */
   idler = true;
   switches = 0;
+  /** Domains whose EPT this pCPU must invalidate before it next runs one of their vCPUs. */
+  readonly inveptPending = new Set<Domain>();
 
   private sliceEnd = Infinity;
   private settledAt: Time;
@@ -109,6 +114,32 @@ export class Pcpu {
     if (w === null) throw new Error(`pCPU${this.id}: ${t} ns passed running ${v.name} with no work (model bug)`);
     w.remaining -= t;
     this.acct.charge(this.id, v.domain.cpuTime, w.ctx, t);
+  }
+
+  /**
+   * The vCPU whose state this pCPU holds (per_cpu(curr_vcpu)): the running one, or after idle
+   * the last one, as Xen switches lazily. Its domain's domain_dirty_cpumask has this pCPU.
+   */
+  get loadedVcpu(): Vcpu | null {
+    return this.loaded;
+  }
+
+  /** In Xen, not in guest code nor in its idle state: it has Xen work queued. */
+  get inXen(): boolean {
+    return this.xenWork.length > 0;
+  }
+
+  /**
+   * An interrupt into Xen (an IPI's handler) taken at `at`: `ns` of Xen work for `owner`
+   * (null: Xen's own) done before whatever ran here continues.
+   */
+  interruptAt(at: Time, ns: Time, owner: DomainCpuTime | null): void {
+    const t = this.env.timer(() => {
+      this.settle();
+      this.xen(ns, owner);
+      this.dispatch();
+    });
+    t.setAt(at);
   }
 
   /** New work for the vCPU running here. */
@@ -243,6 +274,8 @@ export class Pcpu {
         next.pcpu = this;
         next.processor = this;
         next.setRunstate('running');
+        // An EPT invalidation left pending for this pCPU is done before the vCPU enters.
+        if (this.inveptPending.delete(next.domain)) this.xen(this.costs.invept, next.domain.cpuTime);
         // Xen switches state lazily: after idle, the previous vCPU's state is still loaded.
         if (this.loaded !== next) {
           this.xen(this.costs.vcpuSwitch, null);

@@ -50,6 +50,13 @@ export interface XenRelease {
    * 4.6+: d28f42f270 "grant-table: defer releasing pages acquired in a grant copy".
    */
   readonly batchedGnttabCopy: boolean;
+  /**
+   * ept_sync_domain's IPI handler does nothing: each pCPU invalidates the EPT (INVEPT) on its
+   * next VM entry of the domain, so the initiator waits only for the IPIs to be taken. Before,
+   * __ept_sync_domain runs INVEPT inside the handler the initiator waits for.
+   * 4.7+: 8eb2235599 "x86/ept: invalidate guest physical mappings on VMENTER".
+   */
+  readonly eptInvalidateOnVmentry: boolean;
 }
 
 /** Releases whose rules the model knows: 3.2 and 4.2 to 4.13 (credit1's life as default). */
@@ -78,6 +85,7 @@ export function xenRelease(version: string, origin = 'profile'): XenRelease {
     tickleChecksAffinity: since(7),
     idlersClearedAtTickle: since(9),
     batchedGnttabCopy: since(6),
+    eptInvalidateOnVmentry: since(7),
   };
 }
 
