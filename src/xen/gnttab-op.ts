@@ -15,6 +15,7 @@ import {
   GNTST_bad_handle,
   GNTST_bad_page,
   GNTST_general_error,
+  GNTST_no_device_space,
   GNTST_no_space,
   GNTST_okay,
   GNTST_permission_denied,
@@ -309,8 +310,8 @@ export class GrantTableOps {
     const entry: MaptrackEntry = { granter: rd, ref, flags, gfn, page: new Uint8Array(0) };
     const handle = ld.maptrack.alloc(entry);
     if (handle < 0) {
-      // Xen ≤ 4.15 returned GNTST_no_device_space here; the reference (and newer Xen) say no_space.
-      op.status = GNTST_no_space;
+      // "Failed to obtain maptrack handle": GNTST_no_device_space up to Xen 4.15 (5c10b96795).
+      op.status = this.hv.release.modernGnttabStatuses ? GNTST_no_space : GNTST_no_device_space;
       return;
     }
     const kinds: PinKind[] = [];
@@ -330,10 +331,15 @@ export class GrantTableOps {
     entry.page = act!.page;
     if ((flags & GNTMAP_host_map) !== 0) {
       // create_grant_host_mapping: the granter's page appears at host_addr's frame of the mapper.
-      if (!Number.isSafeInteger(gfn) || gfn < 0 || gfn >= MAX_GFN || ld.memory.overlayAt(gfn) !== undefined) {
+      const there = Number.isSafeInteger(gfn) && gfn >= 0 && gfn < MAX_GFN ? ld.memory.overlayAt(gfn) : null;
+      if (there !== undefined) {
         for (const k of kinds) rd.grants.release(ref, readonly, k);
         ld.maptrack.put(handle);
         op.status = GNTST_general_error;
+        // create_grant_p2m_mapping → guest_physmap_add_entry over a grant entry: domain_crash.
+        if (there !== null && there.type !== 'xen_page' && ld.isHvm && this.hv.release.physmapOverGrantCrashes) {
+          this.hv.crashDomain(ld, `grant map over gfn ${gfn}, which already holds a grant mapping (guest_physmap_add_entry)`);
+        }
         return;
       }
       ld.memory.setOverlay(gfn, { type: readonly ? 'grant_map_ro' : 'grant_map_rw', page: act!.page });
@@ -400,10 +406,23 @@ export class GrantTableOps {
     const rd = e.granter;
     const act = rd.grants.pinned(e.ref);
     if (act === undefined) throw new Error(`d${ld.domid} handle ${handle}: grant ${e.ref} of d${rd.domid} is not pinned (model bug)`);
-    // Only a device mapping has a bus address to check (unmap_common, Xen >= 4.13).
-    if (op.dev_bus_addr !== 0 && (e.flags & GNTMAP_device_map) !== 0 && op.dev_bus_addr !== devBusAddr(rd.domid, act.gfn)) {
-      op.status = GNTST_bad_dev_addr; // "Bus address doesn't match gntref"
-      return null;
+    // dev_bus_addr, if given, must be the grant's bus address, whatever the mapping: up to 4.9
+    // only its frame is looked at (and a value under one page is "not given"), from 4.10
+    // (8fdfcb2b6b) all of it. 4.16+ (c5bf1295b0) checks device mappings only, as bad_dev_addr.
+    const rel = this.hv.release;
+    const expect = devBusAddr(rd.domid, act.gfn);
+    const busGiven = rel.unmapChecksFullBusAddr ? op.dev_bus_addr !== 0 : Math.floor(op.dev_bus_addr / PAGE_SIZE) !== 0;
+    if (rel.modernGnttabStatuses) {
+      if (busGiven && (e.flags & GNTMAP_device_map) !== 0 && op.dev_bus_addr !== expect) {
+        op.status = GNTST_bad_dev_addr; // "Bus address doesn't match gntref"
+        return null;
+      }
+    } else if (busGiven) {
+      const match = rel.unmapChecksFullBusAddr ? op.dev_bus_addr === expect : Math.floor(op.dev_bus_addr / PAGE_SIZE) === expect / PAGE_SIZE;
+      if (!match) {
+        op.status = GNTST_general_error; // "Bad frame number doesn't match gntref" / "Bus address doesn't match gntref"
+        return null;
+      }
     }
     const readonly = (e.flags & GNTMAP_readonly) !== 0;
     const released: PinKind[] = [];
@@ -419,7 +438,7 @@ export class GrantTableOps {
       e.flags &= ~GNTMAP_host_map;
       released.push('host');
     }
-    if (op.dev_bus_addr !== 0 && (e.flags & GNTMAP_device_map) !== 0) {
+    if (busGiven && (e.flags & GNTMAP_device_map) !== 0) {
       e.flags &= ~GNTMAP_device_map;
       released.push('dev');
     }
