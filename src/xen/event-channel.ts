@@ -155,9 +155,9 @@ export interface EvtchnStatus {
 export class EventChannels {
   constructor(private readonly hv: Hypervisor) {}
 
-  /** rcu_lock_domain_by_any_id: DOMID_SELF or a live domain. */
+  /** rcu_lock_domain_by_any_id: DOMID_SELF, a live domain, or a dying one not yet freed. */
   private anyId(caller: Domain, dom: number): Domain | undefined {
-    return dom === DOMID_SELF ? caller : this.hv.domain(dom);
+    return dom === DOMID_SELF ? caller : this.hv.lookupDomain(dom);
   }
 
   /** XSM_TARGET: the caller itself, or a privileged domain. */
@@ -168,6 +168,8 @@ export class EventChannels {
   allocUnbound(caller: Domain, a: EvtchnAllocUnbound): number {
     const d = this.anyId(caller, a.dom & 0xffff);
     if (d === undefined) return -ESRCH;
+    // get_free_port: "if ( d->is_dying ) return -EINVAL".
+    if (d.dying) return -EINVAL;
     const port = d.evtchn.freePort();
     if (port < 0) return port;
     if (!this.mayTarget(caller, d)) return -EPERM;
@@ -182,7 +184,8 @@ export class EventChannels {
   bindInterdomain(ld: Domain, a: EvtchnBindInterdomain, from: Pcpu | null): number {
     let rdom = a.remote_dom & 0xffff;
     if (rdom === DOMID_SELF) rdom = ld.domid;
-    const rd = this.hv.domain(rdom);
+    // A dying domain is still found; its ports were all closed (evtchn_destroy), so -EINVAL below.
+    const rd = this.hv.lookupDomain(rdom);
     if (rd === undefined) return -ESRCH;
     const lport = ld.evtchn.freePort();
     if (lport < 0) return lport;

@@ -252,12 +252,14 @@ export class GrantTableOps {
   /** gnttab_copy_lock_domain: "Only DOMID_SELF may reference via frame." */
   private lockDomain(ld: Domain, domid: number, isGref: boolean): Domain | number {
     if (domid !== DOMID_SELF && !isGref) return GNTST_permission_denied;
-    const d = domid === DOMID_SELF ? ld : this.hv.domain(domid);
+    const d = domid === DOMID_SELF ? ld : this.hv.lookupDomain(domid);
     return d ?? GNTST_bad_domain;
   }
 
   /** gnttab_copy_claim_buf: a grant of `d` (pinned for the caller) or the caller's own frame. */
   private claimBuf(ld: Domain, d: Domain, u: number, isGref: boolean, readonly: boolean): CopyBuf | number {
+    // A dying domain has relinquished its pages: get_page fails ("Could not get src/dst frame").
+    if (d.dying) return isGref ? GNTST_general_error : GNTST_bad_page;
     if (isGref) {
       const ref = u >>> 0;
       const r = d.grants.acquire(ref, ld.domid, readonly, 'host', false, d.memory);
@@ -299,9 +301,14 @@ export class GrantTableOps {
       op.status = GNTST_general_error;
       return;
     }
-    const rd = this.hv.domain(op.dom & 0xffff);
+    const rd = this.hv.lookupDomain(op.dom & 0xffff);
     if (rd === undefined) {
       op.status = GNTST_bad_domain;
+      return;
+    }
+    // Found while dying, but its frames cannot be pinned any more ("Could not pin grant frame").
+    if (rd.dying) {
+      op.status = GNTST_general_error;
       return;
     }
     const ref = op.ref >>> 0;

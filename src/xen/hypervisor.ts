@@ -124,6 +124,19 @@ export class Hypervisor implements VcpuHost {
     return this.domains.get(domid);
   }
 
+  /**
+   * rcu_lock_domain_by_id for a guest's operation naming `domid`: a live domain, or a dying one
+   * others still hold pages of (a zombie) — Xen frees the struct domain only with its last
+   * reference, so until then ops naming it fail on its closed ports and relinquished grants
+   * (-EINVAL, GNTST_general_error) rather than with -ESRCH / GNTST_bad_domain.
+   */
+  lookupDomain(domid: number): Domain | undefined {
+    const d = this.domains.get(domid);
+    if (d !== undefined) return d;
+    for (const z of this.zombies) if (z.domid === domid) return z;
+    return undefined;
+  }
+
   /** Domain 0, if created. */
   get dom0(): Domain | undefined {
     return this.domains.get(0);
