@@ -226,7 +226,9 @@ export class Pcpu {
     this.settle();
     const v = this.curr;
     if (v !== null && !v.runnable) {
-      if (v.work.length === 0) this.block(v);
+      // Blocked by its own idle loop; a paused vCPU (waiting in Xen on an ioreq, parked, dying)
+      // takes no HLT exit.
+      if (v.work.length === 0 && v.pauseCount === 0) this.block(v);
       this.needResched = true;
     }
     if (this.needResched) {

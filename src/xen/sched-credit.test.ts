@@ -358,6 +358,22 @@ describe('credit scheduler: pinning and accounting', () => {
     assert.equal(hv.domain(g.domid)!.counters.exits.hlt, 3);
   });
 
+  it('a vCPU paused in Xen (as while it waits on an ioreq) takes no HLT exit; one that idles does', () => {
+    const { env, hv } = makeHost({ pcpus: 1 });
+    const v = hv.createDomain({ name: 'g', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        yield v.exec(100 * US, 'kernel');
+        hv.sched.pause(v); // descheduled by Xen, not by its idle loop
+        yield env.timeout(1 * MS);
+        hv.sched.unpause(v);
+        yield v.exec(100 * US, 'kernel');
+      })(),
+    );
+    env.run({ until: 10 * MS });
+    assert.equal(v.domain.counters.exits.hlt, 1, 'only the final idle');
+  });
+
   it('interrupt work preempts user work inside a vCPU', () => {
     const { env, hv } = makeHost({ pcpus: 1 });
     const v = hv.createDomain({ name: 'g', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
