@@ -1,5 +1,8 @@
 import { PRIO_IRQ, type SimEvent } from '../sim/index.js';
 import {
+  EVTCHNOP_expand_array,
+  EVTCHNOP_init_control,
+  EVTCHNOP_set_priority,
   __HYPERVISOR_callback_op,
   __HYPERVISOR_sched_op,
   SCHEDOP_yield,
@@ -54,6 +57,7 @@ import type {
   EvtchnStatus,
 } from './event-channel.js';
 import type { GnttabCopy, GnttabMapGrantRef, GnttabQuerySize, GnttabSetupTable, GnttabUnmapGrantRef } from './gnttab-op.js';
+import type { EvtchnExpandArray, EvtchnInitControl, EvtchnSetPriority } from './event-fifo.js';
 import type { Hypervisor } from './hypervisor.js';
 import type { DmOp, XenMemAcquireResource } from './ioreq.js';
 import type { XenAddToPhysmap } from './memory-op.js';
@@ -96,6 +100,9 @@ export type HypercallArgs =
   | { nr: EV; cmd: typeof EVTCHNOP_close | typeof EVTCHNOP_send | typeof EVTCHNOP_unmask; arg: EvtchnPort }
   | { nr: EV; cmd: typeof EVTCHNOP_status; arg: EvtchnStatus }
   | { nr: EV; cmd: typeof EVTCHNOP_bind_vcpu; arg: EvtchnBindVcpu }
+  | { nr: EV; cmd: typeof EVTCHNOP_init_control; arg: EvtchnInitControl }
+  | { nr: EV; cmd: typeof EVTCHNOP_expand_array; arg: EvtchnExpandArray }
+  | { nr: EV; cmd: typeof EVTCHNOP_set_priority; arg: EvtchnSetPriority }
   | { nr: typeof __HYPERVISOR_hvm_op; cmd: typeof HVMOP_set_param | typeof HVMOP_get_param; arg: XenHvmParam }
   | { nr: typeof __HYPERVISOR_memory_op; cmd: typeof XENMEM_add_to_physmap; arg: XenAddToPhysmap }
   | { nr: typeof __HYPERVISOR_memory_op; cmd: typeof XENMEM_acquire_resource; arg: XenMemAcquireResource }
@@ -105,7 +112,7 @@ export type HypercallArgs =
 
 const NAMES: Record<number, [string, Record<number, string>]> = {
   [__HYPERVISOR_grant_table_op]: ['grant_table_op', { 0: 'map_grant_ref', 1: 'unmap_grant_ref', 2: 'setup_table', 5: 'copy', 6: 'query_size' }],
-  [__HYPERVISOR_event_channel_op]: ['event_channel_op', { 0: 'bind_interdomain', 1: 'bind_virq', 3: 'close', 4: 'send', 5: 'status', 6: 'alloc_unbound', 7: 'bind_ipi', 8: 'bind_vcpu', 9: 'unmask' }],
+  [__HYPERVISOR_event_channel_op]: ['event_channel_op', { 0: 'bind_interdomain', 1: 'bind_virq', 3: 'close', 4: 'send', 5: 'status', 6: 'alloc_unbound', 7: 'bind_ipi', 8: 'bind_vcpu', 9: 'unmask', 11: 'init_control', 12: 'expand_array', 13: 'set_priority' }],
   [__HYPERVISOR_hvm_op]: ['hvm_op', { 0: 'set_param', 1: 'get_param' }],
   [__HYPERVISOR_memory_op]: ['memory_op', { 7: 'add_to_physmap', 28: 'acquire_resource' }],
   [__HYPERVISOR_callback_op]: ['callback_op', { 0: 'register' }],
@@ -196,6 +203,12 @@ export class Hypercalls {
             return hv.evtchn.unmask(d, a.arg.port, v.pcpu);
           case EVTCHNOP_bind_vcpu:
             return hv.evtchn.bindVcpu(d, a.arg);
+          case EVTCHNOP_init_control:
+            return hv.evtchn.initControl(d, a.arg);
+          case EVTCHNOP_expand_array:
+            return hv.evtchn.expandArray(d, a.arg, v.pcpu);
+          case EVTCHNOP_set_priority:
+            return hv.evtchn.setPriority(d, a.arg);
           default:
             return -ENOSYS;
         }
