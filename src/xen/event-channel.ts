@@ -377,6 +377,7 @@ export class EventChannels {
    * again when their array page arrives) and get the default priority.
    */
   initControl(d: Domain, a: EvtchnInitControl): number {
+    if (!this.hv.release.fifoEventChannels) return -ENOSYS;
     const rc = checkInitControl(a, d.vcpus.length);
     if (rc !== 0) return rc;
     const page = Number.isSafeInteger(a.control_gfn) && a.control_gfn >= 0 ? d.memory.ramPage(a.control_gfn) : null;
@@ -391,6 +392,7 @@ export class EventChannels {
 
   /** EVTCHNOP_expand_array: one more page of event words; events raised meanwhile are raised again. */
   expandArray(d: Domain, a: EvtchnExpandArray, from: Pcpu | null): number {
+    if (!this.hv.release.fifoEventChannels) return -ENOSYS;
     const fifo = d.evtchnFifo;
     if (fifo === null) return -ENOSYS;
     const page = Number.isSafeInteger(a.array_gfn) && a.array_gfn >= 0 ? d.memory.ramPage(a.array_gfn) : null;

@@ -18,7 +18,7 @@ import {
 } from './abi/index.js';
 import type { XenGuest } from './guest/xen-guest.js';
 import type { HypercallArgs } from './hypercall.js';
-import { filledFrame, makeHost, type TestHost } from './test-fixture.js';
+import { filledFrame, makeHost, profile, type TestHost } from './test-fixture.js';
 import { TP_NOTIFY } from './trace-points.js';
 
 // The FIFO event-channel ABI (xen/common/event_fifo.c), driven by hypercalls and by reading
@@ -151,6 +151,21 @@ describe('FIFO event channels: control and expansion', () => {
     assert.equal(fifo.word(pb[0]!) & (PEND | LINK), PEND | LINK);
     assert.equal(fifo.ready, 1 << 7);
     assert.deepEqual(fifo.drain(), [pb[0]]);
+  });
+});
+
+describe('FIFO event channels by release (88910061ec in 4.4)', () => {
+  it('Xen 4.3 has no FIFO ABI: init_control is -ENOSYS and the domain stays 2-level; 4.4 switches', () => {
+    for (const [version, rc] of [
+      ['4.3.0', -ENOSYS],
+      ['4.4.0', 0],
+    ] as const) {
+      const h = makeHost({ profile: profile.withXen(version) });
+      const b = h.guest('b');
+      const gfn = filledFrame(b, 0);
+      assert.equal(hc(h, b, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_init_control, arg: { control_gfn: gfn, offset: 0, vcpu: 0 } }), rc, version);
+      assert.equal(b.domain.evtchnFifo !== null, rc === 0);
+    }
   });
 });
 

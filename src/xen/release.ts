@@ -95,6 +95,12 @@ export interface XenRelease {
    * limit context switches in case of yields".
    */
   readonly yieldSkipsRatelimit: boolean;
+  /**
+   * The FIFO event-channel ABI (EVTCHNOP_init_control, expand_array, set_priority) exists.
+   * 4.4+: 88910061ec "evtchn: add FIFO-based event channel hypercalls and port ops"; before,
+   * the calls are -ENOSYS and every guest uses the 2-level ABI.
+   */
+  readonly fifoEventChannels: boolean;
 }
 
 /** Releases whose rules the model knows: 3.2 and 4.2 to 4.13 (credit1's life as default). */
@@ -130,6 +136,7 @@ export function xenRelease(version: string, origin = 'profile'): XenRelease {
     balanceBias: since(9),
     yieldFlag: since(1),
     yieldSkipsRatelimit: since(8),
+    fifoEventChannels: since(4),
   };
 }
 
