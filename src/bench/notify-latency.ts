@@ -76,6 +76,8 @@ export function measureNotifyLatency(profile: Profile): NotifyLatency {
 
   const c = hv.costs;
   const idle = profile.ns('xen.pcpu.idleWake');
+  const decide = profile.ns('xen.sched.schedule');
+  const fromIdle = profile.ns('xen.sched.idleSwitch');
   const cycles = (ns: number): number => Math.round(ns * profile.clockGHz);
   return {
     out: {
@@ -86,6 +88,8 @@ export function measureNotifyLatency(profile: Profile): NotifyLatency {
         ['EVTCHNOP_send handler', c.evtchnSend],
         ['IPI to the idle pCPU', c.ipiLatency],
         ['idle pCPU wakes (C1 exit)', idle],
+        ['schedule() + csched_schedule', decide],
+        ['switch from idle (state loaded)', fromIdle],
         ['Dom0 (PV) event callback entry', c.pvEventCallback],
         ['Dom0 upcall entry + scan', c.guestUpcall],
         ['port dispatch', c.guestUpcallPort],
@@ -99,6 +103,8 @@ export function measureNotifyLatency(profile: Profile): NotifyLatency {
         ['EVTCHNOP_send handler', c.evtchnSend],
         ['IPI to the idle pCPU', c.ipiLatency],
         ['idle pCPU wakes (C1 exit)', idle],
+        ['schedule() + csched_schedule', decide],
+        ['switch from idle (state loaded)', fromIdle],
         ['callback-vector injection', c.injectIrq],
         ['VM entry', c.vmentry],
         ['guest upcall entry + scan', c.guestUpcall],

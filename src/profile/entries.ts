@@ -14,6 +14,8 @@ export const ENTRIES = {
   'xen.sched.minTimer': { dim: 'time', doc: 'Shortest rate-limit remainder credit1 grants (CSCHED_MIN_TIMER, Xen 4.8+)' },
   'xen.sched.creditsPerMs': { dim: 'count', doc: 'Credits a running vCPU burns per millisecond (CSCHED_CREDITS_PER_MSEC)' },
   'xen.sched.vcpuSwitch': { dim: 'time', doc: 'Xen switching a pCPU from one vCPU to another (state save/restore, VMCS and EPT switch)' },
+  'xen.sched.schedule': { dim: 'time', doc: 'One scheduling decision in Xen on the pCPU: schedule() in common/schedule.c with csched_schedule (burn_credits, rate-limit check, run-queue insert/pick, load balance), the slice timer set, the runstate update' },
+  'xen.sched.idleSwitch': { dim: 'time', doc: 'context_switch to or from the idle vCPU: lazy (no register state saved or loaded), the runstate area, set_current, the idle loop entered or left' },
   'xen.pcpu.idleWake': { dim: 'time', doc: 'An idle pCPU leaving its idle state to run a tickled vCPU (C-state exit latency)' },
 
   // ---- guest network stack (src/net; Linux 3.x guest; same costs whatever device is below) ----
@@ -110,6 +112,7 @@ export const ENTRIES = {
   'xen.hvm.exit.vmcall': { dim: 'time', doc: 'HVM VM exit by VMCALL plus Xen\'s exit path to the hypercall handler (the exit half of a hypercall round trip)' },
   'xen.hvm.exit.io': { dim: 'time', doc: 'HVM VM exit by an I/O-port instruction plus Xen\'s exit path to its handler' },
   'xen.hvm.exit.ept': { dim: 'time', doc: 'HVM VM exit by an EPT violation (MMIO to an emulated device) plus Xen\'s exit path' },
+  'xen.hvm.exit.hlt': { dim: 'time', doc: 'HVM VM exit by HLT when the guest idles: vmx_vmexit_handler, hvm_hlt and SCHEDOP_block (vcpu_block: blocked flag, event re-check, schedule softirq raised)' },
   'xen.hvm.exit.other': { dim: 'time', doc: 'HVM VM exit by an external interrupt (IPI) or an interrupt window, plus Xen\'s exit path' },
   'xen.hvm.vmentry': { dim: 'time', doc: 'Xen\'s return path to an HVM guest and VMRESUME' },
   'xen.hvm.eoi': { dim: 'time', doc: 'Guest EOI of an injected LAPIC interrupt: exit, vLAPIC emulation, entry (no APICv)' },
@@ -119,6 +122,7 @@ export const ENTRIES = {
   'xen.pv.trap': { dim: 'time', doc: 'PV guest trap into Xen and return (hypercall syscall, or an interrupt taken in guest mode)' },
   'xen.pv.eventCallback': { dim: 'time', doc: 'Xen entering a PV guest at its event callback (bounce frame on the return to guest)' },
   'xen.ipi.latency': { dim: 'time', doc: 'Physical IPI from the sending pCPU until the target pCPU takes it (wire time, no CPU charged)' },
+  'xen.ipi.callFunction': { dim: 'time', doc: 'A pCPU taking a Xen call-function IPI (smp_call_function_interrupt): interrupt entry and exit, the APIC ack, reading call_data and clearing its bit in the selected mask, besides the function it calls' },
   'xen.hypercall.simpleOp': { dim: 'time', doc: 'Handler of a small hypercall sub-op (bind, close, status, unmask, set_param, setup_table...)' },
   'xen.evtchn.send': { dim: 'time', doc: 'EVTCHNOP_send handler: 2-level set_pending on the peer and the kick of its vCPU' },
   'xen.gnttab.copyOp': { dim: 'time', doc: 'One GNTTABOP_copy op besides its bytes and its claims: reading the op, the domain checks, writing its status' },
@@ -126,7 +130,7 @@ export const ENTRIES = {
   'xen.gnttab.copyPerByte': { dim: 'perByte', doc: 'Bytes moved by a GNTTABOP_copy op (Xen\'s memcpy)' },
   'xen.gnttab.mapOp': { dim: 'time', doc: 'One GNTTABOP_map_grant_ref op: maptrack, grant pin, p2m/page-table update' },
   'xen.gnttab.unmapOp': { dim: 'time', doc: 'One GNTTABOP_unmap_grant_ref op: p2m/page-table update, unpin' },
-  'xen.gnttab.tlbFlush': { dim: 'time', doc: 'TLB/EPT invalidation for one unmapped grant: the EPT sync of the p2m removal (HVM caller), or the per-page share of the batch flush (PV caller)' },
+  'xen.gnttab.tlbFlush': { dim: 'time', doc: 'TLB/EPT invalidation for one unmapped grant: one INVEPT of the mapper\'s EPT after its p2m removal on each pCPU that does it (HVM caller; other pCPUs holding its vCPUs are reached by IPI, ept-sync.ts), or the per-page share of the batch flush (PV caller)' },
   'xen.ioreq.complete': { dim: 'time', doc: 'Xen taking an ioreq response and completing the emulated instruction (hvm_io_assist)' },
   'guest.xen.upcall': { dim: 'time', doc: 'Guest kernel event-channel upcall: interrupt entry/exit and the 2-level scan (xen_evtchn_do_upcall)' },
   'guest.gnttab.eagainRetryStep': { dim: 'time', doc: 'Sleep unit of a guest kernel retrying a grant op that returned GNTST_eagain: it sleeps 1, 2, 3… units between tries (gnttab_retry_eagain_gop)' },

@@ -13,6 +13,7 @@ export interface XenCosts {
   pvTrap: number;
   pvEventCallback: number;
   ipiLatency: number;
+  ipiCallFunction: number;
   simpleOp: number;
   evtchnSend: number;
   copyOp: number;
@@ -29,7 +30,7 @@ export interface XenCosts {
 export function xenCosts(p: Profile): XenCosts {
   const other = p.ns('xen.hvm.exit.other');
   return {
-    exit: { vmcall: p.ns('xen.hvm.exit.vmcall'), io: p.ns('xen.hvm.exit.io'), ept: p.ns('xen.hvm.exit.ept'), extint: other, intwin: other },
+    exit: { vmcall: p.ns('xen.hvm.exit.vmcall'), io: p.ns('xen.hvm.exit.io'), ept: p.ns('xen.hvm.exit.ept'), extint: other, intwin: other, hlt: p.ns('xen.hvm.exit.hlt') },
     vmentry: p.ns('xen.hvm.vmentry'),
     eoi: p.ns('xen.hvm.eoi'),
     injectIrq: p.ns('xen.hvm.injectIrq'),
@@ -38,6 +39,7 @@ export function xenCosts(p: Profile): XenCosts {
     pvTrap: p.ns('xen.pv.trap'),
     pvEventCallback: p.ns('xen.pv.eventCallback'),
     ipiLatency: p.ns('xen.ipi.latency'),
+    ipiCallFunction: p.ns('xen.ipi.callFunction'),
     simpleOp: p.ns('xen.hypercall.simpleOp'),
     evtchnSend: p.ns('xen.evtchn.send'),
     copyOp: p.ns('xen.gnttab.copyOp'),

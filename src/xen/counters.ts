@@ -1,6 +1,6 @@
 /** Why an HVM vCPU left guest mode (the exits the model takes). */
-export type ExitReason = 'vmcall' | 'io' | 'ept' | 'extint' | 'intwin' | 'eoi';
-export const EXIT_REASONS: readonly ExitReason[] = ['vmcall', 'io', 'ept', 'extint', 'intwin', 'eoi'];
+export type ExitReason = 'vmcall' | 'io' | 'ept' | 'extint' | 'intwin' | 'eoi' | 'hlt';
+export const EXIT_REASONS: readonly ExitReason[] = ['vmcall', 'io', 'ept', 'extint', 'intwin', 'eoi', 'hlt'];
 
 /**
  * Per-domain event counts, as xentrace/xenalyze would total them: VM exits by reason (HVM),
@@ -8,7 +8,7 @@ export const EXIT_REASONS: readonly ExitReason[] = ['vmcall', 'io', 'ept', 'exti
  * did for the domain.
  */
 export class DomainCounters {
-  readonly exits: Record<ExitReason, number> = { vmcall: 0, io: 0, ept: 0, extint: 0, intwin: 0, eoi: 0 };
+  readonly exits: Record<ExitReason, number> = { vmcall: 0, io: 0, ept: 0, extint: 0, intwin: 0, eoi: 0, hlt: 0 };
   /** PV traps into Xen (hypercalls, interrupts taken in guest mode). */
   pvTraps = 0;
   readonly hypercalls = new Map<string, number>();
@@ -27,6 +27,8 @@ export class DomainCounters {
   grantUnmaps = 0;
   /** Grant operations this domain issued that failed (any GNTST_* other than okay). */
   grantFailures = 0;
+  /** IPIs this domain's p2m removals sent to other pCPUs holding its vCPUs (ept_sync_domain). */
+  eptSyncIpis = 0;
   /** Emulated accesses forwarded to an ioreq server, and those no server claimed. */
   ioreqs = 0;
   ioUnclaimed = 0;

@@ -10,6 +10,7 @@ import {
   GNTCOPY_dest_gref,
   GNTMAP_host_map,
   GNTST_bad_domain,
+  GNTST_general_error,
   GNTST_okay,
   GNTTABOP_copy,
   GNTTABOP_map_grant_ref,
@@ -68,7 +69,7 @@ describe('domains: lifecycle', () => {
     assert.equal(v.runstate, 'offline');
   });
 
-  it('a destroyed granter stays a zombie while mapped: the mapper keeps the page until it unmaps; new operations get bad_domain', () => {
+  it('a destroyed granter stays a zombie while mapped: the mapper keeps the page until it unmaps; meanwhile it is still found (general_error, -EINVAL), then bad_domain / -ESRCH', () => {
     const h = makeHost();
     const a = h.guest('a');
     const b = h.guest('b');
@@ -85,11 +86,21 @@ describe('domains: lifecycle', () => {
     a.mem.writeU8(at * P, 0x01);
     const again: GnttabMapGrantRef = { host_addr: (at + 1) * P, flags: GNTMAP_host_map, ref, dom: b.domid };
     h.run(h.hv.hypercall(av, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_map_grant_ref, ops: [again] }));
-    assert.equal(again.status, GNTST_bad_domain);
+    // rcu_lock_domain_by_id still finds the dying domain; its frames can no longer be pinned.
+    assert.equal(again.status, GNTST_general_error);
+    const aFrame = filledFrame(a, 0xaa);
+    const cp: GnttabCopy = { source: { u: aFrame, domid: DOMID_SELF, offset: 0 }, dest: { u: ref, domid: b.domid, offset: 0 }, len: 8, flags: GNTCOPY_dest_gref };
+    h.run(h.hv.hypercall(av, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_copy, ops: [cp] }));
+    assert.equal(cp.status, GNTST_general_error);
+    assert.equal(h.run(a.evtchn.bindInterdomain(av, b.domid, 1, () => undefined)), -EINVAL, 'its ports are closed');
     const u = { host_addr: at * P, dev_bus_addr: 0, handle: m.handle! };
     h.run(h.hv.hypercall(av, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_unmap_grant_ref, ops: [u] }));
     assert.equal((u as { status?: number }).status, GNTST_okay);
     assert.equal(h.hv.zombies.size, 0, 'freed with the last mapping');
+    const late: GnttabMapGrantRef = { host_addr: (at + 2) * P, flags: GNTMAP_host_map, ref, dom: b.domid };
+    h.run(h.hv.hypercall(av, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_map_grant_ref, ops: [late] }));
+    assert.equal(late.status, GNTST_bad_domain, 'gone once freed');
+    assert.equal(h.run(a.evtchn.bindInterdomain(av, b.domid, 1, () => undefined)), -ESRCH);
   });
 
   it('a destroyed mapper drops its mappings and the pins of a copy it had in progress: the granter can end access', () => {

@@ -1,3 +1,4 @@
+import type { EvtchnFifo } from './event-fifo.js';
 import { PAGE_SIZE, VCPU_INFO_SIZE, XEN_LEGACY_MAX_VCPUS } from './abi/index.js';
 import type { DomainCpuTime } from './accounting.js';
 import { DomainCounters } from './counters.js';
@@ -78,6 +79,8 @@ export class Domain {
   readonly grantFrameGfn: (number | undefined)[] = [];
   readonly maptrack: Maptrack;
   readonly evtchn: EventChannelTable;
+  /** The FIFO event-channel ABI's state once the guest has called EVTCHNOP_init_control (else 2-level). */
+  evtchnFifo: EvtchnFifo | null = null;
   readonly sharedInfo: SharedInfo;
   /** Where the shared-info page is in the domain's physmap, if the guest placed it. */
   sharedInfoGfn: number | null = null;

@@ -280,8 +280,10 @@ describe('event channels: delivery', () => {
     assert.equal(got.length, 1);
     assert.deepEqual(upcalls, [`${bv.name} 243`]);
     const c = h.hv.costs;
-    // a's exit and send handler, the IPI, the idle pCPU waking, injection + VM entry, upcall, port dispatch.
-    const expected = c.exit.vmcall + c.evtchnSend + c.ipiLatency + profile.ns('xen.pcpu.idleWake') + c.injectIrq + c.vmentry + c.guestUpcall + c.guestUpcallPort;
+    // a's exit and send handler, the IPI, the idle pCPU waking, its scheduling decision and the
+    // switch from idle (b's state is still loaded: no vCPU switch), injection + VM entry, upcall, port dispatch.
+    const sched = profile.ns('xen.sched.schedule') + profile.ns('xen.sched.idleSwitch');
+    const expected = c.exit.vmcall + c.evtchnSend + c.ipiLatency + profile.ns('xen.pcpu.idleWake') + sched + c.injectIrq + c.vmentry + c.guestUpcall + c.guestUpcallPort;
     assert.equal(got[0]! - sentAt, expected);
     assert.equal(b.domain.counters.upcalls, 2, 'bind-time event and this one');
   });

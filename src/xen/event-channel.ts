@@ -5,6 +5,7 @@ import {
   EINVAL,
   ENOENT,
   ENOSPC,
+  ENOSYS,
   EPERM,
   ESRCH,
   EVTCHN_2L_NR_CHANNELS,
@@ -20,6 +21,7 @@ import {
   VIRQ_XENPMU,
 } from './abi/index.js';
 import type { Domain } from './domain.js';
+import { checkInitControl, EvtchnFifo, type EvtchnExpandArray, type EvtchnInitControl, type EvtchnSetPriority } from './event-fifo.js';
 import type { Hypervisor } from './hypervisor.js';
 import type { Pcpu } from './pcpu.js';
 import { TP_NOTIFY } from './trace-points.js';
@@ -155,9 +157,9 @@ export interface EvtchnStatus {
 export class EventChannels {
   constructor(private readonly hv: Hypervisor) {}
 
-  /** rcu_lock_domain_by_any_id: DOMID_SELF or a live domain. */
+  /** rcu_lock_domain_by_any_id: DOMID_SELF, a live domain, or a dying one not yet freed. */
   private anyId(caller: Domain, dom: number): Domain | undefined {
-    return dom === DOMID_SELF ? caller : this.hv.domain(dom);
+    return dom === DOMID_SELF ? caller : this.hv.lookupDomain(dom);
   }
 
   /** XSM_TARGET: the caller itself, or a privileged domain. */
@@ -168,6 +170,8 @@ export class EventChannels {
   allocUnbound(caller: Domain, a: EvtchnAllocUnbound): number {
     const d = this.anyId(caller, a.dom & 0xffff);
     if (d === undefined) return -ESRCH;
+    // get_free_port: "if ( d->is_dying ) return -EINVAL".
+    if (d.dying) return -EINVAL;
     const port = d.evtchn.freePort();
     if (port < 0) return port;
     if (!this.mayTarget(caller, d)) return -EPERM;
@@ -182,7 +186,8 @@ export class EventChannels {
   bindInterdomain(ld: Domain, a: EvtchnBindInterdomain, from: Pcpu | null): number {
     let rdom = a.remote_dom & 0xffff;
     if (rdom === DOMID_SELF) rdom = ld.domid;
-    const rd = this.hv.domain(rdom);
+    // A dying domain is still found; its ports were all closed (evtchn_destroy), so -EINVAL below.
+    const rd = this.hv.lookupDomain(rdom);
     if (rd === undefined) return -ESRCH;
     const lport = ld.evtchn.freePort();
     if (lport < 0) return lport;
@@ -265,7 +270,11 @@ export class EventChannels {
       }
     }
     // "Clear pending event to avoid unexpected behavior on re-bind."
-    d.sharedInfo.clearPending(port);
+    const fifo = d.evtchnFifo;
+    if (fifo !== null) {
+      fifo.forget(port);
+      fifo.clearPending(port);
+    } else d.sharedInfo.clearPending(port);
     reset(c);
     return 0;
   }
@@ -346,11 +355,62 @@ export class EventChannels {
     const p = port >>> 0;
     const c = d.evtchn.get(p);
     if (c === undefined) return -EINVAL;
+    const fifo = d.evtchnFifo;
+    if (fifo !== null) {
+      // evtchn_fifo_unmask: clear MASKED, and link the event again if it is pending.
+      if (fifo.unmask(p)) this.setPending(d, c.notifyVcpu, p, from);
+      return 0;
+    }
     const si = d.sharedInfo;
     if (si.testAndClearMask(p) && si.isPending(p) && !si.testAndSetPendingSel(c.notifyVcpu, Math.floor(p / BITS_PER_EVTCHN_WORD))) {
       this.markEventsPending(d.vcpus[c.notifyVcpu]!, from);
     }
     return 0;
+  }
+
+  // ---- FIFO ABI (event_fifo.c) -----------------------------------------------------------
+
+  /**
+   * EVTCHNOP_init_control: map vCPU `a.vcpu`'s control block at `control_gfn` + `offset` of the
+   * caller's RAM. The first call switches the domain to the FIFO ABI: every vCPU gets its 16
+   * queues, the event array starts empty, bound ports keep their 2-level pending state (raised
+   * again when their array page arrives) and get the default priority.
+   */
+  initControl(d: Domain, a: EvtchnInitControl): number {
+    if (!this.hv.release.fifoEventChannels) return -ENOSYS;
+    const rc = checkInitControl(a, d.vcpus.length);
+    if (rc !== 0) return rc;
+    const page = Number.isSafeInteger(a.control_gfn) && a.control_gfn >= 0 ? d.memory.ramPage(a.control_gfn) : null;
+    if (d.evtchnFifo !== null) return d.evtchnFifo.mapControlBlock(a.vcpu >>> 0, page, a.offset >>> 0);
+    const fifo = new EvtchnFifo(d.vcpus.length);
+    const r = fifo.mapControlBlock(a.vcpu >>> 0, page, a.offset >>> 0);
+    if (r !== 0) return r; // evtchn_fifo_destroy: the domain stays on the 2-level ABI
+    fifo.setupPorts(d.evtchn.ports().map((port) => ({ port, vcpu: d.evtchn.get(port)!.notifyVcpu, pending: d.sharedInfo.isPending(port) })));
+    d.evtchnFifo = fifo;
+    return 0;
+  }
+
+  /** EVTCHNOP_expand_array: one more page of event words; events raised meanwhile are raised again. */
+  expandArray(d: Domain, a: EvtchnExpandArray, from: Pcpu | null): number {
+    if (!this.hv.release.fifoEventChannels) return -ENOSYS;
+    const fifo = d.evtchnFifo;
+    if (fifo === null) return -ENOSYS;
+    const page = Number.isSafeInteger(a.array_gfn) && a.array_gfn >= 0 ? d.memory.ramPage(a.array_gfn) : null;
+    const again = fifo.addPage(page);
+    if (typeof again === 'number') return again;
+    for (const port of again) {
+      const c = d.evtchn.get(port);
+      if (c !== undefined) this.setPending(d, c.notifyVcpu, port, from);
+    }
+    return 0;
+  }
+
+  /** EVTCHNOP_set_priority: FIFO only (the 2-level ops have no set_priority: -ENOSYS). */
+  setPriority(d: Domain, a: EvtchnSetPriority): number {
+    const c = d.evtchn.get(a.port >>> 0);
+    if (c === undefined) return -EINVAL;
+    if (d.evtchnFifo === null) return -ENOSYS;
+    return d.evtchnFifo.setPriority(a.port >>> 0, c.notifyVcpu, a.priority >>> 0);
   }
 
   bindVcpu(d: Domain, a: EvtchnBindVcpu): number {
@@ -383,6 +443,13 @@ export class EventChannels {
     const si = d.sharedInfo;
     const src = srcDomid ?? d.domid;
     const sport = srcPort ?? port;
+    const fifo = d.evtchnFifo;
+    if (fifo !== null) {
+      const r = fifo.setPending(port, vcpu);
+      if (r.mark) this.markEventsPending(d.vcpus[vcpu]!, from);
+      this.trace(src, sport, d.domid, port, r.mark ? 'kicked' : r.outcome === 'masked' ? 'masked' : 'pending');
+      return;
+    }
     if (si.testAndSetPending(port)) {
       this.trace(src, sport, d.domid, port, 'pending');
       return;

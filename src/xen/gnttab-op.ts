@@ -15,6 +15,7 @@ import {
   GNTST_bad_handle,
   GNTST_bad_page,
   GNTST_general_error,
+  GNTST_no_device_space,
   GNTST_no_space,
   GNTST_okay,
   GNTST_permission_denied,
@@ -24,6 +25,7 @@ import { GNTTAB_UNMAP_BATCH_SIZE } from './grant-table.js';
 import type { ActiveGrant, MaptrackEntry, PinKind } from './grant-table.js';
 import type { Domain } from './domain.js';
 import type { Hypervisor } from './hypervisor.js';
+import { eptSyncDomain } from './ept-sync.js';
 import { TP_COPY, TP_MAP, TP_UNMAP } from './trace-points.js';
 import { MAX_GFN } from './memory.js';
 import type { Vcpu } from './vcpu.js';
@@ -253,12 +255,14 @@ export class GrantTableOps {
   /** gnttab_copy_lock_domain: "Only DOMID_SELF may reference via frame." */
   private lockDomain(ld: Domain, domid: number, isGref: boolean): Domain | number {
     if (domid !== DOMID_SELF && !isGref) return GNTST_permission_denied;
-    const d = domid === DOMID_SELF ? ld : this.hv.domain(domid);
+    const d = domid === DOMID_SELF ? ld : this.hv.lookupDomain(domid);
     return d ?? GNTST_bad_domain;
   }
 
   /** gnttab_copy_claim_buf: a grant of `d` (pinned for the caller) or the caller's own frame. */
   private claimBuf(ld: Domain, d: Domain, u: number, isGref: boolean, readonly: boolean): CopyBuf | number {
+    // A dying domain has relinquished its pages: get_page fails ("Could not get src/dst frame").
+    if (d.dying) return isGref ? GNTST_general_error : GNTST_bad_page;
     if (isGref) {
       const ref = u >>> 0;
       const r = d.grants.acquire(ref, ld.domid, readonly, 'host', false, d.memory);
@@ -300,9 +304,14 @@ export class GrantTableOps {
       op.status = GNTST_general_error;
       return;
     }
-    const rd = this.hv.domain(op.dom & 0xffff);
+    const rd = this.hv.lookupDomain(op.dom & 0xffff);
     if (rd === undefined) {
       op.status = GNTST_bad_domain;
+      return;
+    }
+    // Found while dying, but its frames cannot be pinned any more ("Could not pin grant frame").
+    if (rd.dying) {
+      op.status = GNTST_general_error;
       return;
     }
     const ref = op.ref >>> 0;
@@ -311,8 +320,8 @@ export class GrantTableOps {
     const entry: MaptrackEntry = { granter: rd, ref, flags, gfn, page: new Uint8Array(0) };
     const handle = ld.maptrack.alloc(entry);
     if (handle < 0) {
-      // Xen ≤ 4.15 returned GNTST_no_device_space here; the reference (and newer Xen) say no_space.
-      op.status = GNTST_no_space;
+      // "Failed to obtain maptrack handle": GNTST_no_device_space up to Xen 4.15 (5c10b96795).
+      op.status = this.hv.release.modernGnttabStatuses ? GNTST_no_space : GNTST_no_device_space;
       return;
     }
     const kinds: PinKind[] = [];
@@ -332,10 +341,15 @@ export class GrantTableOps {
     entry.page = act!.page;
     if ((flags & GNTMAP_host_map) !== 0) {
       // create_grant_host_mapping: the granter's page appears at host_addr's frame of the mapper.
-      if (!Number.isSafeInteger(gfn) || gfn < 0 || gfn >= MAX_GFN || ld.memory.overlayAt(gfn) !== undefined) {
+      const there = Number.isSafeInteger(gfn) && gfn >= 0 && gfn < MAX_GFN ? ld.memory.overlayAt(gfn) : null;
+      if (there !== undefined) {
         for (const k of kinds) rd.grants.release(ref, readonly, k);
         ld.maptrack.put(handle);
         op.status = GNTST_general_error;
+        // create_grant_p2m_mapping → guest_physmap_add_entry over a grant entry: domain_crash.
+        if (there !== null && there.type !== 'xen_page' && ld.isHvm && this.hv.release.physmapOverGrantCrashes) {
+          this.hv.crashDomain(ld, `grant map over gfn ${gfn}, which already holds a grant mapping (guest_physmap_add_entry)`);
+        }
         return;
       }
       ld.memory.setOverlay(gfn, { type: readonly ? 'grant_map_ro' : 'grant_map_rw', page: act!.page });
@@ -351,9 +365,11 @@ export class GrantTableOps {
    * Unmaps in batches of 32 as Xen does: each op removes its mappings (unmap_common), the
    * batch is flushed, then the pins are dropped (unmap_common_complete) — so the granter can
    * end its grant only once no TLB can still reach the page. The invalidation is charged per
-   * op: for an HVM caller each p2m removal syncs the EPT (gnttab_flush_tlb itself is a no-op
-   * for paging_mode_external domains); for a PV caller the batch's flush_tlb_mask is charged
-   * as its per-page share, which is how the profile's figure was derived.
+   * op: for an HVM caller each p2m removal syncs the EPT at once (replace_grant_p2m_mapping →
+   * ept_sync_domain: an INVEPT here and a synchronous IPI to each other pCPU holding one of
+   * its vCPUs, ept-sync.ts; gnttab_flush_tlb itself is a no-op for paging_mode_external
+   * domains); for a PV caller the batch's flush_tlb_mask is charged as its per-page share,
+   * which is how the profile's figure was derived.
    */
   *unmap(v: Vcpu, ops: GnttabUnmapGrantRef[]): Generator<SimEvent<unknown>, number, unknown> {
     const ld = v.domain;
@@ -369,10 +385,11 @@ export class GrantTableOps {
       ld.inflightPins.add(completeAll);
       for (const op of batch) {
         yield v.exec(c.unmapOp, 'xen', PRIO_IRQ);
-        const complete = this.unmapCommon(ld, op);
-        if (complete !== null) {
-          done.push(complete);
-          yield v.exec(c.tlbFlush, 'xen', PRIO_IRQ);
+        const r = this.unmapCommon(ld, op);
+        if (r !== null) {
+          done.push(r.complete);
+          if (r.p2mRemoved && ld.isHvm) yield* eptSyncDomain(this.hv, v);
+          else yield v.exec(c.tlbFlush, 'xen', PRIO_IRQ);
         }
         if (op.status === GNTST_okay) ld.counters.grantUnmaps++;
         else ld.counters.grantFailures++;
@@ -385,8 +402,11 @@ export class GrantTableOps {
     return 0;
   }
 
-  /** unmap_common; returns the completion (pin release) to run after the TLB flush. */
-  private unmapCommon(ld: Domain, op: GnttabUnmapGrantRef): (() => void) | null {
+  /**
+   * unmap_common; returns the completion (pin release) to run after the TLB flush, and whether
+   * a host mapping left the mapper's p2m (HVM) or page tables.
+   */
+  private unmapCommon(ld: Domain, op: GnttabUnmapGrantRef): { complete: () => void; p2mRemoved: boolean } | null {
     const handle = op.handle >>> 0;
     const e = ld.maptrack.get(handle);
     if (e === null) {
@@ -396,10 +416,23 @@ export class GrantTableOps {
     const rd = e.granter;
     const act = rd.grants.pinned(e.ref);
     if (act === undefined) throw new Error(`d${ld.domid} handle ${handle}: grant ${e.ref} of d${rd.domid} is not pinned (model bug)`);
-    // Only a device mapping has a bus address to check (unmap_common, Xen >= 4.13).
-    if (op.dev_bus_addr !== 0 && (e.flags & GNTMAP_device_map) !== 0 && op.dev_bus_addr !== devBusAddr(rd.domid, act.gfn)) {
-      op.status = GNTST_bad_dev_addr; // "Bus address doesn't match gntref"
-      return null;
+    // dev_bus_addr, if given, must be the grant's bus address, whatever the mapping: up to 4.9
+    // only its frame is looked at (and a value under one page is "not given"), from 4.10
+    // (8fdfcb2b6b) all of it. 4.16+ (c5bf1295b0) checks device mappings only, as bad_dev_addr.
+    const rel = this.hv.release;
+    const expect = devBusAddr(rd.domid, act.gfn);
+    const busGiven = rel.unmapChecksFullBusAddr ? op.dev_bus_addr !== 0 : Math.floor(op.dev_bus_addr / PAGE_SIZE) !== 0;
+    if (rel.modernGnttabStatuses) {
+      if (busGiven && (e.flags & GNTMAP_device_map) !== 0 && op.dev_bus_addr !== expect) {
+        op.status = GNTST_bad_dev_addr; // "Bus address doesn't match gntref"
+        return null;
+      }
+    } else if (busGiven) {
+      const match = rel.unmapChecksFullBusAddr ? op.dev_bus_addr === expect : Math.floor(op.dev_bus_addr / PAGE_SIZE) === expect / PAGE_SIZE;
+      if (!match) {
+        op.status = GNTST_general_error; // "Bad frame number doesn't match gntref" / "Bus address doesn't match gntref"
+        return null;
+      }
     }
     const readonly = (e.flags & GNTMAP_readonly) !== 0;
     const released: PinKind[] = [];
@@ -415,17 +448,18 @@ export class GrantTableOps {
       e.flags &= ~GNTMAP_host_map;
       released.push('host');
     }
-    if (op.dev_bus_addr !== 0 && (e.flags & GNTMAP_device_map) !== 0) {
+    if (busGiven && (e.flags & GNTMAP_device_map) !== 0) {
       e.flags &= ~GNTMAP_device_map;
       released.push('dev');
     }
     const last = (e.flags & (GNTMAP_device_map | GNTMAP_host_map)) === 0;
     if (last) ld.maptrack.put(handle);
     op.status = GNTST_okay;
-    return () => {
+    const complete = (): void => {
       for (const k of released) rd.grants.release(e.ref, readonly, k);
       if (last) this.hv.dropPageRef(rd);
     };
+    return { complete, p2mRemoved: released.includes('host') };
   }
 
   /** gnttab_release_mappings: a dying domain lets go of every grant it has mapped. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ProcessGenerator } from '../sim/index.js';
+import { MS, type ProcessGenerator } from '../sim/index.js';
 import type { HypercallArgs } from './hypercall.js';
 import {
   __HYPERVISOR_grant_table_op,
@@ -11,13 +11,12 @@ import {
   GNTMAP_host_map,
   GNTMAP_readonly,
   GNTST_bad_copy_arg,
-  GNTST_bad_dev_addr,
   GNTST_bad_domain,
   GNTST_bad_gntref,
   GNTST_bad_handle,
   GNTST_bad_page,
   GNTST_general_error,
-  GNTST_no_space,
+  GNTST_no_device_space,
   GNTST_okay,
   GNTST_permission_denied,
   GNTTABOP_copy,
@@ -341,18 +340,20 @@ describe('GNTTABOP_map_grant_ref / unmap_grant_ref', () => {
     assert.equal(mapAt(h, a, b.domid, ref).op.handle, 0, 'the freed handle is reused');
   });
 
-  it('unmap at the wrong host address fails and keeps the mapping; a bus address is checked only for device maps', () => {
+  it('unmap at the wrong host address fails and keeps the mapping; so does a wrong bus address, whatever the mapping (Xen 4.5)', () => {
     const { h, a, b, bFrame, ref } = setup();
     const m = mapAt(h, a, b.domid, ref);
     assert.equal(unmap(h, a, [{ host_addr: (m.gfn + 1) * P, dev_bus_addr: 0, handle: m.op.handle! }])[0]!.status, GNTST_general_error);
     assert.equal(a.mem.readU8(m.gfn * P), 0xbb, 'still mapped');
-    // A host-only mapping has no bus address: whatever dev_bus_addr says is not checked.
-    assert.equal(unmap(h, a, [{ host_addr: m.gfn * P, dev_bus_addr: m.op.dev_bus_addr! + P, handle: m.op.handle! }])[0]!.status, GNTST_okay);
-    // A PV device mapping: the wrong bus address is bad_dev_addr and the mapping stays.
+    // Up to 4.15 a given dev_bus_addr is checked even for a host-only mapping ("Bad frame number").
+    assert.equal(unmap(h, a, [{ host_addr: m.gfn * P, dev_bus_addr: m.op.dev_bus_addr! + P, handle: m.op.handle! }])[0]!.status, GNTST_general_error);
+    assert.equal(a.mem.readU8(m.gfn * P), 0xbb, 'still mapped');
+    assert.equal(unmap(h, a, [{ host_addr: m.gfn * P, dev_bus_addr: 0, handle: m.op.handle! }])[0]!.status, GNTST_okay);
+    // A PV device mapping: the wrong bus address is general_error and the mapping stays.
     const pv = h.guest('pv', { kind: 'pv' });
     const pref = b.gnttab.grantAccess(pv.domid, bFrame, false);
     const d = mapAt(h, pv, b.domid, pref, GNTMAP_device_map);
-    assert.equal(unmap(h, pv, [{ host_addr: 0, dev_bus_addr: d.op.dev_bus_addr! + P, handle: d.op.handle! }])[0]!.status, GNTST_bad_dev_addr);
+    assert.equal(unmap(h, pv, [{ host_addr: 0, dev_bus_addr: d.op.dev_bus_addr! + P, handle: d.op.handle! }])[0]!.status, GNTST_general_error);
     assert.ok(b.gnttab.queryAccess(pref) !== 0, 'still mapped');
     assert.equal(unmap(h, pv, [{ host_addr: 0, dev_bus_addr: d.op.dev_bus_addr!, handle: d.op.handle! }])[0]!.status, GNTST_okay);
   });
@@ -385,23 +386,28 @@ describe('GNTTABOP_map_grant_ref / unmap_grant_ref', () => {
     assert.equal(mapAt(h, c, b.domid, refC).op.status, GNTST_general_error, 'pinned by another domain');
   });
 
-  it('no_space when the maptrack is full', () => {
+  it('no_device_space when the maptrack is full (every release up to 4.15)', () => {
     const h = makeHost();
     const a = h.guest('a', { maxMaptrackFrames: 0 });
     const b = h.guest('b');
     const ref = b.gnttab.grantAccess(a.domid, filledFrame(b, 1), false);
     const gfn = a.frames.allocUnpopulated();
-    assert.equal(map(h, a, [{ host_addr: gfn * P, flags: GNTMAP_host_map, ref, dom: b.domid }])[0]!.status, GNTST_no_space);
+    assert.equal(map(h, a, [{ host_addr: gfn * P, flags: GNTMAP_host_map, ref, dom: b.domid }])[0]!.status, GNTST_no_device_space);
     assert.equal(b.gnttab.queryAccess(ref), 0);
   });
 
-  it('a map onto a frame that already holds a mapping fails (general_error) and pins nothing', () => {
+  it('an HVM map onto a frame that already holds a grant mapping crashes the mapper (guest_physmap_add_entry); the granter gets every pin back', () => {
     const { h, a, b, ref } = setup();
     const m = mapAt(h, a, b.domid, ref);
-    const [again] = map(h, a, [{ host_addr: m.gfn * P, flags: GNTMAP_host_map, ref, dom: b.domid }]);
-    assert.equal(again!.status, GNTST_general_error);
-    unmap(h, a, [{ host_addr: m.gfn * P, dev_bus_addr: 0, handle: m.op.handle! }]);
-    assert.equal(b.gnttab.queryAccess(ref), 0);
+    const ops: GnttabMapGrantRef[] = [{ host_addr: m.gfn * P, flags: GNTMAP_host_map, ref, dom: b.domid }];
+    const p = h.env.process(h.hv.hypercall(a.domain.vcpus[0]!, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_map_grant_ref, ops }));
+    h.env.run({ until: h.env.now + 1 * MS });
+    assert.equal(ops[0]!.status, GNTST_general_error);
+    assert.match(a.domain.crashReason ?? '', /already holds a grant mapping/);
+    assert.equal(h.hv.domain(a.domid), undefined, 'crashed: destroyed');
+    assert.equal(b.gnttab.queryAccess(ref), 0, 'its mappings were released');
+    assert.ok(b.gnttab.endAccessRef(ref));
+    void p;
   });
 
   it('charges map, unmap and one TLB flush per batch of unmaps, and traces map/unmap', () => {

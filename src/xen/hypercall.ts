@@ -1,6 +1,11 @@
 import { PRIO_IRQ, type SimEvent } from '../sim/index.js';
 import {
+  EVTCHNOP_expand_array,
+  EVTCHNOP_init_control,
+  EVTCHNOP_set_priority,
   __HYPERVISOR_callback_op,
+  __HYPERVISOR_sched_op,
+  SCHEDOP_yield,
   __HYPERVISOR_dm_op,
   __HYPERVISOR_event_channel_op,
   __HYPERVISOR_grant_table_op,
@@ -52,6 +57,7 @@ import type {
   EvtchnStatus,
 } from './event-channel.js';
 import type { GnttabCopy, GnttabMapGrantRef, GnttabQuerySize, GnttabSetupTable, GnttabUnmapGrantRef } from './gnttab-op.js';
+import type { EvtchnExpandArray, EvtchnInitControl, EvtchnSetPriority } from './event-fifo.js';
 import type { Hypervisor } from './hypervisor.js';
 import type { DmOp, XenMemAcquireResource } from './ioreq.js';
 import type { XenAddToPhysmap } from './memory-op.js';
@@ -94,18 +100,23 @@ export type HypercallArgs =
   | { nr: EV; cmd: typeof EVTCHNOP_close | typeof EVTCHNOP_send | typeof EVTCHNOP_unmask; arg: EvtchnPort }
   | { nr: EV; cmd: typeof EVTCHNOP_status; arg: EvtchnStatus }
   | { nr: EV; cmd: typeof EVTCHNOP_bind_vcpu; arg: EvtchnBindVcpu }
+  | { nr: EV; cmd: typeof EVTCHNOP_init_control; arg: EvtchnInitControl }
+  | { nr: EV; cmd: typeof EVTCHNOP_expand_array; arg: EvtchnExpandArray }
+  | { nr: EV; cmd: typeof EVTCHNOP_set_priority; arg: EvtchnSetPriority }
   | { nr: typeof __HYPERVISOR_hvm_op; cmd: typeof HVMOP_set_param | typeof HVMOP_get_param; arg: XenHvmParam }
   | { nr: typeof __HYPERVISOR_memory_op; cmd: typeof XENMEM_add_to_physmap; arg: XenAddToPhysmap }
   | { nr: typeof __HYPERVISOR_memory_op; cmd: typeof XENMEM_acquire_resource; arg: XenMemAcquireResource }
   | { nr: typeof __HYPERVISOR_callback_op; cmd: typeof CALLBACKOP_register; arg: CallbackRegister }
-  | { nr: typeof __HYPERVISOR_dm_op; cmd: DmOp['op']; arg: DmOp };
+  | { nr: typeof __HYPERVISOR_dm_op; cmd: DmOp['op']; arg: DmOp }
+  | { nr: typeof __HYPERVISOR_sched_op; cmd: typeof SCHEDOP_yield };
 
 const NAMES: Record<number, [string, Record<number, string>]> = {
   [__HYPERVISOR_grant_table_op]: ['grant_table_op', { 0: 'map_grant_ref', 1: 'unmap_grant_ref', 2: 'setup_table', 5: 'copy', 6: 'query_size' }],
-  [__HYPERVISOR_event_channel_op]: ['event_channel_op', { 0: 'bind_interdomain', 1: 'bind_virq', 3: 'close', 4: 'send', 5: 'status', 6: 'alloc_unbound', 7: 'bind_ipi', 8: 'bind_vcpu', 9: 'unmask' }],
+  [__HYPERVISOR_event_channel_op]: ['event_channel_op', { 0: 'bind_interdomain', 1: 'bind_virq', 3: 'close', 4: 'send', 5: 'status', 6: 'alloc_unbound', 7: 'bind_ipi', 8: 'bind_vcpu', 9: 'unmask', 11: 'init_control', 12: 'expand_array', 13: 'set_priority' }],
   [__HYPERVISOR_hvm_op]: ['hvm_op', { 0: 'set_param', 1: 'get_param' }],
   [__HYPERVISOR_memory_op]: ['memory_op', { 7: 'add_to_physmap', 28: 'acquire_resource' }],
   [__HYPERVISOR_callback_op]: ['callback_op', { 0: 'register' }],
+  [__HYPERVISOR_sched_op]: ['sched_op', { 0: 'yield', 1: 'block' }],
   [__HYPERVISOR_dm_op]: ['dm_op', { 1: 'create_ioreq_server', 2: 'get_ioreq_server_info', 3: 'map_io_range_to_ioreq_server', 4: 'unmap_io_range_from_ioreq_server', 5: 'set_ioreq_server_state', 6: 'destroy_ioreq_server', 8: 'set_pci_intx_level', 9: 'set_isa_irq_level', 10: 'set_pci_link_route', 14: 'inject_msi' }],
 };
 
@@ -192,6 +203,12 @@ export class Hypercalls {
             return hv.evtchn.unmask(d, a.arg.port, v.pcpu);
           case EVTCHNOP_bind_vcpu:
             return hv.evtchn.bindVcpu(d, a.arg);
+          case EVTCHNOP_init_control:
+            return hv.evtchn.initControl(d, a.arg);
+          case EVTCHNOP_expand_array:
+            return hv.evtchn.expandArray(d, a.arg, v.pcpu);
+          case EVTCHNOP_set_priority:
+            return hv.evtchn.setPriority(d, a.arg);
           default:
             return -ENOSYS;
         }
@@ -205,6 +222,13 @@ export class Hypercalls {
         if (a.cmd === XENMEM_add_to_physmap) return hv.memory.addToPhysmap(d, a.arg);
         if (a.cmd === XENMEM_acquire_resource) return hv.ioreq.acquireResource(d, a.arg);
         return -ENOSYS;
+      case __HYPERVISOR_sched_op:
+        // SCHEDOP_yield (vcpu_yield): the scheduler decides again on the way back to the guest.
+        // (Blocking is the idle loop's HLT or SCHEDOP_block, which the pCPU does itself.)
+        yield* this.simple(v);
+        if (a.cmd !== SCHEDOP_yield) return -ENOSYS;
+        hv.sched.yield(v);
+        return 0;
       case __HYPERVISOR_callback_op:
         // HVM guests have no callback_op (they use HVM_PARAM_CALLBACK_IRQ).
         if (d.isHvm) return -ENOSYS;

@@ -93,7 +93,16 @@ export class Hypervisor implements VcpuHost {
     this.acct = new CpuAccounting(config.pcpus, env.now);
     this.costs = xenCosts(profile);
     this.release = releaseOf(profile);
-    const costs = { vcpuSwitch: profile.ns('xen.sched.vcpuSwitch'), idleWake: profile.ns('xen.pcpu.idleWake'), ipiLatency: this.costs.ipiLatency };
+    const costs = {
+      vcpuSwitch: profile.ns('xen.sched.vcpuSwitch'),
+      idleWake: profile.ns('xen.pcpu.idleWake'),
+      ipiLatency: this.costs.ipiLatency,
+      schedule: profile.ns('xen.sched.schedule'),
+      idleSwitch: profile.ns('xen.sched.idleSwitch'),
+      hltExit: this.costs.exit.hlt,
+      pvBlock: this.costs.pvTrap + this.costs.simpleOp,
+      invept: this.costs.tlbFlush,
+    };
     this.pcpus = Array.from({ length: config.pcpus }, (_, i) => new Pcpu(env, i, this.acct, costs));
     this.sched = new CreditScheduler(env, profile, this.pcpus, { boost: config.boost ?? true });
     this.gnttab = new GrantTableOps(this);
@@ -113,6 +122,19 @@ export class Hypervisor implements VcpuHost {
 
   domain(domid: number): Domain | undefined {
     return this.domains.get(domid);
+  }
+
+  /**
+   * rcu_lock_domain_by_id for a guest's operation naming `domid`: a live domain, or a dying one
+   * others still hold pages of (a zombie) — Xen frees the struct domain only with its last
+   * reference, so until then ops naming it fail on its closed ports and relinquished grants
+   * (-EINVAL, GNTST_general_error) rather than with -ESRCH / GNTST_bad_domain.
+   */
+  lookupDomain(domid: number): Domain | undefined {
+    const d = this.domains.get(domid);
+    if (d !== undefined) return d;
+    for (const z of this.zombies) if (z.domid === domid) return z;
+    return undefined;
   }
 
   /** Domain 0, if created. */
@@ -224,6 +246,7 @@ export class Hypervisor implements VcpuHost {
     if (d.dying) return;
     d.dying = true;
     for (const v of d.vcpus) this.sched.removeVcpu(v);
+    for (const p of this.pcpus) p.inveptPending.delete(d);
     this.domains.delete(d.domid);
     this.retired.push(d);
     this.acct.retireDomain(d.domid);

@@ -88,8 +88,16 @@ export class MemoryOps {
         return -EOPNOTSUPP; // other spaces are not modelled
     }
     const there = d.memory.overlayAt(gpfn);
-    // The model refuses to drop a grant mapping this way (Xen would leave its maptrack stale).
-    if (there !== undefined && there.type !== 'xen_page') return -EBUSY;
+    if (there !== undefined && there.type !== 'xen_page') {
+      // guest_physmap_add_entry over a grant entry of an HVM p2m: "Really shouldn't be unmapping
+      // grant maps this way" — domain_crash(d), -EINVAL (4.0+, b37d30c8fc). Otherwise (a PV
+      // guest's model physmap, Xen 3.2) the model refuses, as Xen would leave its maptrack stale.
+      if (d.isHvm && this.hv.release.physmapOverGrantCrashes) {
+        this.hv.crashDomain(d, `XENMEM_add_to_physmap over gfn ${gpfn}, which holds a grant mapping (guest_physmap_add_entry)`);
+        return -EINVAL;
+      }
+      return -EBUSY;
+    }
     if (previous !== null && previous !== undefined && previous !== gpfn) d.memory.clearOverlay(previous, page);
     d.memory.setOverlay(gpfn, { type: 'xen_page', page });
     if (a.space === XENMAPSPACE_shared_info) d.sharedInfoGfn = gpfn;

@@ -1,6 +1,7 @@
 import { LATE, type Env, type Timer, type Time, type Work } from '../sim/index.js';
-import type { CpuAccounting } from './accounting.js';
-import { TP_SCHED_BLOCK, TP_SCHED_SWITCH } from './trace-points.js';
+import type { CpuAccounting, DomainCpuTime } from './accounting.js';
+import { TP_SCHED_BLOCK, TP_SCHED_SWITCH, TP_VMEXIT } from './trace-points.js';
+import type { Domain } from './domain.js';
 import type { Vcpu } from './vcpu.js';
 
 /** What the scheduler decides for a pCPU: the vCPU to run (null = idle) and for how long. */
@@ -24,6 +25,22 @@ export interface PcpuCosts {
   idleWake: Time;
   /** An IPI from another pCPU reaching this one, ns (a tickle from another pCPU's Xen code). */
   ipiLatency: Time;
+  /** One scheduling decision (schedule() with csched_schedule), ns of Xen's own time. */
+  schedule: Time;
+  /** context_switch to or from the idle vCPU (lazy: no state saved or loaded), ns. */
+  idleSwitch: Time;
+  /** An HVM vCPU going idle: the HLT exit, hvm_hlt and SCHEDOP_block, ns for its domain. */
+  hltExit: Time;
+  /** A PV vCPU going idle: the SCHEDOP_block hypercall (trap and handler), ns for its domain. */
+  pvBlock: Time;
+  /** INVEPT of one domain's EPT (a pending invalidation done when its vCPU next enters here), ns. */
+  invept: Time;
+}
+
+/** A stretch of Xen work on the pCPU before guest code runs again; `owner` null = Xen's own. */
+interface XenWork {
+  ns: number;
+  owner: DomainCpuTime | null;
 }
 
 /**
@@ -47,10 +64,13 @@ export class Pcpu {
   /** Idle and not yet tickled (credit1's prv->idlers). */
   idler = true;
   switches = 0;
+  /** Domains whose EPT this pCPU must invalidate before it next runs one of their vCPUs. */
+  readonly inveptPending = new Set<Domain>();
 
   private sliceEnd = Infinity;
   private settledAt: Time;
-  private overhead = 0;
+  /** Xen work queued on this pCPU, done in order before any vCPU's work (and before idling). */
+  private readonly xenWork: XenWork[] = [];
   private loaded: Vcpu | null = null;
   private needResched = false;
   private readonly decision: Timer;
@@ -75,23 +95,51 @@ export class Pcpu {
     if (dt === 0) return;
     this.settledAt = now;
     const v = this.curr;
+    let t = dt;
+    while (t > 0 && this.xenWork.length > 0) {
+      const x = this.xenWork[0]!;
+      const o = t < x.ns ? t : x.ns;
+      x.ns -= o;
+      t -= o;
+      if (x.owner === null) this.acct.xenOwn[this.id] = this.acct.xenOwn[this.id]! + o;
+      else this.acct.charge(this.id, x.owner, 'xen', o);
+      if (x.ns === 0) this.xenWork.shift();
+    }
+    if (t === 0) return;
     if (v === null) {
-      this.acct.idle[this.id] = this.acct.idle[this.id]! + dt;
+      this.acct.idle[this.id] = this.acct.idle[this.id]! + t;
       return;
     }
-    let t = dt;
-    if (this.overhead > 0) {
-      const o = t < this.overhead ? t : this.overhead;
-      this.overhead -= o;
-      this.acct.xenOwn[this.id] = this.acct.xenOwn[this.id]! + o;
-      t -= o;
-    }
-    if (t > 0) {
-      const w = this.demand;
-      if (w === null) throw new Error(`pCPU${this.id}: ${t} ns passed running ${v.name} with no work (model bug)`);
-      w.remaining -= t;
-      this.acct.charge(this.id, v.domain.cpuTime, w.ctx, t);
-    }
+    const w = this.demand;
+    if (w === null) throw new Error(`pCPU${this.id}: ${t} ns passed running ${v.name} with no work (model bug)`);
+    w.remaining -= t;
+    this.acct.charge(this.id, v.domain.cpuTime, w.ctx, t);
+  }
+
+  /**
+   * The vCPU whose state this pCPU holds (per_cpu(curr_vcpu)): the running one, or after idle
+   * the last one, as Xen switches lazily. Its domain's domain_dirty_cpumask has this pCPU.
+   */
+  get loadedVcpu(): Vcpu | null {
+    return this.loaded;
+  }
+
+  /** In Xen, not in guest code nor in its idle state: it has Xen work queued. */
+  get inXen(): boolean {
+    return this.xenWork.length > 0;
+  }
+
+  /**
+   * An interrupt into Xen (an IPI's handler) taken at `at`: `ns` of Xen work for `owner`
+   * (null: Xen's own) done before whatever ran here continues.
+   */
+  interruptAt(at: Time, ns: Time, owner: DomainCpuTime | null): void {
+    const t = this.env.timer(() => {
+      this.settle();
+      this.xen(ns, owner);
+      this.dispatch();
+    });
+    t.setAt(at);
   }
 
   /** New work for the vCPU running here. */
@@ -109,7 +157,9 @@ export class Pcpu {
   tickle(from: Pcpu | null = null): void {
     this.needResched = true;
     const ipi = from !== null && from !== this ? this.costs.ipiLatency : 0;
-    this.raiseSoftirq(this.env.now + ipi + (this.curr === null ? this.costs.idleWake : 0));
+    // Only a pCPU that has finished its Xen work is in its idle state (C1) and must leave it.
+    const cstate = this.curr === null && this.xenWork.length === 0 ? this.costs.idleWake : 0;
+    this.raiseSoftirq(this.env.now + ipi + cstate);
   }
 
   /** Asks for a scheduling decision at the end of this instant (a vCPU here slept or was paused). */
@@ -123,18 +173,25 @@ export class Pcpu {
     if (d === undefined || d > at) this.softirq.setAt(at);
   }
 
-  /** Arms the next decision point: the end of the overhead, of the current work, or of the slice. */
+  /** Queues Xen work of `ns` on this pCPU, for `owner`'s account (null: Xen's own). */
+  private xen(ns: Time, owner: DomainCpuTime | null): void {
+    if (ns > 0) this.xenWork.push({ ns, owner });
+  }
+
+  /** Arms the next decision point: the end of Xen's work, of the current work, or of the slice. */
   private dispatch(): void {
     const v = this.curr;
     const now = this.env.now;
+    if (this.xenWork.length > 0) {
+      let left = 0;
+      for (const x of this.xenWork) left += x.ns;
+      this.demand = null;
+      this.decision.setAt(now + left);
+      return;
+    }
     if (v === null) {
       this.demand = null;
       this.decision.cancel();
-      return;
-    }
-    if (this.overhead > 0) {
-      this.demand = null;
-      this.decision.setAt(now + this.overhead);
       return;
     }
     const w = v.work.top();
@@ -169,7 +226,9 @@ export class Pcpu {
     this.settle();
     const v = this.curr;
     if (v !== null && !v.runnable) {
-      if (v.work.length === 0 && this.env.trace.enabled(TP_SCHED_BLOCK)) this.env.trace.emit(TP_SCHED_BLOCK, { vcpu: v.name, pcpu: this.id });
+      // Blocked by its own idle loop; a paused vCPU (waiting in Xen on an ioreq, parked, dying)
+      // takes no HLT exit.
+      if (v.work.length === 0 && v.pauseCount === 0) this.block(v);
       this.needResched = true;
     }
     if (this.needResched) {
@@ -179,10 +238,33 @@ export class Pcpu {
     this.dispatch();
   }
 
+  /**
+   * `v` has nothing left to do: its kernel's idle loop enters Xen to block — an HVM guest by
+   * HLT (VM exit, hvm_hlt → SCHEDOP_block), a PV one by the SCHEDOP_block hypercall
+   * (xen_safe_halt) — on its own account, before the pCPU schedules.
+   */
+  private block(v: Vcpu): void {
+    const d = v.domain;
+    const t = this.env.trace;
+    if (t.enabled(TP_SCHED_BLOCK)) t.emit(TP_SCHED_BLOCK, { vcpu: v.name, pcpu: this.id });
+    if (d.isHvm) {
+      d.counters.exits.hlt++;
+      if (t.enabled(TP_VMEXIT)) t.emit(TP_VMEXIT, { domid: d.domid, vcpu: v.name, reason: 'hlt' });
+      this.xen(this.costs.hltExit, d.cpuTime);
+    } else {
+      d.counters.pvTraps++;
+      d.counters.hypercall('sched_op.block');
+      this.xen(this.costs.pvBlock, d.cpuTime);
+    }
+  }
+
   private schedule(): void {
     const prev = this.curr;
     const { next, slice } = this.policy.schedule(this);
+    this.xen(this.costs.schedule, null);
     if (next !== prev) {
+      // Switching to or from the idle vCPU is lazy (context_switch skips __context_switch).
+      if (prev === null || next === null) this.xen(this.costs.idleSwitch, null);
       if (prev !== null) {
         prev.pcpu = null;
         prev.setRunstate(prev.inRunq ? 'runnable' : prev.pauseCount > 0 ? 'offline' : 'blocked');
@@ -194,9 +276,11 @@ export class Pcpu {
         next.pcpu = this;
         next.processor = this;
         next.setRunstate('running');
+        // An EPT invalidation left pending for this pCPU is done before the vCPU enters.
+        if (this.inveptPending.delete(next.domain)) this.xen(this.costs.invept, next.domain.cpuTime);
         // Xen switches state lazily: after idle, the previous vCPU's state is still loaded.
         if (this.loaded !== next) {
-          this.overhead = this.costs.vcpuSwitch;
+          this.xen(this.costs.vcpuSwitch, null);
           this.loaded = next;
           this.switches++;
         }

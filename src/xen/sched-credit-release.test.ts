@@ -4,7 +4,9 @@ import { MS, S, SimEnvironment, US, type ProcessGenerator } from '../sim/index.j
 import { Profile, ProfileError } from '../profile/index.js';
 import { Hypervisor } from './hypervisor.js';
 import { xenRelease } from './release.js';
-import { TP_SCHED_SWITCH, TP_SCHED_WAKE } from './trace-points.js';
+import { __HYPERVISOR_sched_op, SCHEDOP_yield } from './abi/index.js';
+import { PRI_OVER, PRI_UNDER } from './sched-credit.js';
+import { TP_HYPERCALL, TP_SCHED_SWITCH, TP_SCHED_WAKE } from './trace-points.js';
 import type { Vcpu } from './vcpu.js';
 
 // credit1 under the releases whose rules differ, each scenario driven at explicit instants.
@@ -13,6 +15,8 @@ const SWITCH = base.ns('xen.sched.vcpuSwitch');
 const RATELIMIT = base.ns('xen.sched.ratelimit');
 const MIN_TIMER = base.ns('xen.sched.minTimer');
 const IDLE_WAKE = base.ns('xen.pcpu.idleWake');
+const SCHED = base.ns('xen.sched.schedule');
+const IDLE_SWITCH = base.ns('xen.sched.idleSwitch');
 
 function host(version: string, pcpus: number, dom0: { vcpus: number; pinning?: number[] } = { vcpus: 1 }): { env: SimEnvironment; hv: Hypervisor } {
   const env = new SimEnvironment({ seed: 1 });
@@ -63,6 +67,10 @@ describe('Xen release from the profile', () => {
       { rl: r.hasRatelimit, rem: r.ratelimitRemainder, unpark: r.boostOnUnpark, mig: r.migratingSkipsBoost, aff: r.tickleChecksAffinity, idl: r.idlersClearedAtTickle, gnt: r.batchedGnttabCopy },
       { rl: true, rem: false, unpark: true, mig: false, aff: false, idl: false, gnt: false },
     );
+    assert.deepEqual(
+      { ept: r.eptInvalidateOnVmentry, bus: r.unmapChecksFullBusAddr, modern: r.modernGnttabStatuses, crash: r.physmapOverGrantCrashes, bias: r.balanceBias, yf: r.yieldFlag, yrl: r.yieldSkipsRatelimit },
+      { ept: false, bus: false, modern: false, crash: true, bias: false, yf: true, yrl: false },
+    );
   });
 
   it('an unknown or unsupported release is a profile error naming the field', () => {
@@ -81,7 +89,9 @@ describe('credit1 rate limit by release (64908a0466 in 4.2, 0053127890 in 4.8)',
     const b = hv.createDomain({ name: 'io', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
     hog(env, a);
     const first = 17 * MS;
-    const resumed = first + SWITCH + 10 * US;
+    // The woken vCPU runs after the decision and the switch, and the hog is chosen again the
+    // instant it blocks (its HLT exit, the decision and the switch then count as the hog's run).
+    const resumed = first + SCHED + SWITCH + 10 * US;
     const wakeAt = resumed + into;
     const { start } = waker(env, b, [first, wakeAt]);
     env.run({ until: 40 * MS });
@@ -166,7 +176,7 @@ describe('credit1 BOOST rules by release', () => {
       hog(env, a);
       const hogBoosts = wakes(env, a);
       const first = 17 * MS;
-      const resumed = first + SWITCH + 10 * US;
+      const resumed = first + SCHED + SWITCH + 10 * US;
       const wakeAt = resumed + 300 * US;
       const { start } = waker(env, b, [first, wakeAt]);
       env.run({ until: 100 * MS });
@@ -181,7 +191,7 @@ describe('credit1 BOOST rules by release', () => {
     // I/O vCPU's next wake cannot preempt a BOOSTed hog and waits out its 30 ms slice — the
     // throughput collapse f02a5760c7 reports (806 -> 166 Mbps for a pinned netperf guest).
     assert.deepEqual(v46.hogBoosts, [true], '4.6: the kicked hog re-wakes BOOSTed');
-    assert.equal(v46.start[1], v46.first + SWITCH + 10 * US + base.ns('xen.sched.tslice'), '4.6: the second wake waits for the hog’s slice');
+    assert.equal(v46.start[1], v46.first + SCHED + SWITCH + 10 * US + base.ns('xen.sched.tslice'), '4.6: the second wake waits for the hog’s slice');
     assert.deepEqual(v47.hogBoosts, [], '4.7: the hog is not kicked, so never re-wakes');
     assert.equal(v47.start[1], v47.wakeAt + RATELIMIT, '4.7: the second wake waits only for the (full, pre-4.8) rate limit');
   });
@@ -211,7 +221,7 @@ describe('credit1 idlers by release (47d5292995 in 4.9)', () => {
     assert.deepEqual(v49, { b: t, c: t + IDLE_WAKE });
     // 4.8: c's wake tickles the same still-listed idler again; the hog keeps pCPU0, pCPU1 runs b,
     // and c waits until b has blocked and pCPU1 steals it.
-    assert.deepEqual(v48, { b: t + IDLE_WAKE, c: t + IDLE_WAKE + SWITCH + 10 * US });
+    assert.deepEqual(v48, { b: t + IDLE_WAKE, c: t + IDLE_WAKE + SCHED + IDLE_SWITCH + SWITCH + 10 * US });
   });
 });
 
@@ -241,5 +251,103 @@ describe('credit1 opt_tickle_one_idle cursor', () => {
     sched.wake(vs[1]!, p[0]); // pCPU0's cursor: 1 -> 2 (4.5: pCPU1 is still an idler)
     sched.wake(vs[2]!, p[3]); // pCPU3's own cursor: -1 -> 1
     assert.deepEqual(tickled, [1, 2, 1]);
+  });
+});
+
+describe('credit1 steal order by release (89216c7999 in 4.9)', () => {
+  it('4.5 steals from the lowest-numbered busy pCPU each time; 4.9 goes round from the one after its last victim (balance_bias)', () => {
+    const run = (version: string): string[] => {
+      const env = new SimEnvironment({ seed: 1 });
+      // Without BOOST the woken vCPUs are UNDER like the hogs: they queue, and only idle pCPU0 takes them.
+      const hv = new Hypervisor(env, base.withXen(version), { pcpus: 4, boost: false });
+      hv.createDomain({ name: 'Domain-0', kind: 'dom0', vcpus: 1, pinning: [0] });
+      for (const k of [1, 2, 3]) hog(env, hv.createDomain({ name: `hog${k}`, kind: 'hvm', vcpus: 1, pinning: [k] }).vcpus[0]!);
+      const queued = [
+        ['x1a', 1],
+        ['x1b', 1],
+        ['x2', 2],
+        ['x3', 3],
+      ] as const;
+      const vs = queued.map(([name, k]) => {
+        const v = hv.createDomain({ name, kind: 'hvm', vcpus: 1, pinning: [k, 0] }).vcpus[0]!;
+        v.processor = hv.pcpus[k]!;
+        return v;
+      });
+      const stolen: string[] = [];
+      env.trace.on(TP_SCHED_SWITCH, (_t, p) => {
+        if (p.pcpu === 0 && p.to !== null) stolen.push(vs.find((v) => v.name === p.to)!.domain.name);
+      });
+      env.process(
+        (function* (): ProcessGenerator<void> {
+          yield env.timeout(5 * MS);
+          // All four wake at one instant, each queued behind the hog of its pCPU.
+          for (const v of vs) v.exec(10 * US, 'kernel');
+        })(),
+      );
+      env.run({ until: 6 * MS });
+      return stolen;
+    };
+    assert.deepEqual(run('4.5.0'), ['x1a', 'x1b', 'x2', 'x3'], '4.5: cpumask_first of the busy pCPUs every time');
+    assert.deepEqual(run('4.8.0'), ['x1a', 'x1b', 'x2', 'x3']);
+    assert.deepEqual(run('4.9.0'), ['x1a', 'x2', 'x3', 'x1b'], '4.9: the scan starts after the last victim');
+  });
+});
+
+describe('credit1 YIELD by release (5fc9f5ef6c in 4.1, 9fdd2f3c9c in 4.8)', () => {
+  /** Two hogs on one pCPU; at `at` the running one yields. `other`: later switches to the other one. */
+  function yieldAt(version: string, at: number, setup?: (running: Vcpu, queued: Vcpu) => void): { yieldedAt: number; runtime: number; other: number[] } {
+    const { env, hv } = host(version, 1);
+    const a = hv.createDomain({ name: 'a', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
+    const b = hv.createDomain({ name: 'b', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
+    hog(env, a);
+    hog(env, b);
+    const p = hv.pcpus[0]!;
+    const other: number[] = [];
+    let running: Vcpu | null = null;
+    let yieldedAt = -1;
+    let runtime = -1;
+    env.trace.on(TP_SCHED_SWITCH, (t, s) => {
+      if (running !== null && s.to !== null && s.to !== running.name && t >= at) other.push(t);
+    });
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        yield env.timeout(at);
+        running = p.curr!;
+        runtime = env.now - p.runStart;
+        const queued = p.runq[0]!;
+        setup?.(running, queued);
+        yield* hv.hypercall(running, { nr: __HYPERVISOR_sched_op, cmd: SCHEDOP_yield });
+      })(),
+    );
+    env.trace.on(TP_HYPERCALL, (t, h) => {
+      if (h.name === 'sched_op.yield') yieldedAt = t;
+    });
+    env.run({ until: at + 5 * MS });
+    return { yieldedAt, runtime, other };
+  }
+  const c = (): ReturnType<typeof host>['hv']['costs'] => host('4.5.0', 1).hv.costs;
+
+  it('a vCPU yielding inside the rate limit keeps the pCPU up to 4.7, gives it up at once from 4.8', () => {
+    // The first hog's 30 ms slice ends just after 30 ms and the other starts a fresh run: it
+    // yields a little under 200 µs into it, well inside the 1 ms rate limit.
+    const k = c();
+    const decided = (r: { yieldedAt: number }): number => r.yieldedAt + k.exit.vmcall + k.simpleOp;
+    const v47 = yieldAt('4.7.0', 30 * MS + 200 * US);
+    const v48 = yieldAt('4.8.0', 30 * MS + 200 * US);
+    for (const r of [v47, v48]) assert.ok(r.runtime > 0 && r.runtime < 200 * US, `yield ${r.runtime} ns into the run`);
+    assert.equal(v48.other[0], decided(v48), '4.8: the other vCPU runs at the yield');
+    assert.equal(v47.other[0], decided(v47) + RATELIMIT, '4.7: only once a full rate limit has passed');
+  });
+
+  it('3.2 re-queues a yielding UNDER vCPU ahead of an OVER one, so it keeps running; 4.5 puts it behind', () => {
+    const prio = (running: Vcpu, queued: Vcpu): void => {
+      running.csched.pri = PRI_UNDER;
+      queued.csched.pri = PRI_OVER;
+    };
+    const k = c();
+    const v45 = yieldAt('4.5.0', 15 * MS, prio);
+    const v32 = yieldAt('3.2.0', 15 * MS, prio);
+    assert.equal(v45.other[0], v45.yieldedAt + k.exit.vmcall + k.simpleOp, '4.5: the OVER vCPU runs at once');
+    assert.ok(v32.other.length === 0 || v32.other[0]! >= 20 * MS, `3.2: the yielder keeps the pCPU (switches at ${v32.other.join(',')})`);
   });
 });

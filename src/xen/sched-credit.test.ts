@@ -13,6 +13,9 @@ const SWITCH = profile.ns('xen.sched.vcpuSwitch');
 const IDLE_WAKE = profile.ns('xen.pcpu.idleWake');
 const TSLICE = profile.ns('xen.sched.tslice');
 const RATELIMIT = profile.ns('xen.sched.ratelimit');
+const SCHED = profile.ns('xen.sched.schedule');
+const IDLE_SWITCH = profile.ns('xen.sched.idleSwitch');
+const HLT = profile.ns('xen.hvm.exit.hlt');
 
 function makeHost(config: HostConfig, dom0: Partial<DomainConfig> = {}, prof: Profile = profile): { env: SimEnvironment; hv: Hypervisor } {
   const env = new SimEnvironment({ seed: 1 });
@@ -220,12 +223,12 @@ describe('credit scheduler: wake-up, BOOST and the rate limit', () => {
     // First wake preempts at once; the hog resumes when b blocks; the second wake comes
     // 300 µs into the hog's new run, inside the rate limit.
     const first = 17 * MS;
-    const second = first + SWITCH + 10 * US + 300 * US;
+    const second = first + SCHED + SWITCH + 10 * US + 300 * US;
     const { start } = waker(env, b, [first, second]);
     env.run({ until: 40 * MS });
     assert.equal(start[0], first);
     const hogResumed = hogStarts.find((t) => t > first)!;
-    assert.equal(hogResumed, first + SWITCH + 10 * US, 'hog resumes once b has switched in, run and blocked');
+    assert.equal(hogResumed, first + SCHED + SWITCH + 10 * US, 'hog resumes once b has been chosen, switched in, run and blocked');
     assert.equal(second - hogResumed, 300 * US, 'second wake falls 300 µs into the hog’s new run');
     assert.equal(start[1], hogResumed + RATELIMIT, 'b starts exactly when the hog has run the rate limit');
   });
@@ -334,7 +337,7 @@ describe('credit scheduler: pinning and accounting', () => {
     );
   });
 
-  it('charges a vCPU switch to Xen itself, and nothing when a pCPU returns from idle to the same vCPU', () => {
+  it('charges Xen itself every decision, each switch to and from idle, and one vCPU switch (none back from idle to the same vCPU); the HLT exit to the guest', () => {
     const { env, hv } = makeHost({ pcpus: 1 });
     const v = hv.createDomain({ name: 'g', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
     env.process(
@@ -347,8 +350,28 @@ describe('credit scheduler: pinning and accounting', () => {
     );
     env.run({ until: 10 * MS });
     const r = hv.cpuReport();
-    assert.equal(r.xenOwn, SWITCH, 'one switch: the first time the vCPU is loaded');
-    assert.equal(r.domains.find((d) => d.name === 'g')!.byCategory.kernel, 300 * US);
+    // Three wakes from idle and three blocks: each a decision and a lazy idle switch.
+    assert.equal(r.xenOwn, SWITCH + 6 * (SCHED + IDLE_SWITCH), 'one vCPU switch: the first time the vCPU is loaded');
+    const g = r.domains.find((d) => d.name === 'g')!;
+    assert.equal(g.byCategory.kernel, 300 * US);
+    assert.equal(g.byCategory.xen, 3 * HLT, 'each block is an HLT exit on the guest’s account');
+    assert.equal(hv.domain(g.domid)!.counters.exits.hlt, 3);
+  });
+
+  it('a vCPU paused in Xen (as while it waits on an ioreq) takes no HLT exit; one that idles does', () => {
+    const { env, hv } = makeHost({ pcpus: 1 });
+    const v = hv.createDomain({ name: 'g', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        yield v.exec(100 * US, 'kernel');
+        hv.sched.pause(v); // descheduled by Xen, not by its idle loop
+        yield env.timeout(1 * MS);
+        hv.sched.unpause(v);
+        yield v.exec(100 * US, 'kernel');
+      })(),
+    );
+    env.run({ until: 10 * MS });
+    assert.equal(v.domain.counters.exits.hlt, 1, 'only the final idle');
   });
 
   it('interrupt work preempts user work inside a vCPU', () => {
@@ -369,7 +392,7 @@ describe('credit scheduler: pinning and accounting', () => {
       })(),
     );
     env.run({ until: 5 * MS });
-    const begin = IDLE_WAKE + SWITCH;
+    const begin = IDLE_WAKE + SCHED + IDLE_SWITCH + SWITCH;
     assert.equal(done.irq, 500 * US + 50 * US);
     assert.equal(done.user, begin + 1 * MS + 50 * US);
   });

@@ -26,6 +26,8 @@ export class CreditVcpu {
   active = false;
   /** To be moved to another pCPU once descheduled (_VPF_migrating). */
   migrating = false;
+  /** Asked to yield (CSCHED_FLAG_VCPU_YIELD), until it is next scheduled out. */
+  yielding = false;
 }
 
 /** The credit scheduler's per-domain data (struct csched_dom). */
@@ -75,6 +77,8 @@ export class CreditScheduler implements SchedPolicy {
   private creditBalance = 0;
   private runqSort = 0;
   private readonly activeDoms: Domain[] = [];
+  /** prv->balance_bias (one NUMA node): the pCPU last stolen from (4.9+). */
+  private balanceBias = 0;
   /** per_cpu(last_tickle_cpu), by the pCPU whose Xen code does the wake (-1 key: no pCPU). */
   private readonly lastTickled = new Map<number, number>();
 
@@ -131,6 +135,15 @@ export class CreditScheduler implements SchedPolicy {
     else if (v.inRunq) this.runqRemove(v.processor, v);
   }
 
+  /**
+   * SCHEDOP_yield from running vCPU `v` (vcpu_yield: csched_vcpu_yield, then the schedule
+   * softirq): from 4.1 it is flagged to go behind one lower-priority vCPU.
+   */
+  yield(v: Vcpu): void {
+    if (this.release.yieldFlag) v.csched.yielding = true;
+    if (v.pcpu !== null) v.pcpu.reschedule();
+  }
+
   /** csched_schedule. */
   schedule(p: Pcpu): SchedDecision {
     const now = this.env.now;
@@ -141,7 +154,9 @@ export class CreditScheduler implements SchedPolicy {
     // Rate limit: a runnable vCPU that has run less than `ratelimit` keeps the pCPU. Up to
     // 4.7 for a new full `ratelimit` from this decision; 4.8+ (0053127890) for the remainder,
     // never less than CSCHED_MIN_TIMER.
-    if (runnable && this.ratelimit > 0) {
+    // 4.8+ (9fdd2f3c9c): a yielding vCPU is not held by the rate limit.
+    const yielding = scurr !== null && scurr.csched.yielding;
+    if (runnable && this.ratelimit > 0 && !(yielding && this.release.yieldSkipsRatelimit)) {
       const runtime = now - p.runStart;
       if (runtime < this.ratelimit) {
         if (!this.release.ratelimitRemainder) return { next: scurr, slice: this.ratelimit };
@@ -149,6 +164,8 @@ export class CreditScheduler implements SchedPolicy {
       }
     }
     if (runnable) this.runqInsert(p, scurr);
+    // "Clear YIELD flag before scheduling out" (a rate-limited vCPU keeps it, as in Xen).
+    if (scurr !== null) scurr.csched.yielding = false;
     let snext: Vcpu | null = p.runq[0] ?? null;
     if (snext !== null && snext.csched.pri > PRI_OVER) {
       this.runqRemove(p, snext);
@@ -189,19 +206,25 @@ export class CreditScheduler implements SchedPolicy {
     return v.affine[cur.id] === true ? cur : this.pcpus[v.affinity[0]!]!;
   }
 
-  /** Looks on other pCPUs for work of higher priority than `snext` (csched_load_balance). */
+  /**
+   * Looks on other pCPUs for work of higher priority than `snext` (csched_load_balance). The
+   * peers are the "workers" (online pCPUs not in prv->idlers), scanned from the lowest-numbered
+   * up to 4.8 (cpumask_first), from the one after the last stolen from in 4.9+ (balance_bias).
+   */
   private loadBalance(p: Pcpu, snext: Vcpu | null): Vcpu | null {
     const floor = snext === null ? PRI_IDLE : snext.csched.pri;
     const n = this.pcpus.length;
-    for (let k = 1; k < n; k++) {
-      const peer = this.pcpus[(p.id + k) % n]!;
-      // Don't steal from an idle pCPU's queue: it is about to take that work itself.
-      if (peer.curr === null) continue;
+    const from = this.release.balanceBias ? this.balanceBias : -1;
+    for (let k = 1; k <= n; k++) {
+      const peer = this.pcpus[(from + k) % n]!;
+      // Not our own queue, and not an idler's: it is about to take that work itself.
+      if (peer === p || peer.idler) continue;
       for (const v of peer.runq) {
         if (v.csched.pri <= floor) break;
         if (v.affine[p.id] === true) {
           this.runqRemove(peer, v);
           v.processor = p;
+          if (this.release.balanceBias) this.balanceBias = peer.id;
           return v;
         }
       }
@@ -247,11 +270,15 @@ export class CreditScheduler implements SchedPolicy {
     }
   }
 
-  /** Inserts after every vCPU of equal or higher priority (__runq_insert). */
+  /**
+   * Inserts after every vCPU of equal or higher priority (__runq_insert); a yielding one also
+   * behind the next (lower-priority) vCPU, if any (the idle vCPU ends Xen's queue).
+   */
   private runqInsert(p: Pcpu, v: Vcpu): void {
     const q = p.runq;
     let i = 0;
     while (i < q.length && q[i]!.csched.pri >= v.csched.pri) i++;
+    if (v.csched.yielding && i < q.length) i++;
     q.splice(i, 0, v);
     v.inRunq = true;
     v.processor = p;

@@ -55,3 +55,25 @@ export const EVTCHN_ALLOC_UNBOUND = { size: 8, dom: 0, remote_dom: 2, port: 4 } 
 export const EVTCHN_BIND_INTERDOMAIN = { size: 12, remote_dom: 0, remote_port: 4, local_port: 8 } as const;
 export const EVTCHN_BIND_VIRQ = { size: 12, virq: 0, vcpu: 4, port: 8 } as const;
 export const EVTCHN_STATUS = { size: 24, dom: 0, port: 4, status: 8, vcpu: 12, u: 16 } as const;
+
+// ---- FIFO-based event channel ABI (public/event_channel.h, Xen 4.4+) ----
+export const EVTCHNOP_init_control = 11;
+export const EVTCHNOP_expand_array = 12;
+export const EVTCHNOP_set_priority = 13;
+/** Priorities: 0 is the highest; a new port gets the default. */
+export const EVTCHN_FIFO_PRIORITY_MAX = 0;
+export const EVTCHN_FIFO_PRIORITY_DEFAULT = 7;
+export const EVTCHN_FIFO_PRIORITY_MIN = 15;
+export const EVTCHN_FIFO_MAX_QUEUES = EVTCHN_FIFO_PRIORITY_MIN + 1;
+/** Bits of an event word (event_word_t, uint32_t). */
+export const EVTCHN_FIFO_PENDING = 31;
+export const EVTCHN_FIFO_MASKED = 30;
+export const EVTCHN_FIFO_LINKED = 29;
+export const EVTCHN_FIFO_BUSY = 28;
+export const EVTCHN_FIFO_LINK_BITS = 17;
+export const EVTCHN_FIFO_LINK_MASK = (1 << EVTCHN_FIFO_LINK_BITS) - 1;
+export const EVTCHN_FIFO_NR_CHANNELS = 1 << EVTCHN_FIFO_LINK_BITS;
+export const EVTCHN_FIFO_EVENT_WORDS_PER_PAGE = 4096 / 4;
+export const EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES = EVTCHN_FIFO_NR_CHANNELS / EVTCHN_FIFO_EVENT_WORDS_PER_PAGE;
+/** struct evtchn_fifo_control_block: uint32_t ready, _rsvd, head[EVTCHN_FIFO_MAX_QUEUES]. */
+export const EVTCHN_FIFO_CONTROL_BLOCK = { ready: 0, head: 8, size: 8 + 4 * EVTCHN_FIFO_MAX_QUEUES } as const;
