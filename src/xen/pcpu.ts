@@ -51,6 +51,8 @@ export class Pcpu {
   private sliceEnd = Infinity;
   private settledAt: Time;
   private overhead = 0;
+  /** Xen's own work for physical interrupts taken here and not yet done, ns (ahead of everything else). */
+  private irqWork = 0;
   private loaded: Vcpu | null = null;
   private needResched = false;
   private readonly decision: Timer;
@@ -75,12 +77,18 @@ export class Pcpu {
     if (dt === 0) return;
     this.settledAt = now;
     const v = this.curr;
+    let t = dt;
+    if (this.irqWork > 0) {
+      const o = t < this.irqWork ? t : this.irqWork;
+      this.irqWork -= o;
+      this.acct.xenOwn[this.id] = this.acct.xenOwn[this.id]! + o;
+      t -= o;
+    }
     if (v === null) {
-      this.acct.idle[this.id] = this.acct.idle[this.id]! + dt;
+      this.acct.idle[this.id] = this.acct.idle[this.id]! + t;
       return;
     }
-    let t = dt;
-    if (this.overhead > 0) {
+    if (t > 0 && this.overhead > 0) {
       const o = t < this.overhead ? t : this.overhead;
       this.overhead -= o;
       this.acct.xenOwn[this.id] = this.acct.xenOwn[this.id]! + o;
@@ -100,6 +108,20 @@ export class Pcpu {
       this.settle();
       this.dispatch();
     }
+  }
+
+  /**
+   * A physical interrupt taken by Xen on this pCPU (do_IRQ and what it raises): `ns` of Xen's
+   * own work, ahead of whatever the pCPU runs (the vCPU here is held up meanwhile) and charged
+   * to this pCPU as Xen's own time. Returns the instant the work is done (Xen's handlers queue
+   * behind each other). An idle pCPU's C-state exit is not added here: the scheduler's
+   * response to the wake-up the handler raises adds it (`tickle`), once.
+   */
+  xenIrq(ns: Time): Time {
+    this.settle();
+    this.irqWork += ns;
+    if (this.curr !== null) this.dispatch();
+    return this.env.now + this.irqWork;
   }
 
   /**
@@ -132,9 +154,9 @@ export class Pcpu {
       this.decision.cancel();
       return;
     }
-    if (this.overhead > 0) {
+    if (this.overhead > 0 || this.irqWork > 0) {
       this.demand = null;
-      this.decision.setAt(now + this.overhead);
+      this.decision.setAt(now + this.irqWork + this.overhead);
       return;
     }
     const w = v.work.top();
