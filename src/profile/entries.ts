@@ -80,6 +80,7 @@ export const ENTRIES = {
   'pcie.tlpOverhead': { dim: 'bytes', doc: 'Bytes a transaction-layer packet carries besides its payload on the link: framing, sequence number, header (64-bit address), LCRC' },
   'pcie.maxPayload': { dim: 'bytes', doc: 'Largest payload of one TLP (Max_Payload_Size): a DMA write, or a read completion, is cut into TLPs of at most this' },
   'pcie.maxReadRequest': { dim: 'bytes', doc: 'Largest read one request TLP may ask for (Max_Read_Request_Size): a DMA read sends one request upstream per this many bytes' },
+  'pcie.maxOutstandingReads': { dim: 'count', doc: 'Read requests a NIC DMA engine keeps outstanding at once (its read tags): with pcie.maxReadRequest, how much data a queue may have in flight' },
   'pcie.readLatency': { dim: 'time', doc: 'A DMA read\'s round trip besides serialization: the request reaching the root complex, the memory read, the first completion back at the device' },
   'pcie.writeLatency': { dim: 'time', doc: 'A posted DMA write reaching host memory (visible to the CPU) after its last byte left the device' },
   'iommu.lookup': { dim: 'time', doc: 'An IOMMU translation of one page of a DMA found in the IOTLB' },

@@ -31,6 +31,7 @@ export interface PcieCosts {
   tlpOverhead: number;
   maxPayload: number;
   maxReadRequest: number;
+  maxOutstandingReads: number;
   readLatency: Time;
   writeLatency: Time;
 }
@@ -43,6 +44,7 @@ export function sriovCosts(p: Profile): SriovCosts {
       tlpOverhead: p.bytes('pcie.tlpOverhead'),
       maxPayload: p.bytes('pcie.maxPayload'),
       maxReadRequest: p.bytes('pcie.maxReadRequest'),
+      maxOutstandingReads: p.count('pcie.maxOutstandingReads'),
       readLatency: p.ns('pcie.readLatency'),
       writeLatency: p.ns('pcie.writeLatency'),
     },

@@ -1,5 +1,5 @@
-import type { Env, ProcessGenerator } from '../../sim/index.js';
-import { CSUM_NONE, CSUM_PARTIAL, CSUM_UNNECESSARY, GSO_NONE, GSO_TCPV4, NO_OFFLOADS, Packet, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice, type PacketBuffer, type PacketMemory } from '../../net/index.js';
+import { Deque, type Env, type ProcessGenerator } from '../../sim/index.js';
+import { CSUM_NONE, CSUM_PARTIAL, CSUM_UNNECESSARY, GSO_NONE, GSO_TCPV4, NO_OFFLOADS, Packet, lroMerge, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice, type PacketBuffer, type PacketMemory } from '../../net/index.js';
 import { PAGE_SIZE } from '../../xen/abi/index.js';
 import type { Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
@@ -69,9 +69,9 @@ interface RingItr {
  *   16; at napi_complete the adaptive ITR (ixgbevf_set_itr / ixgbevf_update_itr, the default
  *   rx-usecs 1 = dynamic) and VTEIMS.
  *
- * Decisions: the stack's GRO is not applied (the model's LRO merge copies, ixgbevf's
- * napi_gro_receive does not), so frames go up one by one; the ITR can be fixed with
- * `itrUs` (ethtool -C rx-usecs).
+ * Decisions: GRO is the model's LRO merge (as for the physical NIC's link end); it assembles
+ * the merged packet in a new guest buffer, uncharged, standing for Linux's frag chaining
+ * (which copies nothing). The ITR can be fixed with `itrUs` (ethtool -C rx-usecs).
  */
 export class IxgbevfDriver implements NetDevice {
   readonly mtu = 1500;
@@ -96,6 +96,8 @@ export class IxgbevfDriver implements NetDevice {
   private rxNtu = 0;
   private rxNtc = 0;
   private rxCleaned = 0;
+  /** Frames taken from the ring in this poll and not yet handed up (GRO looks across them). */
+  private readonly ready = new Deque<Packet>();
   private q = ITR_20K;
   private readonly rxItr: RingItr = { bytes: 0, packets: 0, itr: 0 };
   private readonly txItr: RingItr = { bytes: 0, packets: 0, itr: 0 };
@@ -168,7 +170,7 @@ export class IxgbevfDriver implements NetDevice {
     this.wr(R.IXGBE_VFRDH0, 0);
     this.wr(R.IXGBE_VFRDT0, 0);
     this.wr(R.IXGBE_VFRXDCTL0, R.IXGBE_XDCTL_ENABLE);
-    this.features = { ...NO_OFFLOADS, txCsum: true, rxCsum: true, sg: true, tso: true };
+    this.features = { ...NO_OFFLOADS, txCsum: true, rxCsum: true, sg: true, tso: true, lro: true };
     this.fillRx();
     this.writeRdt();
     this.q = this.itrUs !== null ? this.itrUs * 4 : ITR_20K;
@@ -192,6 +194,7 @@ export class IxgbevfDriver implements NetDevice {
       this.txBufs[i]?.pkt.release();
       this.txBufs[i] = null;
     }
+    for (let p = this.ready.shift(); p !== undefined; p = this.ready.shift()) p.release();
     for (let i = 0; i < this.rxBufs.length; i++) {
       this.rxBufs[i]?.put();
       this.rxBufs[i] = null;
@@ -368,10 +371,25 @@ export class IxgbevfDriver implements NetDevice {
     if (this.fillRx()) this.writeRdt();
   }
 
-  /** One frame of ixgbevf_clean_rx_irq (the TX ring cleaned first, as ixgbevf_poll does). */
+  /**
+   * One packet for the stack (ixgbevf_poll: the TX ring cleaned first, then
+   * ixgbevf_clean_rx_irq with napi_gro_receive): the frames the ring holds now are taken, and
+   * GRO merges a TCP flow's in-order segments among them into one packet, as the physical
+   * NIC's link end does (src/net/iface/lro.ts, the same rules as tcp_gro_receive).
+   */
   private poll(): Packet | undefined {
     if (!this.up) return undefined;
-    this.cleanTx();
+    if (this.ready.length === 0) {
+      this.cleanTx();
+      for (let p = this.take(); p !== undefined; p = this.take()) this.ready.push(p);
+    }
+    const first = this.ready.shift();
+    if (first === undefined) return undefined;
+    return lroMerge(first, this.ready, this.memory);
+  }
+
+  /** One frame of ixgbevf_clean_rx_irq. */
+  private take(): Packet | undefined {
     const n = IXGBEVF_DEFAULT_RXD;
     for (;;) {
       const i = this.rxNtc;

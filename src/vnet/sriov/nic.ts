@@ -1,4 +1,4 @@
-import { Deque, type Env, type ProcessGenerator } from '../../sim/index.js';
+import { Deque, SimEvent, type Env, type ProcessGenerator } from '../../sim/index.js';
 import { CSUM_NONE, CSUM_PARTIAL, GSO_TCPV4, HEAP_MEMORY, IP, IPPROTO_TCP, IPPROTO_UDP, LinkEnd, Packet, WireError, completeChecksum, gsoSegment, l4ChecksumValid, parseIpv4, type MacAddr } from '../../net/index.js';
 import { isIommuFault, type Domain, type Hypervisor, type PtMsiBinding } from '../../xen/index.js';
 import type { SriovCosts } from './costs.js';
@@ -30,8 +30,10 @@ export interface VfStats {
   /** Frames written into the guest's RX buffers. */
   rxFrames: number;
   rxBytes: number;
-  /** Frames dropped: no room in the pool's share of the RX packet buffer while no descriptor was posted, or the queue off. */
+  /** Frames dropped: no RX descriptor posted for them (SRRCTL.DROP_EN), or the queue off. */
   rxNoDesc: number;
+  /** Frames dropped: the NIC's RX packet buffer full. */
+  rxOverflow: number;
   /** Frames dropped because the posted buffer's address faulted in the IOMMU (descriptor written back with RXE). */
   rxIommuFaults: number;
   /** The descriptor ring itself faulted: the queue stopped. */
@@ -41,6 +43,17 @@ export interface VfStats {
   dataWrites: number;
   /** MSI-X messages sent. */
   msix: number;
+}
+
+/** A packet the TX engine parsed from fetched descriptors, to be read. */
+interface TxPlan {
+  bufs: { addr: number; len: number }[];
+  total: number;
+  ctx: { maclen: number; iplen: number; tcp: boolean; mss: number } | null;
+  tse: boolean;
+  olinfo: number;
+  last: number;
+  rs: boolean;
 }
 
 type Port = { kind: 'vf'; vf: Vf } | { kind: 'pf' } | { kind: 'wire' };
@@ -59,7 +72,7 @@ interface NicFrame {
 export class Vf {
   readonly stats: VfStats = {
     txPackets: 0, txFrames: 0, txBytes: 0, doorbells: 0, txIommuFaults: 0, txMalformed: 0, txSpoofed: 0,
-    rxFrames: 0, rxBytes: 0, rxNoDesc: 0, rxIommuFaults: 0, ringFaults: 0, dataReads: 0, dataWrites: 0, msix: 0,
+    rxFrames: 0, rxBytes: 0, rxNoDesc: 0, rxOverflow: 0, rxIommuFaults: 0, ringFaults: 0, dataReads: 0, dataWrites: 0, msix: 0,
   };
   /** The MAC the PF set for this VF (ip link set PF vf N mac …); the switch's filter for its pool. */
   mac: MacAddr | null = null;
@@ -93,6 +106,8 @@ export class Vf {
   causePending = false;
   irqTimerAt: number | null = null;
   lastIrq = -Infinity;
+  /** When the TX engine's last issued data read completes. */
+  txDataAt = 0;
 
   constructor(
     readonly index: number,
@@ -156,7 +171,13 @@ export class SriovNic {
   private vebFree = 0;
   /** Bytes of frames waiting in the RX packet buffer for descriptors, all pools together. */
   private rxHeld = 0;
+  /** TX engines waiting for room in the RX packet buffer (the switch's loopback path is full). */
+  private spaceWaiters: SimEvent<void>[] = [];
   private readonly deviceName: string;
+  /** How far ahead of now a TX engine's outstanding reads may reach, ns. */
+  private readonly readWindow: number;
+  /** How much posted-write time the RX engine lets queue on the link before it waits, ns (four full TLPs). */
+  private readonly writeAhead: number;
 
   constructor(
     private readonly env: Env,
@@ -169,6 +190,8 @@ export class SriovNic {
     rng: ReturnType<Env['rng']['fork']>,
   ) {
     this.pcie = new PcieLink(costs.pcie);
+    this.readWindow = costs.pcie.readLatency;
+    this.writeAhead = 4 * (costs.pcie.maxPayload + costs.pcie.tlpOverhead) * costs.pcie.nsPerByte;
     this.deviceName = 'nic';
     this.pf = new PfDevice(env, `${name}`, pfMac, this, costs);
     this.wire = new LinkEnd(env, `${name}.wire`, pfMac, costs.wire, rng);
@@ -243,6 +266,18 @@ export class SriovNic {
     return vf.mac;
   }
 
+  /** Room in the RX packet buffer for the switch to loop a packet's frames back into. */
+  private hasSpace(): boolean {
+    return this.rxHeld <= this.costs.rxBuffer / 2;
+  }
+
+  private spaceFreed(): void {
+    if (this.spaceWaiters.length === 0 || !this.hasSpace()) return;
+    const w = this.spaceWaiters;
+    this.spaceWaiters = [];
+    for (const e of w) e.succeed();
+  }
+
   private busy(ns: number): void {
     this.hv.acct.chargeDevice(this.deviceName, ns);
   }
@@ -313,17 +348,22 @@ export class SriovNic {
         out.set(p, o);
         o += p.length;
       }
-      at = Math.max(at, this.pcie.read(this.env.now + m.ns, k * R.DESC_SIZE));
+      // The translation delays the DMA; it does not hold the link (requests of other queues go meanwhile).
+      at = Math.max(at, this.pcie.read(this.env.now, k * R.DESC_SIZE) + m.ns);
       done += k;
     }
     return { bytes: out, at };
   }
 
-  /** DMA-writes a 16-byte descriptor back at ring index `i` when the write lands (`patch` edits it in place); false on a fault. */
-  private writeDesc(vf: Vf, base: number, i: number, t0: number, patch: (dv: DataView) => void, then: () => void): boolean {
+  /**
+   * DMA-writes a 16-byte descriptor back at ring index `i` now (behind the posted writes
+   * already issued, which PCIe keeps in order); `patch` edits it in place when it lands, then
+   * `then` runs. False on a fault.
+   */
+  private writeDesc(vf: Vf, base: number, i: number, patch: (dv: DataView) => void, then: () => void, notBefore = 0): boolean {
     const m = this.hv.iommu.translate(vf.bdf, base + i * R.DESC_SIZE, R.DESC_SIZE, true);
     if (isIommuFault(m)) return false;
-    const t = this.pcie.write(Math.max(t0, this.env.now + m.ns), R.DESC_SIZE);
+    const t = Math.max(notBefore, this.pcie.write(this.env.now, R.DESC_SIZE) + m.ns);
     const page = m.pieces[0]!;
     this.at(t, () => {
       if (vf.owner === null || vf.owner.dying) return;
@@ -356,6 +396,14 @@ export class SriovNic {
         if (!vf.txEnabled || vf.txStopped || n === 0 || vf.owner === null) return;
         const avail = (vf.tdt - vf.tdh + n) % n;
         if (avail === 0) return;
+        // Backpressure: while the RX packet buffer is more than half full of frames waiting for
+        // their DMA (the link is the bottleneck), the TX engine fetches nothing more.
+        if (!this.hasSpace()) {
+          const e = new SimEvent<void>(this.env);
+          this.spaceWaiters.push(e);
+          yield e;
+          continue;
+        }
         const k = Math.min(avail, TX_FETCH);
         const got = this.readDescs(vf, vf.tdba, n, vf.tdh, k);
         if (got === null) {
@@ -364,7 +412,14 @@ export class SriovNic {
         }
         this.busy(k * this.costs.descriptor);
         yield this.waitUntil(got.at);
-        const used = this.txPackets(vf, got.bytes, k, k === avail);
+        const plan: TxPlan[] = [];
+        const used = this.txPackets(vf, got.bytes, k, k === avail, plan);
+        for (const p of plan) {
+          // The DMA engine keeps a bounded number of reads outstanding: a packet's first burst goes
+          // out as the previous packet's last completions start to flow.
+          if (vf.txDataAt - this.env.now > this.readWindow) yield this.waitUntil(vf.txDataAt - this.readWindow);
+          vf.txDataAt = Math.max(vf.txDataAt, yield* this.txOnePacket(vf, p.bufs, p.total, p.ctx, p.tse, p.olinfo, p.last, p.rs));
+        }
         if (used < 0) return;
         vf.tdh = (vf.tdh + used) % n;
         if (used === 0) return; // (cannot happen: a partial chain within a full fetch is malformed)
@@ -379,7 +434,7 @@ export class SriovNic {
    * descriptors up to EOP) is read, built and switched. Returns the descriptors consumed, or
    * −1 if a malformed chain stopped the queue.
    */
-  private txPackets(vf: Vf, d: Uint8Array, k: number, tailInside: boolean): number {
+  private txPackets(vf: Vf, d: Uint8Array, k: number, tailInside: boolean, plan: TxPlan[]): number {
     const dv = new DataView(d.buffer, d.byteOffset, d.length);
     const ringN = vf.txCount;
     let pos = 0;
@@ -439,43 +494,59 @@ export class SriovNic {
       }
       const lastCmd = dv.getUint32(eop * 16 + 8, true);
       const rs = (lastCmd & R.IXGBE_TXD_CMD_RS) !== 0;
-      this.txOnePacket(vf, bufs, total, ctx, tse, olinfo, (vf.tdh + eop) % ringN, rs);
+        plan.push({ bufs, total, ctx, tse, olinfo, last: (vf.tdh + eop) % ringN, rs });
       pos = eop + 1;
     }
     return pos;
   }
 
-  /** Reads one packet's buffers, builds its frames and hands them to the switch once read; writes DD back on its last descriptor. */
-  private txOnePacket(vf: Vf, bufs: { addr: number; len: number }[], total: number, ctx: { maclen: number; iplen: number; tcp: boolean; mss: number } | null, tse: boolean, olinfo: number, last: number, rs: boolean): void {
+  /** Reads one packet's buffers, builds its frames and hands them to the switch once read; writes DD back on its last descriptor. Returns when the data arrives. */
+  private *txOnePacket(vf: Vf, bufs: { addr: number; len: number }[], total: number, ctx: { maclen: number; iplen: number; tcp: boolean; mss: number } | null, tse: boolean, olinfo: number, last: number, rs: boolean): ProcessGenerator<number> {
     const now = this.env.now;
     const bytes = new Uint8Array(total);
     let at = now;
     let o = 0;
     let fault = false;
+    let iommuNs = 0;
+    // Every buffer is translated first: a fault means none of the packet is read.
     for (const b of bufs) {
       const m = this.hv.iommu.translate(vf.bdf, b.addr, b.len, false);
       if (isIommuFault(m)) {
         fault = true;
         break;
       }
+      iommuNs += m.ns;
       for (const p of m.pieces) {
         bytes.set(p, o);
         o += p.length;
       }
-      at = Math.max(at, this.pcie.read(now + m.ns, b.len));
+    }
+    if (!fault) {
+      // The reads go out in bursts of the engine's outstanding requests; the next burst is
+      // issued as the previous one's completions start to flow, so other queues' reads
+      // (descriptor fetches) interleave with a large packet's.
+      const burst = this.costs.pcie.maxOutstandingReads * this.costs.pcie.maxReadRequest;
+      for (let off = 0; off < total; off += burst) {
+        const t = this.pcie.read(this.env.now, Math.min(burst, total - off)) + (off === 0 ? iommuNs : 0);
+        at = Math.max(at, t);
+        if (off + burst < total) yield this.waitUntil(t - this.costs.pcie.readLatency);
+      }
     }
     this.busy(bufs.length * this.costs.descriptor);
     const base = vf.tdba;
+    // The write-back goes out once the data has been read (the descriptor is done then).
     const wb = (): void => {
       if (!rs) return;
-      const ok = this.writeDesc(vf, base, last, at, (dv) => dv.setUint32(12, dv.getUint32(12, true) | R.IXGBE_TXD_STAT_DD, true), () => this.cause(vf));
-      if (!ok) this.stopTx(vf, 'ring');
+      this.at(at, () => {
+        const ok = this.writeDesc(vf, base, last, (dv) => dv.setUint32(12, dv.getUint32(12, true) | R.IXGBE_TXD_STAT_DD, true), () => this.cause(vf));
+        if (!ok) this.stopTx(vf, 'ring');
+      });
     };
     if (fault) {
       // The DMA was blocked: nothing read, the packet dropped; the descriptors complete so the ring moves on.
       vf.stats.txIommuFaults++;
       wb();
-      return;
+      return now;
     }
     vf.stats.txPackets++;
     vf.stats.txBytes += total;
@@ -492,6 +563,7 @@ export class SriovNic {
       }
     });
     wb();
+    return at;
   }
 
   /** TSO and checksum offload: the frames a packet makes, with their checksums complete. */
@@ -555,9 +627,17 @@ export class SriovNic {
         vf.stats.rxNoDesc++;
         return;
       }
-      // The RX packet buffer holds what the DMA engine has not written yet; a frame that does not fit is dropped.
-      if (this.rxHeld + bytes.length > this.costs.rxBuffer) {
+      // SRRCTL.DROP_EN (ixgbevf_configure_srrctl sets it): a frame for a queue with no posted
+      // descriptor left for it is dropped at once, so a slow guest never holds up the others.
+      const n = vf.rxCount;
+      const posted = vf.rxCache.length + (n === 0 ? 0 : (vf.rdt - vf.rxFetched + n) % n);
+      if (vf.rxq.length >= posted) {
         vf.stats.rxNoDesc++;
+        return;
+      }
+      // Frames that have a descriptor wait in the RX packet buffer for the DMA engine; one that does not fit is dropped.
+      if (this.rxHeld + bytes.length > this.costs.rxBuffer) {
+        vf.stats.rxOverflow++;
         return;
       }
       vf.rxq.push({ bytes });
@@ -618,8 +698,16 @@ export class SriovNic {
         }
         if (vf.rxCache.length === 0) {
           const avail = (vf.rdt - vf.rxFetched + n) % n;
-          // No descriptor posted: the frames wait in the RX packet buffer until the driver posts more (RDT).
-          if (avail === 0) return;
+          if (avail === 0) {
+            // No descriptor posted after all (the queue was reset or re-programmed): dropped, as DROP_EN does.
+            for (let f = vf.rxq.shift(); f !== undefined; f = vf.rxq.shift()) {
+              vf.rxqBytes -= f.bytes.length;
+              this.rxHeld -= f.bytes.length;
+              vf.stats.rxNoDesc++;
+            }
+            this.spaceFreed();
+            return;
+          }
           const k = Math.min(avail, RX_FETCH);
           const got = this.readDescs(vf, vf.rdba, n, vf.rxFetched, k);
           if (got === null) {
@@ -634,9 +722,16 @@ export class SriovNic {
           yield this.waitUntil(got.at);
           continue;
         }
+        // The write engine issues posted writes as the link takes them (a few TLPs queued), so
+        // that read requests of other queues, which may not pass queued writes, interleave.
+        if (this.pcie.upFreeAt - this.env.now > this.writeAhead) {
+          yield this.waitUntil(this.pcie.upFreeAt - this.writeAhead);
+          continue;
+        }
         const f = vf.rxq.shift()!;
         vf.rxqBytes -= f.bytes.length;
         this.rxHeld -= f.bytes.length;
+        this.spaceFreed();
         const d = vf.rxCache.shift()!;
         this.rxOne(vf, f.bytes, d.i, d.addr);
       }
@@ -652,7 +747,7 @@ export class SriovNic {
     const next = (i + 1) % vf.rxCount;
     if (isIommuFault(m)) {
       vf.stats.rxIommuFaults++;
-      const ok = this.writeDesc(vf, base, i, this.env.now, (dv) => {
+      const ok = this.writeDesc(vf, base, i, (dv) => {
         dv.setUint32(8, (R.IXGBE_RXD_STAT_DD | R.IXGBE_RXD_STAT_EOP | R.IXGBE_RXDADV_ERR_RXE) >>> 0, true);
         dv.setUint16(12, 0, true);
       }, () => {
@@ -666,7 +761,7 @@ export class SriovNic {
       return;
     }
     this.busy(this.costs.descriptor);
-    const tData = this.pcie.write(this.env.now + m.ns, bytes.length);
+    const tData = this.pcie.write(this.env.now, bytes.length) + m.ns;
     vf.stats.dataWrites++;
     this.at(tData, () => {
       if (vf.owner === null || vf.owner.dying) return;
@@ -677,7 +772,7 @@ export class SriovNic {
       }
     });
     const status = R.IXGBE_RXD_STAT_DD | R.IXGBE_RXD_STAT_EOP | rxChecksumStatus(bytes);
-    const ok = this.writeDesc(vf, base, i, tData, (dv) => {
+    const ok = this.writeDesc(vf, base, i, (dv) => {
       dv.setUint32(8, status >>> 0, true);
       dv.setUint16(12, bytes.length, true);
     }, () => {
@@ -685,7 +780,7 @@ export class SriovNic {
       vf.stats.rxFrames++;
       vf.stats.rxBytes += bytes.length;
       this.cause(vf);
-    });
+    }, tData);
     if (!ok) {
       vf.rxStopped = true;
       vf.stats.ringFaults++;

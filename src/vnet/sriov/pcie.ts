@@ -36,6 +36,11 @@ export class PcieLink {
     return Math.max(1, Math.ceil(len / max));
   }
 
+  /** When the upstream direction has sent everything queued on it so far. */
+  get upFreeAt(): number {
+    return this.upFree;
+  }
+
   /** A DMA read of `len` bytes issued at `now`; returns when its last byte is at the device. */
   read(now: number, len: number): number {
     const req = this.tlps(len, this.c.maxReadRequest) * this.c.tlpOverhead;
