@@ -63,6 +63,11 @@ export interface CaseResult {
   latencyUs: { mean: number; p50: number; p90: number; p99: number; max: number } | null;
   /** CPU utilization over the window as xentop gives it (100 = one pCPU), per domain, and Xen's own. */
   cpu: Record<string, number>;
+  /**
+   * Devices that work apart from every CPU (the SR-IOV NIC's engines and switch, `nic`): busy %
+   * of the window (100 = busy throughout); absent when the hosts have none.
+   */
+  devices?: Record<string, number>;
   perFrame: PerFrame;
   /** Frames the guests' stacks handed to their devices in the window (a GSO packet is one). */
   frames: number;
@@ -145,7 +150,7 @@ function sumKeys(d: CounterSnapshot, pick: (k: string) => boolean): number {
   return n;
 }
 
-export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResult, 'cpu' | 'perFrame' | 'frames' | 'windowNs'> {
+export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResult, 'cpu' | 'devices' | 'perFrame' | 'frames' | 'windowNs'> {
   const tot: Record<string, number> = {};
   for (const [k, c] of to.counters) {
     const d = diffCounters(c, from.counters.get(k));
@@ -154,16 +159,19 @@ export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResu
   const frames = to.frames - from.frames;
   const per = (n: number): number => (frames > 0 ? n / frames : 0);
   const cpu: Record<string, number> = {};
+  const devices: Record<string, number> = {};
   let xen = 0;
   topo.hosts.forEach((h, i) => {
     const r = h.hv.cpuReport(from.cpu[i]);
     const prefix = topo.hosts.length > 1 ? `${h.name}:` : '';
     for (const d of r.domains) cpu[prefix + d.name] = d.percent;
+    for (const d of r.devices) devices[prefix + d.name] = d.percent;
     xen += r.xenOwnPercent;
   });
   cpu.xen = xen;
   return {
     cpu,
+    ...(Object.keys(devices).length > 0 ? { devices } : {}),
     frames,
     windowNs: to.at - from.at,
     perFrame: {

@@ -38,6 +38,8 @@ lines.push(row('tcp_rr transactions/s', (p) => n(rr.get(p)!.transactionsPerSec, 
 lines.push(row('tcp_stream 64 KiB (Mbit/s)', (p) => n(stream.get(p)!.throughputMbps, 0)));
 const domains = [...new Set(paths.flatMap((p) => Object.keys(stream.get(p)!.cpu)))];
 for (const d of domains) lines.push(row(`  stream CPU % ${d}`, (p) => n(stream.get(p)!.cpu[d])));
+const devices = [...new Set(paths.flatMap((p) => Object.keys(stream.get(p)!.devices ?? {})))];
+for (const d of devices) lines.push(row(`  stream ${d} busy % (not a CPU)`, (p) => n(stream.get(p)!.devices?.[d])));
 for (const [label, m] of [
   ['rr', rr],
   ['stream', stream],

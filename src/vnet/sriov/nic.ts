@@ -5,6 +5,7 @@ import type { SriovCosts } from './costs.js';
 import { PcieLink } from './pcie.js';
 import { PfDevice } from './pf.js';
 import * as R from './regs.js';
+import type { WirePort } from '../phys/index.js';
 
 /** Descriptors the NIC fetches for a TX queue at once: enough for any legal packet (40 data + a context descriptor). */
 const TX_FETCH = R.IXGBE_MAX_TX_DESC_PER_PACKET + 1;
@@ -205,6 +206,12 @@ export class SriovNic {
       receive: (p) => this.fromWire(p),
       wake: () => undefined,
     });
+  }
+
+  /** The wire port as a cable sees it. */
+  get wirePort(): WirePort {
+    const end = this.wire;
+    return { name: end.name, end, get connected() { return end.peer !== null; } };
   }
 
   /** pci_enable_sriov from the PF driver (ixgbe max_vfs): `n` more VFs, at 82599 VF routing IDs (device 0x10, function = VF index mod 8). */
