@@ -115,4 +115,24 @@ describe('sriov on a host', () => {
       if (!q.ok) throw q.error;
     }, /b: nic 0: VF 01:10\.1 is already assigned to a/);
   });
+
+  it('hot-unplug (a guest removed): its VF goes back to the PF, its IOMMU context and interrupt binding with it, and a new guest gets it', () => {
+    const env = new SimEnvironment({ seed: 6 });
+    const p = env.process(Host.build(env, profile, { name: 'h', pcpus: 2, guests: [{ name: 'a', nics: [{ path: 'sriov', mac: '00:16:3e:00:00:01', ip: '10.0.0.1/24' }] }] }));
+    env.run({ until: p });
+    if (!p.ok) throw p.error;
+    const host = p.value;
+    const vf = (host.guest('a').nics[0]!.attached as SriovVfNic).vf;
+    const r = env.process(host.removeGuest('a'));
+    env.run({ until: r });
+    if (!r.ok) throw r.error;
+    assert.equal(vf.owner, null);
+    assert.equal(host.hv.iommu.owner(vf.bdf), undefined);
+    const q = env.process(host.addGuest({ name: 'c', nics: [{ path: 'sriov', mac: '00:16:3e:00:00:03', ip: '10.0.0.3/24' }] }));
+    env.run({ until: q });
+    if (!q.ok) throw q.error;
+    const vc = (host.guest('c').nics[0]!.attached as SriovVfNic).vf;
+    assert.equal(vc, vf, 'the freed VF is reused');
+    assert.equal(host.hv.iommu.owner(vf.bdf), host.guest('c').domain);
+  });
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MS, SimEnvironment } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
-import { ipv4 } from '../net/index.js';
+import { Packet, PacketBuffer, ipv4 } from '../net/index.js';
 import { diffCounters, type CounterSnapshot } from '../xen/index.js';
 import type { SriovVfNic } from '../vnet/sriov/index.js';
 import { Host } from '../host/host.js';
@@ -115,6 +115,38 @@ describe('sriov path: two HVM guests on one host', () => {
     assert.equal(d.ga.grantCopies, 0);
     assert.equal(d.a['vf.txMalformed'], 0);
     assert.equal(d.a['vf.txIommuFaults'], 0);
+  });
+
+  it('a driver that programs a buffer outside its guest\'s memory gets an IOMMU fault: the frame dropped and counted, nothing reaches the peer, traffic goes on, nothing throws', () => {
+    const { env, host, ends, a, b } = twoGuests();
+    const pg = ping(env, ends, { count: 2, size: 56 });
+    env.run({ until: pg });
+    const domA = host.guest('a').domain;
+    // A buffer the guest's driver believes is at gfn 0xf0000 — the MMIO hole, not its RAM.
+    class Stray extends PacketBuffer {
+      readonly bytes = new Uint8Array(128).fill(0x5a);
+      readonly domid = domA.domid;
+      readonly gfn = 0xf0000;
+      readonly offset = 0;
+      freed = false;
+      protected recycle(): void {
+        this.freed = true;
+      }
+    }
+    const buf = new Stray();
+    const faults0 = host.hv.iommu.faultsByDomain.get(domA.domid) ?? 0;
+    const rx0 = b.vf.stats.rxFrames;
+    assert.equal(a.driver.xmit(new Packet(buf.bytes.subarray(0, 100), buf, 0)), true);
+    env.run({ until: env.now + 1 * MS });
+    assert.equal(a.vf.stats.txIommuFaults, 1);
+    assert.equal((host.hv.iommu.faultsByDomain.get(domA.domid) ?? 0) - faults0, 1, 'the fault names a\'s domain');
+    assert.equal(b.vf.stats.rxFrames, rx0, 'nothing reached b');
+    assert.equal(host.hv.iommu.faultsByDomain.get(host.guest('b').domain.domid) ?? 0, 0);
+    // The descriptor completed: the driver's clean-up freed the packet on the next poll.
+    const again = ping(env, ends, { count: 3, size: 56 });
+    env.run({ until: again });
+    assert.ok(again.value.received >= 3 && again.value.received === again.value.transmitted, 'the queue goes on');
+    assert.ok(buf.freed, 'the dropped packet was completed and freed');
   });
 
   it('is deterministic: the same seed gives the same counters', () => {
