@@ -189,7 +189,6 @@ describe('SR-IOV NIC: VF to VF', () => {
     const bytes = vb.stats.rxBytes - s0.bytes;
     const frames = vb.stats.rxFrames - s0.frames;
     const gbps = (bytes * 8) / (r.env.now - s0.t);
-    if (process.env.SRIOV_DEBUG) console.log(JSON.stringify({ gbps, va: va.stats, vb: vb.stats, pcie: r.nic.pcie.stats, nic: r.nic.stats, t: r.env.now }));
     assert.equal(vb.stats.rxNoDesc, 0, 'the re-posting kept up');
     assert.ok(frames > 1000, `frames ${frames}`);
     // The bound: every frame is DMA-written upstream with its TLP framing (the TX reads use the
