@@ -24,4 +24,24 @@ describe('CPU report', () => {
     assert.match(text, /capacity\s+0\.200\s+200\.0 {2}= 2 pCPU × 0\.100 s/);
     assert.match(text, /idle\s+0\.100\s+100\.0/);
   });
+
+  it('shows a device\'s own busy time (the SR-IOV NIC) as a row apart from the pCPUs and their capacity', () => {
+    const env = new SimEnvironment();
+    const hv = new Hypervisor(env, Profile.load('default'), { pcpus: 1 });
+    hv.createDomain({ name: 'Domain-0', kind: 'dom0', vcpus: 1 });
+    const before = hv.snapshot();
+    env.process(
+      (function* () {
+        yield env.timeout(10 * MS);
+        hv.acct.chargeDevice('nic', 2 * MS);
+        yield env.timeout(10 * MS);
+      })(),
+    );
+    env.run({ until: 20 * MS });
+    const r = hv.cpuReport(before);
+    assert.deepEqual(r.devices, [{ name: 'nic', busy: 2 * MS, percent: 10 }]);
+    assert.equal(r.capacity, 20 * MS, 'a device is not a pCPU');
+    const text = formatCpuReport(r);
+    assert.match(text, /\n\s+nic\s+0\.002\s+10\.0 {2}a device's own work/);
+  });
 });

@@ -65,6 +65,11 @@ export interface CaseResult {
   cpu: Record<string, number>;
   /** Per domain by name: Xen's time on that domain's grant copies (on its vCPUs, on its behalf), % of one pCPU; part of `cpu`. */
   copyCpu: Record<string, number>;
+  /**
+   * Devices that work apart from every CPU (the SR-IOV NIC's engines and switch, `nic`): busy %
+   * of the window (100 = busy throughout); absent when the hosts have none.
+   */
+  devices?: Record<string, number>;
   perFrame: PerFrame;
   /** Frames the guests' stacks handed to their devices in the window (a GSO packet is one). */
   frames: number;
@@ -162,7 +167,7 @@ function sumKeys(d: CounterSnapshot, pick: (k: string) => boolean): number {
   return n;
 }
 
-export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResult, 'cpu' | 'copyCpu' | 'perFrame' | 'frames' | 'windowNs'> {
+export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResult, 'cpu' | 'copyCpu' | 'devices' | 'perFrame' | 'frames' | 'windowNs'> {
   const tot: Record<string, number> = {};
   for (const [k, c] of to.counters) {
     const d = diffCounters(c, from.counters.get(k));
@@ -171,11 +176,13 @@ export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResu
   const frames = to.frames - from.frames;
   const per = (n: number): number => (frames > 0 ? n / frames : 0);
   const cpu: Record<string, number> = {};
+  const devices: Record<string, number> = {};
   let xen = 0;
   topo.hosts.forEach((h, i) => {
     const r = h.hv.cpuReport(from.cpu[i]);
     const prefix = topo.hosts.length > 1 ? `${h.name}:` : '';
     for (const d of r.domains) cpu[prefix + d.name] = d.percent;
+    for (const d of r.devices) devices[prefix + d.name] = d.percent;
     xen += r.xenOwnPercent;
   });
   cpu.xen = xen;
@@ -193,6 +200,7 @@ export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResu
   return {
     cpu,
     copyCpu,
+    ...(Object.keys(devices).length > 0 ? { devices } : {}),
     frames,
     windowNs: to.at - from.at,
     perFrame: {

@@ -40,6 +40,8 @@ const domains = [...new Set(paths.flatMap((p) => Object.keys(stream.get(p)!.cpu)
 for (const d of domains) lines.push(row(`  stream CPU % ${d}`, (p) => n(stream.get(p)!.cpu[d])));
 const copiers = [...new Set(paths.flatMap((p) => Object.keys(stream.get(p)!.copyCpu)))];
 for (const d of copiers) lines.push(row(`  of it grant copies for ${d}`, (p) => n(stream.get(p)!.copyCpu[d])));
+const devices = [...new Set(paths.flatMap((p) => Object.keys(stream.get(p)!.devices ?? {})))];
+for (const d of devices) lines.push(row(`  stream ${d} busy % (not a CPU)`, (p) => n(stream.get(p)!.devices?.[d])));
 for (const [label, m] of [
   ['rr', rr],
   ['stream', stream],

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Env, SimEvent } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
-import { cable, type PhysicalNic } from '../vnet/index.js';
+import { cable, type WirePort } from '../vnet/index.js';
 import { HostDescriptionError, parseHost, type HostDescription } from './description.js';
 import { Host, type HostOptions } from './host.js';
 
@@ -102,8 +102,8 @@ export function parseCluster(input: ClusterInput, where = 'cluster'): ClusterDes
 export class Cluster {
   private constructor(
     readonly hosts: Host[],
-    /** Each wire's two NIC ports. */
-    readonly wires: [PhysicalNic, PhysicalNic][],
+    /** Each wire's two NIC ports (Dom0's physical NICs, or a host's SR-IOV NIC wire port). */
+    readonly wires: [WirePort, WirePort][],
   ) {}
 
   /** Builds every host (in order), then puts in each wire's NIC ports and joins them — a process. `desc` comes from parseCluster. */
@@ -111,9 +111,9 @@ export class Cluster {
     const hosts: Host[] = [];
     for (const d of desc.hosts) hosts.push(yield* Host.build(env, profile, d, opts));
     const byName = new Map(hosts.map((h) => [h.name, h]));
-    const wires = desc.wires.map(({ a, b }): [PhysicalNic, PhysicalNic] => {
-      const na = byName.get(a.host)!.addPhysicalNic(a.bridge);
-      const nb = byName.get(b.host)!.addPhysicalNic(b.bridge);
+    const wires = desc.wires.map(({ a, b }): [WirePort, WirePort] => {
+      const na = byName.get(a.host)!.wirePort(a.bridge);
+      const nb = byName.get(b.host)!.wirePort(b.bridge);
       cable(na, nb);
       return [na, nb];
     });

@@ -1,9 +1,9 @@
 import { KernelThread, ThreadCpu, type Env, type SimEvent } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
-import { Stack, ipv4, type Interface, type NetDevice } from '../net/index.js';
+import { Stack, ipv4, mac, type Interface, type NetDevice } from '../net/index.js';
 import { Hypervisor, Toolstack, bootGuestKernel, type Domain, type XenbusClient } from '../xen/index.js';
 import type { XenGuest } from '../xen/guest/index.js';
-import { GuestPacketMemory, Hv2mDiscoveryd, PhysicalNic, physicalNicCosts, defaultPaths, parseHv2mPolicy, type PathRegistry, type AttachedNic, type BridgePortHandle, type NicSpec, type PathDom0, type PathHost, type PathKernel } from '../vnet/index.js';
+import { GuestPacketMemory, Hv2mDiscoveryd, PhysicalNic, sriovNicOf, physicalNicCosts, defaultPaths, parseHv2mPolicy, type PathRegistry, type WirePort, type AttachedNic, type BridgePortHandle, type NicSpec, type PathDom0, type PathHost, type PathKernel } from '../vnet/index.js';
 import { parseGuest, parseHost, HostDescriptionError, type GuestDescription, type GuestInput, type HostDescription, type HostInput } from './description.js';
 import { Dom0Network } from './dom0-network.js';
 
@@ -160,6 +160,22 @@ export class Host implements PathHost {
     this.guests.delete(name);
     for (const n of [...g.nics].reverse()) yield* n.attached.detach();
     this.toolstack.destroyGuest(g.domain);
+    this.syncSriovFilters();
+  }
+
+  /**
+   * The SR-IOV NIC's PF pool accepts, besides the PF's own address, the stations behind Dom0's
+   * bridge on the PF's bridge: the other guests' NICs there (pv, emulated) and the bridge
+   * itself — what an administrator sets with `bridge fdb add MAC dev PF self` (ixgbe's
+   * ndo_fdb_add puts them in the PF's unicast filters), without which the VEB would send a
+   * VF's frames for them to the wire. Kept in step as guests come and go.
+   */
+  private syncSriovFilters(): void {
+    const nic = sriovNicOf(this.hv);
+    if (nic === undefined) return;
+    nic.pfFilter.clear();
+    nic.pfFilter.add(this.dom0.network.bridge(nic.pf.bridge).mac);
+    for (const g of this.guests.values()) for (const n of g.nics) if (n.spec.path !== 'sriov' && n.spec.bridge === nic.pf.bridge) nic.pfFilter.add(mac(n.spec.mac));
   }
 
   /**
@@ -167,6 +183,17 @@ export class Host implements PathHost {
    * enslaved to xenbr0. Its address is in Intel's OUI (00:1b:21), the rest from the host's
    * seeded stream. It carries frames once `cable` joins it to another host's port.
    */
+  /**
+   * The port a wire from `bridge` joins: the SR-IOV NIC's own wire port when the host has one
+   * and its PF is on that bridge (the 82599 is then the host's uplink: Dom0's traffic leaves
+   * through the PF and the VEB, the VFs' directly), else a new physical NIC in Dom0.
+   */
+  wirePort(bridge: string): WirePort {
+    const nic = sriovNicOf(this.hv);
+    if (nic !== undefined && nic.pf.bridge === bridge && !nic.wirePort.connected) return nic.wirePort;
+    return this.addPhysicalNic(bridge);
+  }
+
   addPhysicalNic(bridge: string): PhysicalNic {
     const name = `eth${this.nics.length}`;
     const r = this.hv.rng(`mac/${name}`);
@@ -205,6 +232,7 @@ export class Host implements PathHost {
       const iface = side.stack.addInterface(attached.device, { address: ipv4(ip), prefix: spec.prefix });
       guest.nics.push({ spec, devid, attached, iface });
     }
+    this.syncSriovFilters();
     return guest;
   }
 }

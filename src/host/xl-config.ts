@@ -268,7 +268,7 @@ export function xlGuest(file: string, text: string, opts: XlGuestOptions = {}): 
         const eq = r.indexOf('=');
         if (eq > 0) kv[r.slice(0, eq).trim()] = r.slice(eq + 1).trim();
       }
-      entries.push({ line: p.line, kv, sriov: true });
+      entries.push({ line: p.line, kv: { ...kv, vf: bdf!.trim().toLowerCase() }, sriov: true });
     }
   }
   entries.forEach((e, i) => {
@@ -279,6 +279,8 @@ export function xlGuest(file: string, text: string, opts: XlGuestOptions = {}): 
     const ip = e.kv.ip.split(/\s+/)[0]!;
     const nic: NicInput = { path, mac: e.kv.mac.toLowerCase(), ip: ip.includes('/') ? ip : `${ip}/${prefix}` };
     if (e.kv.bridge !== undefined) nic.bridge = e.kv.bridge;
+    // The VF the pci entry names (its BDF) is the one the sriov path gives the guest.
+    if (e.sriov && path === 'sriov') nic.options = { vf: e.kv.vf! };
     nics.push(nic);
   });
   if (opts.paths !== undefined && opts.paths.length > entries.length) throw new XlConfigError(file, 1, `paths names ${opts.paths.length} NICs but the file has ${entries.length} vif/pci entries`);

@@ -58,6 +58,12 @@ export interface CpuReport {
   xenTotalPercent: number;
   idle: number;
   idlePercent: number;
+  /**
+   * Devices that work on their own, apart from every CPU (an SR-IOV NIC's descriptor engines
+   * and switch): busy ns in the window and % of the window (100 = busy throughout). Not part
+   * of `capacity`: a device's time is no pCPU's.
+   */
+  devices: { name: string; busy: number; percent: number }[];
   /** (to − from) × pCPUs: what every part sums to, exactly. */
   capacity: number;
 }
@@ -68,6 +74,7 @@ export interface CpuSnapshot {
   domains: Map<number, { name: string; ns: Float64Array }>;
   idle: Float64Array;
   xenOwn: Float64Array;
+  devices: Map<string, number>;
 }
 
 /**
@@ -78,6 +85,8 @@ export interface CpuSnapshot {
 export class CpuAccounting {
   readonly idle: Float64Array;
   readonly xenOwn: Float64Array;
+  /** Busy time of devices that are not CPUs, ns by device name. */
+  private readonly devices = new Map<string, number>();
   private readonly domains = new Map<number, DomainCpuTime>();
   /** Destroyed domains keep their history, so sums stay exact. */
   private readonly retired: DomainCpuTime[] = [];
@@ -108,10 +117,15 @@ export class CpuAccounting {
     d.ns[i] = d.ns[i]! + ns;
   }
 
+  /** A device (not a CPU) was busy for `ns` (its own engines' work). */
+  chargeDevice(name: string, ns: number): void {
+    this.devices.set(name, (this.devices.get(name) ?? 0) + ns);
+  }
+
   snapshot(time: Time): CpuSnapshot {
     const domains = new Map<number, { name: string; ns: Float64Array }>();
     for (const d of [...this.retired, ...this.domains.values()]) domains.set(d.domid, { name: d.name, ns: d.ns.slice() });
-    return { time, domains, idle: this.idle.slice(), xenOwn: this.xenOwn.slice() };
+    return { time, domains, idle: this.idle.slice(), xenOwn: this.xenOwn.slice(), devices: new Map(this.devices) };
   }
 
   /** Utilization between two snapshots (`from` defaults to the start of time). */
@@ -140,6 +154,10 @@ export class CpuAccounting {
     domains.sort((a, b) => a.domid - b.domid);
     const xenOwn = sum(to.xenOwn, from?.xenOwn);
     const idle = sum(to.idle, from?.idle);
+    const devices = [...to.devices].map(([name, ns]) => {
+      const busy = ns - (from?.devices.get(name) ?? 0);
+      return { name, busy, percent: pct(busy) };
+    });
     return {
       from: t0,
       to: to.time,
@@ -151,6 +169,7 @@ export class CpuAccounting {
       xenTotalPercent: pct(xenOwn + xenOnBehalf),
       idle,
       idlePercent: pct(idle),
+      devices,
       capacity,
     };
   }

@@ -8,6 +8,8 @@ export interface XenCosts {
   vmentry: number;
   eoi: number;
   injectIrq: number;
+  /** Xen taking a passed-through device's MSI on a pCPU up to the vLAPIC set (xen.irq.passthrough). */
+  ptIrq: number;
   mmioDecode: number;
   pioDecode: number;
   pvTrap: number;
@@ -34,6 +36,7 @@ export function xenCosts(p: Profile): XenCosts {
     vmentry: p.ns('xen.hvm.vmentry'),
     eoi: p.ns('xen.hvm.eoi'),
     injectIrq: p.ns('xen.hvm.injectIrq'),
+    ptIrq: p.ns('xen.irq.passthrough'),
     mmioDecode: p.ns('xen.hvm.mmioDecode'),
     pioDecode: p.ns('xen.hvm.pioDecode'),
     pvTrap: p.ns('xen.pv.trap'),

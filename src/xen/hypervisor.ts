@@ -17,6 +17,8 @@ import { CreditScheduler } from './sched-credit.js';
 import { Vcpu, type VcpuHost } from './vcpu.js';
 import { HvmIrqs } from './vioapic.js';
 import { InterruptDelivery } from './vintr.js';
+import { Iommu, iommuCosts } from './iommu.js';
+import { PassthroughIrqs } from './passthrough.js';
 
 export interface HostConfig {
   /** Physical CPUs. */
@@ -71,6 +73,10 @@ export class Hypervisor implements VcpuHost {
   readonly ioreq: IoreqServers;
   /** HVM guests' interrupt lines, virtual IOAPICs and MSI injection. */
   readonly irq: HvmIrqs;
+  /** The host's IOMMU (VT-d DMA remapping for passed-through devices). */
+  readonly iommu: Iommu;
+  /** Physical interrupts of passed-through devices, injected into their guests. */
+  readonly pt: PassthroughIrqs;
   private readonly hypercalls: Hypercalls;
   private readonly introduced: DomainListener[] = [];
   private readonly released: DomainListener[] = [];
@@ -111,6 +117,8 @@ export class Hypervisor implements VcpuHost {
     this.memory = new MemoryOps(this);
     this.ioreq = new IoreqServers(this);
     this.irq = new HvmIrqs(this);
+    this.iommu = new Iommu(iommuCosts(profile));
+    this.pt = new PassthroughIrqs(this);
     this.hypercalls = new Hypercalls(this);
   }
 

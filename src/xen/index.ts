@@ -47,3 +47,5 @@ export { XenbusClient, type StoreLocation, type WatchCallback } from './guest/xe
 export { XenGuest } from './guest/xen-guest.js';
 export { Xenstored } from './xenstore/xenstored.js';
 export { bootGuestKernel, GuestBootError, type GuestKernel } from './guest/boot.js';
+export { Iommu, isIommuFault, type IommuCosts, type IommuFault, type IommuMapping, type IommuStats } from './iommu.js';
+export { PassthroughIrqs, type PassthroughStats, type PtMsiBinding } from './passthrough.js';

@@ -151,6 +151,22 @@ export class Pcpu {
   }
 
   /**
+   * A physical interrupt taken by Xen on this pCPU (do_IRQ and what it raises): `ns` of Xen's
+   * own work, ahead of whatever the pCPU runs (the vCPU here is held up meanwhile) and charged
+   * to this pCPU as Xen's own time. Returns the instant the work is done (Xen's handlers queue
+   * behind each other). An idle pCPU's C-state exit is not added here: the scheduler's
+   * response to the wake-up the handler raises adds it (`tickle`), once.
+   */
+  xenIrq(ns: Time): Time {
+    this.settle();
+    this.xen(ns, null);
+    this.dispatch();
+    let left = 0;
+    for (const x of this.xenWork) left += x.ns;
+    return this.env.now + left;
+  }
+
+  /**
    * Asks for a scheduling decision on this pCPU (a tickle); idle pCPUs take `idleWake` to
    * respond. A tickle from Xen code on another pCPU (`from`) travels as an IPI.
    */

@@ -30,3 +30,5 @@ export const TP_MAP = tracePoint<{ domid: number; granter: number; ref: number; 
 export const TP_UNMAP = tracePoint<{ domid: number; handle: number; status: number }>('unmap');
 /** Xen forwarded an emulated access to an ioreq server (or, `server` null, to the null handler). */
 export const TP_IOREQ = tracePoint<{ domid: number; vcpu: string; server: number | null; type: number; dir: number; addr: number; size: number; data: bigint }>('ioreq');
+/** Xen took a passed-through device's MSI as a physical interrupt on `pcpu`, for guest vector `vector`. */
+export const TP_PIRQ = tracePoint<{ domid: number; vcpu: string; pcpu: number; bdf: string; vector: number }>('pirq');

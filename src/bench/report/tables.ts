@@ -70,6 +70,7 @@ export function formatTables(doc: ResultsDocument): string {
       const c = cpuByRole(r);
       return `${f(c.guests, 0)}/${f(c.dom0, 0)}/${f(c.xen, 0)}`;
     }, res),
+    res.some((r) => r.devices !== undefined) ? table('NIC busy % (apart from every CPU)', paths, all, (r) => f(r.devices?.nic, 1), res) : '',
     table('per frame: exits / grant copies / notifications', paths, all, (r) => `${f(r.perFrame.vmexits, 1)}/${f(r.perFrame.grantCopies, 1)}/${f(r.perFrame.notifications, 2)}`, res),
   ].filter((s) => s !== '');
   return parts.join('\n\n');

@@ -1,2 +1,2 @@
 // The physical NIC of a host's Dom0 and the cable between hosts.
-export { PhysicalNic, cable, physicalNicCosts, type PhysicalNicCosts } from './nic.js';
+export { PhysicalNic, cable, physicalNicCosts, type PhysicalNicCosts, type WirePort } from './nic.js';

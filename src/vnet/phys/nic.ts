@@ -71,8 +71,15 @@ export class PhysicalNic extends DeviceWrapper {
   }
 }
 
+/** A physical port a cable can join: Dom0's NIC port, or an SR-IOV NIC's wire port (its link end). */
+export interface WirePort {
+  readonly name: string;
+  readonly end: LinkEnd;
+  readonly connected: boolean;
+}
+
 /** Joins two physical ports with a cable (full duplex, each direction at the ports' line rate). */
-export function cable(a: PhysicalNic, b: PhysicalNic): void {
+export function cable(a: WirePort, b: WirePort): void {
   if (a === b) throw new Error(`${a.name}: a cable needs two ports`);
   if (a.connected || b.connected) throw new Error(`${a.connected ? a.name : b.name}: already has a cable`);
   a.end.peer = b.end;
