@@ -156,7 +156,12 @@ export class Netfront implements NetDevice {
   attach(upper: DeviceUpper): void {
     this.upper = upper;
     // Connected before the stack took the device: the poll can run now, and the ring may wait for buffers.
-    if (this.r !== null) this.refillSoon();
+    if (this.r !== null) {
+      this.refillSoon();
+      // xennet_open: responses that came before the device was up (their event found no NAPI) are polled now.
+      const n = this.r.rx.unconsumedResponses();
+      if (typeof n !== 'number' || n > 0) upper.napiSchedule(this.napi);
+    }
   }
 
   get rings(): NetfrontRings | null {
