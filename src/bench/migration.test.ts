@@ -10,7 +10,7 @@ import { MS, SimEnvironment, type Process } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import type { Hv2mNic } from '../vnet/index.js';
-import { Cluster, parseCluster, type MigrationOptions, type MigrationResult } from '../host/index.js';
+import { Cluster, MigrationError, parseCluster, type MigrationOptions, type MigrationResult } from '../host/index.js';
 import { tcpStream } from './workloads/index.js';
 
 const profile = Profile.load('default');
@@ -135,5 +135,47 @@ describe('live migration', () => {
     assert.ok(na.module.stats.txFrames - f0 > 100, `the stream went back on the channel: ${na.module.stats.txFrames - f0} frames pushed`);
     assert.equal(m1.stuckGrants + m2.stuckGrants, 0);
     assert.ok(m1.pauseNs > 0 && m1.pauseNs < m1.totalNs && m2.pauseNs > 0 && m2.pauseNs < m2.totalNs);
+  });
+
+  it('a migration that cannot be done says why and leaves the guest where it was', () => {
+    const env = new SimEnvironment({ seed: 3 });
+    const desc = parseCluster({
+      hosts: [
+        { name: 'h1', pcpus: 2, dom0: { vcpus: 1, memoryMiB: 1024, ip: '10.0.0.251/24' }, guests: [
+          { name: 'b', type: 'hvm', memoryMiB: 16, nics: [{ path: 'pv', mac: '00:16:3e:00:00:02', ip: '10.0.0.2/24' }] },
+          { name: 'e', type: 'hvm', memoryMiB: 16, nics: [{ path: 'emulated', mac: '00:16:3e:00:00:05', ip: '10.0.0.5/24' }] },
+        ] },
+        { name: 'h2', pcpus: 2, dom0: { vcpus: 1, memoryMiB: 1024 }, guests: [] },
+        { name: 'h3', pcpus: 2, dom0: { vcpus: 1, memoryMiB: 1024, ip: '10.0.0.253/24' }, guests: [] },
+      ],
+      wires: [{ between: ['h1', 'h2'] }, { between: ['h1', 'h3'] }],
+    });
+    const p = env.process(Cluster.build(env, profile, desc));
+    env.run({ until: p });
+    if (!p.ok) throw p.error;
+    const c = p.value;
+    const fails = (guest: string, to: string, re: RegExp) => {
+      const m = env.process(c.migrate(guest, to));
+      assert.throws(
+        () => {
+          env.run({ until: m });
+          if (!m.ok) throw m.error;
+        },
+        (e: unknown) => e instanceof MigrationError && re.test(e.message),
+      );
+    };
+    fails('b', 'h2', /both Dom0s need an address \(dom0\.ip\)/);
+    fails('e', 'h3', /path "emulated", which cannot migrate/);
+    fails('b', 'h1', /already on h1/);
+    assert.equal(c.hostOf('b').name, 'h1');
+    assert.equal(c.hostOf('e').name, 'h1');
+    assert.equal(c.host('h3').hv.domain(1), undefined, 'no domain left behind on the target');
+    // And a pv guest (no hv2m) migrates.
+    const r = env.process(c.migrate('b', 'h3'));
+    env.run({ until: r });
+    assert.ok(r.ok, String(r.error));
+    assert.equal(c.hostOf('b').name, 'h3');
+    assert.equal(c.host('h1').hv.domain(r.value.oldDomid), undefined, 'the old domain is gone from h1');
+    assert.ok(c.host('h3').hv.domain(r.value.newDomid) !== undefined);
   });
 });
