@@ -178,4 +178,12 @@ describe('live migration', () => {
     assert.equal(c.host('h1').hv.domain(r.value.oldDomid), undefined, 'the old domain is gone from h1');
     assert.ok(c.host('h3').hv.domain(r.value.newDomid) !== undefined);
   });
+
+  it('the same seed gives the same migration', () => {
+    const once = (): string => {
+      const w = world(5);
+      return JSON.stringify(migrate(w.env, w.cluster, 'b', 'h2'));
+    };
+    assert.equal(once(), once());
+  });
 });
