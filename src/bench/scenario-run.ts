@@ -3,13 +3,14 @@
  * guests it names (several may run at once), and measures each over its own window. A
  * window's CPU utilization and per-frame counters count everything on the host during it
  * (concurrent workloads share the host, as they would on a real one); its frames are those
- * the workload's client and server NICs sent.
+ * the workload's client and server NICs sent. Its migrations run at their times
+ * (`Cluster.migrate`), and their figures come back with the results.
  */
 import { MS, SimEnvironment, type ProcessGenerator } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import type { PathRegistry } from '../vnet/index.js';
-import { Cluster, type Host, type Guest, type Scenario, type WorkloadSpec } from '../host/index.js';
+import { Cluster, type Host, type Guest, type MigrationResult, type Scenario, type WorkloadSpec } from '../host/index.js';
 import { measure, snapshot, startTest, type CaseResult, type Measured, type Outcome, type Window } from './experiment.js';
 
 export interface ScenarioResult extends CaseResult {
@@ -26,14 +27,27 @@ export interface ScenarioRunOptions {
 /** Each workload gets its own port, so that two workloads of one kind can share a server. */
 const PORT_BASE = 20000;
 
-export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOptions): { results: ScenarioResult[]; hosts: Host[]; simSeconds: number } {
+export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOptions): { results: ScenarioResult[]; migrations: MigrationResult[]; hosts: Host[]; simSeconds: number } {
   const t0 = opts.wallMs();
   const env = new SimEnvironment({ seed: sc.seed });
   const hostOpts = { where: sc.file, ...(opts.paths !== undefined ? { paths: opts.paths } : {}) };
   const built = env.process(Cluster.build(env, profile, { hosts: sc.hosts, wires: sc.wires }, hostOpts), 'build');
   env.run({ until: built });
   if (!built.ok) throw built.error;
-  const hosts = built.value.hosts;
+  const cluster = built.value;
+  const hosts = cluster.hosts;
+  // One after another, each at its time (or when the one before has ended).
+  const migrations: MigrationResult[] = [];
+  const migrating = env.process(
+    (function* (): ProcessGenerator<void> {
+      for (const m of sc.migrations) {
+        if (env.now < m.atMs * MS) yield env.timeout(m.atMs * MS - env.now);
+        const o = { ...(m.maxIterations !== undefined ? { maxIterations: m.maxIterations } : {}), ...(m.dirtyThreshold !== undefined ? { dirtyThreshold: m.dirtyThreshold } : {}), ...(m.maxFactor !== undefined ? { maxFactor: m.maxFactor } : {}) };
+        migrations.push(yield* cluster.migrate(m.guest, m.to, o));
+      }
+    })(),
+    'migrations',
+  );
   const guest = (name: string): Guest => {
     for (const h of hosts) if (h.guests.has(name)) return h.guest(name);
     throw new Error(`${sc.file}: no guest named "${name}"`);
@@ -71,13 +85,13 @@ export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOpt
       w.name,
     ),
   );
-  for (const p of runs) {
+  for (const p of [...runs, migrating]) {
     env.run({ until: p });
     if (!p.ok) throw p.error;
   }
   const wallS = (opts.wallMs() - t0) / 1000;
   const speed = wallS > 0 ? env.now / 1e9 / wallS : null;
-  return { results: results.map((r, i) => ({ ...r!, simSpeed: speed, workload: sc.workloads[i]!.name })), hosts, simSeconds: env.now / 1e9 };
+  return { results: results.map((r, i) => ({ ...r!, simSpeed: speed, workload: sc.workloads[i]!.name })), migrations, hosts, simSeconds: env.now / 1e9 };
 }
 
 export type { WorkloadSpec };

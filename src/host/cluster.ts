@@ -4,6 +4,7 @@ import type { Profile } from '../profile/index.js';
 import { cable, type WirePort } from '../vnet/index.js';
 import { HostDescriptionError, parseHost, type HostDescription } from './description.js';
 import { Host, type HostOptions } from './host.js';
+import { migrateGuest, type MigrationOptions, type MigrationResult } from './migration.js';
 
 /**
  * Several Xen hosts in one simulated world, joined by cables between physical NIC ports of
@@ -101,6 +102,8 @@ export function parseCluster(input: ClusterInput, where = 'cluster'): ClusterDes
 /** The hosts of one simulated world and the wires between them. */
 export class Cluster {
   private constructor(
+    private readonly env: Env,
+    private readonly profile: Profile,
     readonly hosts: Host[],
     /** Each wire's two NIC ports (Dom0's physical NICs, or a host's SR-IOV NIC wire port). */
     readonly wires: [WirePort, WirePort][],
@@ -117,13 +120,21 @@ export class Cluster {
       cable(na, nb);
       return [na, nb];
     });
-    return new Cluster(hosts, wires);
+    return new Cluster(env, profile, hosts, wires);
   }
 
   host(name: string): Host {
     const h = this.hosts.find((x) => x.name === name);
     if (h === undefined) throw new Error(`no host named "${name}" (hosts: ${this.hosts.map((x) => x.name).join(', ')})`);
     return h;
+  }
+
+  /**
+   * Live-migrates guest `guest` to host `toHost` (xl migrate; src/host/migration.ts) — a
+   * process returning the migration's figures: time, pause, rounds, pages sent.
+   */
+  *migrate(guest: string, toHost: string, opts: MigrationOptions = {}): Generator<SimEvent<unknown>, MigrationResult, unknown> {
+    return yield* migrateGuest(this.env, this.profile, this.hostOf(guest), this.host(toHost), guest, opts);
   }
 
   /** The host a guest runs on. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SimEnvironment, US, type SimEvent } from '../sim/index.js';
+import { SimEnvironment, US, type MovableCpu, type SimEvent } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { DirectLink, ipv4, mac, type NetDevice } from '../net/index.js';
 import { PathRegistry, type AttachedNic, type IoPath, type NicSpec, type PathHost, type PathKernel } from '../vnet/index.js';
@@ -66,7 +66,7 @@ describe('host builder', () => {
     assert.equal(b.domain.kind, 'pv');
     assert.equal(b.domain.tenant, 'b');
     assert.equal(b.domain.config.cap, 50);
-    assert.equal(a.stack.cpu, a.domain.vcpus[0]);
+    assert.equal((a.stack.cpu as MovableCpu).current, a.domain.vcpus[0], "the stack runs on the guest's first vCPU");
     assert.equal(a.domain.vcpus[0]!.name, `h1:d${a.domid}v0`);
     assert.equal(host.dom0.domain.vcpus.length, 2);
     assert.deepEqual(host.dom0.domain.config.affinity, [[0, 1], [0, 1]]);

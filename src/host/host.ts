@@ -1,4 +1,4 @@
-import { KernelThread, ThreadCpu, type Env, type SimEvent } from '../sim/index.js';
+import { KernelThread, MovableCpu, ThreadCpu, type Env, type SimEvent } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
 import { Stack, ipv4, mac, type Interface, type NetDevice } from '../net/index.js';
 import { Hypervisor, Toolstack, bootGuestKernel, type Domain, type XenbusClient } from '../xen/index.js';
@@ -10,24 +10,56 @@ import { Dom0Network } from './dom0-network.js';
 /** Paths whose guests need hv2m-discoveryd in Dom0. */
 const HV2M_PATHS = new Set(['hv2m', 'shmem']);
 
-/** A booted kernel (a guest's or Dom0's) with its network stack and threads. */
+/**
+ * A booted kernel (a guest's or Dom0's) with its network stack and threads. The stack, the
+ * threads and the applications run on the kernel's `cpus`, each bound to a vCPU of `domain`;
+ * a guest that migrates keeps all of them and is re-homed onto a domain of another host
+ * (`rehome`, src/host/migration.ts).
+ */
 export class KernelSide implements PathKernel {
   readonly stack: Stack;
   readonly memory: GuestPacketMemory;
   readonly threads: readonly ThreadCpu[];
+  /** The kernel's CPUs, one per vCPU of its domain, rebound when it migrates. */
+  readonly cpus: readonly MovableCpu[];
 
   constructor(
     readonly env: Env,
     profile: Profile,
-    readonly domain: Domain,
-    readonly kernel: XenGuest,
-    readonly xenbus: XenbusClient,
+    private home: Domain,
+    private xen: XenGuest,
+    private bus: XenbusClient,
     stackName: string,
   ) {
-    this.memory = new GuestPacketMemory(kernel.mem, kernel.frames);
-    this.stack = new Stack({ env, cpu: domain.vcpus[0]!, profile, name: stackName, memory: this.memory });
+    this.memory = new GuestPacketMemory(xen.mem, xen.frames);
+    this.cpus = home.vcpus.map((v) => new MovableCpu(v));
+    this.stack = new Stack({ env, cpu: this.cpus[0]!, profile, name: stackName, memory: this.memory });
     const costs = { contextSwitch: profile.ns('guest.sched.contextSwitch'), wakeup: profile.ns('guest.sched.wakeup') };
-    this.threads = domain.vcpus.map((v) => new ThreadCpu(v, costs));
+    this.threads = this.cpus.map((c) => new ThreadCpu(c, costs));
+  }
+
+  get domain(): Domain {
+    return this.home;
+  }
+
+  get kernel(): XenGuest {
+    return this.xen;
+  }
+
+  get xenbus(): XenbusClient {
+    return this.bus;
+  }
+
+  /**
+   * Live migration's resume: the kernel now runs in `domain` (same vCPU count) with the Xen
+   * support it re-initialised there; its CPUs are rebound to that domain's vCPUs.
+   */
+  rehome(domain: Domain, kernel: XenGuest, xenbus: XenbusClient): void {
+    if (domain.vcpus.length !== this.cpus.length) throw new Error(`${this.stack.name}: resuming ${this.cpus.length} vCPUs in a domain of ${domain.vcpus.length} (model bug)`);
+    this.home = domain;
+    this.xen = kernel;
+    this.bus = xenbus;
+    this.cpus.forEach((c, i) => c.rebind(domain.vcpus[i]!));
   }
 
   kthread(name: string, cpu: number): KernelThread {
@@ -202,6 +234,21 @@ export class Host implements PathHost {
     this.dom0.addBridgePort(bridge, nic);
     this.nics.push(nic);
     return nic;
+  }
+
+  /** Starts hv2m-discoveryd in Dom0 (default policy) if it is not running: a guest with an hv2m NIC arrives by migration. */
+  *ensureDiscoveryd(): Generator<SimEvent<unknown>, Hv2mDiscoveryd, unknown> {
+    if (this.discoveryd !== null) return this.discoveryd;
+    const policy = this.desc.hv2m?.policy === undefined ? {} : parseHv2mPolicy(this.desc.hv2m.policy, `${this.name}: hv2m.policy`);
+    const d = new Hv2mDiscoveryd(this.env, this.hv, this.dom0.xenbus, policy);
+    this.discoveryd = d;
+    yield* d.start();
+    return d;
+  }
+
+  /** Whether a NIC on `path` needs hv2m-discoveryd in Dom0. */
+  static needsDiscoveryd(path: string): boolean {
+    return HV2M_PATHS.has(path);
   }
 
   guest(name: string): Guest {

@@ -3,5 +3,6 @@ export { parseGuest, parseHost, HostDescriptionError, type GuestDescription, typ
 export { parseXlConfig, xlGuest, XlConfigError, type XlGuestOptions, type XlSetting, type XlValue } from './xl-config.js';
 export { Dom0Network } from './dom0-network.js';
 export { Dom0Side, Guest, Host, KernelSide, type GuestNic, type HostOptions } from './host.js';
-export { loadScenario, parseScenario, ScenarioError, SCENARIO_TESTS, type Scenario, type WorkloadSpec } from './scenario.js';
+export { loadScenario, parseScenario, ScenarioError, SCENARIO_TESTS, type MigrationSpec, type Scenario, type WorkloadSpec } from './scenario.js';
 export { Cluster, parseCluster, type ClusterDescription, type ClusterInput, type WireEnd, type WireInput } from './cluster.js';
+export { migrateGuest, MigrationError, type MigrationOptions, type MigrationResult } from './migration.js';

@@ -36,7 +36,43 @@ function problems(text: string): string[] {
   assert.fail('the scenario was accepted');
 }
 
+const TWO = `hosts:
+  - name: h1
+    pcpus: 2
+    dom0: { ip: 10.0.0.254/24 }
+    guests:
+      - name: a
+        nics: [{ path: pv, mac: "00:16:3e:00:00:01", ip: 10.0.0.1/24 }]
+      - name: b
+        nics: [{ path: pv, mac: "00:16:3e:00:00:02", ip: 10.0.0.2/24 }]
+  - name: h2
+    pcpus: 2
+    dom0: { ip: 10.0.0.253/24 }
+  - name: h3
+    pcpus: 2
+wires:
+  - { between: [h1, h2] }
+workloads:
+  - { test: tcp_rr, client: a, server: b }
+migrations:
+  - { guest: b, to: h1, atMs: 30 }
+  - { guest: b, to: h2, atMs: 10, maxIterations: 5 }
+`;
+
 describe('scenario files', () => {
+  it('reads migrations, in time order, each from where the guest is by then', () => {
+    const s = parseScenario('s.yaml', TWO, read);
+    assert.deepEqual(s.migrations.map((m) => [m.guest, m.to, m.atMs, m.maxIterations]), [
+      ['b', 'h2', 10, 5],
+      ['b', 'h1', 30, undefined],
+    ]);
+    assert.match(problems(TWO.replace('to: h1, atMs: 30', 'to: h2, atMs: 30'))[0]!, /^s\.yaml:20: migrations\.0\.to: guest "b" is already on h2 by 30 ms/);
+    assert.match(problems(TWO.replace('guest: b, to: h1', 'guest: z, to: h1'))[0]!, /migrations\.0\.guest: no guest named "z"/);
+    assert.match(problems(TWO.replace('to: h1, atMs: 30', 'to: h3, atMs: 30'))[0]!, /migrations\.0: host h3 has no dom0\.ip/);
+    assert.match(problems(TWO.replace('to: h1, atMs: 30', 'to: h9, atMs: 30'))[0]!, /migrations\.0\.to: no host named "h9"/);
+    assert.match(problems(TWO.replace('atMs: 30', 'atMs: -1'))[0]!, /migrations\.0\.atMs/);
+  });
+
   it('reads hosts, guests inline and from xl.cfg files, and workloads with their defaults', () => {
     const s = parseScenario('s.yaml', GOOD, read);
     assert.equal(s.seed, 7);

@@ -39,6 +39,20 @@ const workloadSchema = z
   })
   .strict();
 
+/** A live migration at a given time (src/host/migration.ts), with optional overrides of the profile's migration.* figures. */
+const migrationSchema = z
+  .object({
+    guest: z.string().min(1),
+    to: z.string().min(1),
+    atMs: z.number().min(0),
+    maxIterations: z.number().int().min(1).optional(),
+    dirtyThreshold: z.number().int().min(0).optional(),
+    maxFactor: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+export type MigrationSpec = z.output<typeof migrationSchema>;
+
 const scenarioSchema = z
   .object({
     description: z.string().optional(),
@@ -48,6 +62,8 @@ const scenarioSchema = z
     /** Cables between hosts' Dom0 NIC ports: `{ between: [h1, h2] }` or with bridges, `[h1:xenbr0, h2:xenbr1]`. */
     wires: z.array(z.unknown()).default([]),
     workloads: z.array(workloadSchema).min(1),
+    /** Live migrations, each at its time: `{ guest, to, atMs }` (both Dom0s need a dom0.ip). */
+    migrations: z.array(migrationSchema).default([]),
   })
   .strict();
 
@@ -61,6 +77,8 @@ export interface Scenario {
   hosts: HostDescription[];
   wires: ClusterDescription['wires'];
   workloads: WorkloadSpec[];
+  /** In time order. */
+  migrations: MigrationSpec[];
 }
 
 /** Everything wrong with a scenario: each problem as `file:line: field: what was expected`. */
@@ -160,6 +178,22 @@ export function parseScenario(file: string, text: string, readXl: (path: string)
     names.add(name);
     return { ...w, name, size };
   });
+  // Migrations in time order, each from where the guest is by then to another host with an address.
+  const where = new Map<string, string>();
+  for (const [g, h] of guestNames) where.set(g, h.name);
+  const order = s.migrations.map((m, i) => ({ m, i })).sort((x, y) => x.m.atMs - y.m.atMs || x.i - y.i);
+  for (const { m, i } of order) {
+    const from = where.get(m.guest);
+    const to = hosts.find((h) => h.name === m.to);
+    if (from === undefined) problems.push(at(['migrations', i, 'guest'], `no guest named "${m.guest}" (guests: ${[...guestNames.keys()].join(', ') || 'none'})`));
+    else if (to === undefined) problems.push(at(['migrations', i, 'to'], `no host named "${m.to}" (hosts: ${hosts.map((h) => h.name).join(', ')})`));
+    else if (from === to.name) problems.push(at(['migrations', i, 'to'], `guest "${m.guest}" is already on ${to.name} by ${m.atMs} ms`));
+    else {
+      const src = hosts.find((h) => h.name === from)!;
+      for (const h of [src, to]) if (h.dom0.ip === undefined) problems.push(at(['migrations', i], `host ${h.name} has no dom0.ip: the migration stream runs between the Dom0s' addresses`));
+      where.set(m.guest, to.name);
+    }
+  }
   if (problems.length > 0) throw new ScenarioError(problems);
-  return { file, description: s.description ?? null, profile: s.profile, seed: s.seed, hosts, wires, workloads };
+  return { file, description: s.description ?? null, profile: s.profile, seed: s.seed, hosts, wires, workloads, migrations: order.map((x) => x.m) };
 }

@@ -9,7 +9,10 @@ import { directPair } from './pair.js';
 import { Stack } from './stack.js';
 import { isSocketError } from './socket/errors.js';
 import type { TcpSocket } from './socket/tcp-socket.js';
-import { ipv4 } from './wire/addr.js';
+import { MAC_BROADCAST, ipv4 } from './wire/addr.js';
+import { ARP_REQUEST } from './wire/arp.js';
+import { ETH } from './wire/ethernet.js';
+import { NO_OFFLOADS, type NetDevice } from './iface/device.js';
 import { l4ChecksumValid } from './wire/l4-checksum.js';
 import { IPPROTO_TCP, parseIpv4 } from './wire/ipv4.js';
 import { WireError } from './wire/error.js';
@@ -468,5 +471,38 @@ describe('devices, routing, neighbours, hooks', () => {
     assert.equal(off, payload);
     const partial = gsoSegment(pkt, true, HEAP_MEMORY);
     assert.ok(partial.every((q: Packet) => q.csum === CSUM_PARTIAL));
+  });
+
+  it('replaceDevice: the interface keeps its identity; what waits in its queue goes to the new driver in order; a different device is refused', () => {
+    const env = new SimEnvironment({ seed: 11 });
+    const s = new Stack({ env, cpu: new SimpleCpu(env), profile, name: 'g' });
+    class Dev implements NetDevice {
+      readonly name = 'eth0';
+      readonly mtu = 1500;
+      readonly features = NO_OFFLOADS;
+      readonly got: Packet[] = [];
+      constructor(
+        readonly mac: number,
+        private readonly takes: boolean,
+      ) {}
+      attach(): void {}
+      xmit(p: Packet): boolean {
+        if (this.takes) this.got.push(p);
+        return this.takes;
+      }
+    }
+    const old = new Dev(0x02_00_00_00_00_01, false);
+    const iface = s.addInterface(old, { address: ipv4('10.0.0.1'), prefix: 24 });
+    iface.sendArp(ARP_REQUEST, MAC_BROADCAST, 0, ipv4('10.0.0.2'));
+    iface.sendArp(ARP_REQUEST, MAC_BROADCAST, 0, ipv4('10.0.0.3'));
+    env.run();
+    assert.equal(iface.txq.length, 2, 'held while the old device refuses');
+    assert.throws(() => iface.replaceDevice(new Dev(0x02_00_00_00_00_09, true)), /differs/);
+    const neu = new Dev(0x02_00_00_00_00_01, true);
+    iface.replaceDevice(neu);
+    env.run();
+    assert.equal(iface.dev, neu);
+    assert.equal(iface.txq.length, 0);
+    assert.deepEqual(neu.got.map((p) => p.data[ETH.HEADER_LEN + 27]), [2, 3], 'in order');
   });
 });

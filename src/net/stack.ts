@@ -55,10 +55,11 @@ export class Interface implements DeviceUpper {
 
   constructor(
     readonly stack: Stack,
-    readonly dev: NetDevice,
+    private device: NetDevice,
     readonly address: Ipv4Addr,
     readonly prefix: number,
   ) {
+    const dev = device;
     const c = stack.costs;
     this.features = fixFeatures(dev.features);
     this.txq = new TxQueue(dev, this.features, c.txQueueLen, stack.cpu, { gsoSegment: c.gsoSegment, csumPerByte: c.csumPerByte }, stack.memory);
@@ -81,6 +82,26 @@ export class Interface implements DeviceUpper {
 
   get name(): string {
     return this.dev.name;
+  }
+
+  get dev(): NetDevice {
+    return this.device;
+  }
+
+  /**
+   * The interface's driver is now `dev` — the same net_device with a new backend under it, as
+   * netfront's after a guest resumes on another host (netfront_resume, then a new connection
+   * to the new backend). It must have the same MAC and features (the stack built its packets
+   * for them). Packets waiting in the queue go to the new device in order.
+   */
+  replaceDevice(dev: NetDevice): void {
+    const f = fixFeatures(dev.features);
+    if (dev.mac !== this.device.mac || JSON.stringify(f) !== JSON.stringify(this.features) || dev.mtu !== this.device.mtu) {
+      throw new Error(`${this.stack.name}: interface ${this.name}: the replacement device differs (MAC, MTU or features) from the one the stack built for`);
+    }
+    this.device = dev;
+    dev.attach(this);
+    this.txq.replaceDevice(dev);
   }
 
   /** Sends a packet whose IP header is complete to a link-layer address. */

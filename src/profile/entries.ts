@@ -115,6 +115,10 @@ export const ENTRIES = {
   'hv2m.rx.slot': { dim: 'time', doc: 'The receiving guest per buffer completed: id and length checked, the write grant ended, a fresh page posted and granted in its place' },
   'hv2m.fenceRetry': { dim: 'time', doc: 'How long a sender whose peer has not yet passed the switch fence waits before sending the fence again over the ordinary NIC (a fence can be lost like any frame)' },
   'hv2m.watchdog': { dim: 'time', doc: 'A channel with frames waiting and no progress (no buffer posted, no state change) for this long is taken as dead: the sender stops diverting, revokes and closes, and falls back' },
+  // ---- live migration (src/host/migration.ts; libxc's save loop) ----
+  'migration.maxIterations': { dim: 'count', doc: 'Pre-copy rounds at most before the stop-and-copy round (xc_domain_save max_iters)' },
+  'migration.dirtyThreshold': { dim: 'count', doc: 'Fewer pages dirtied in a round than this ends pre-copy: the rest is sent with the guest paused' },
+  'migration.maxFactor': { dim: 'count', doc: 'Pre-copy stops once it has sent more than this many times the guest\'s memory (xc_domain_save max_factor)' },
   // ---- emulated path: the guest's e1000 driver, qemu-dm's e1000 in Dom0, the tap (src/vnet/emulated) ----
   'emulated.qemu.wakeup': { dim: 'time', doc: 'qemu-dm woken for an ioreq: the Dom0 evtchn device marks the port, qemu returns from its main-loop poll, reads the port from /dev/xen/evtchn and finds the slot (cpu_handle_ioreq)' },
   'emulated.qemu.mmioAccess': { dim: 'time', doc: 'qemu dispatching one MMIO ioreq to the e1000 (handle_ioreq, address_space_rw, the memory-region dispatch, e1000_mmio_read/write and the register handler), besides what the access triggers' },

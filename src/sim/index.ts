@@ -10,6 +10,7 @@ export { Rng } from './rng.js';
 export { Store } from './store.js';
 export { MS, NS, S, US, formatTime, isTime, type Time } from './time.js';
 export { KernelThread, ThreadCpu, type ThreadCosts } from './threads.js';
+export { MovableCpu } from './movable-cpu.js';
 export { Timer } from './timer.js';
 export { TraceBus, TracePoint, tracePoint, type TraceListener } from './trace.js';
 export {

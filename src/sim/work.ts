@@ -87,6 +87,14 @@ export class WorkQueue {
     return undefined;
   }
 
+  /** Takes every pending work item out, highest level first, FIFO within a level. */
+  drain(): Work[] {
+    const out: Work[] = [];
+    for (let l = LEVELS - 1; l >= 0; l--) for (let w = this.levels[l]!.shift(); w !== undefined; w = this.levels[l]!.shift()) out.push(w);
+    this.count = 0;
+    return out;
+  }
+
   /** Removes `w`, which must be the head of its level (the work that just ran). */
   removeHead(w: Work): void {
     const removed = this.levels[w.priority]!.shift();

@@ -3,7 +3,7 @@ export { GuestPacketMemory, PacketMemoryExhausted } from './packet-memory.js';
 export { PathRegistry, type AttachedNic, type BridgePortHandle, type IoPath, type NicSpec, type PathDom0, type PathHost, type PathKernel } from './path.js';
 export { defaultPaths } from './paths.js';
 export { TP_RX_DELIVER, TP_TX_START } from './trace-points.js';
-export { PvPath } from './pv/index.js';
+export { PvPath, PvNic } from './pv/index.js';
 export { PhysicalNic, cable, physicalNicCosts, type PhysicalNicCosts, type WirePort } from './phys/index.js';
 export { EmulatedPath } from './emulated/index.js';
 export { ChannelEnd, Hv2mModule, Hv2mPath, Hv2mNic, Hv2mDevice, Hv2mChannel, parseHv2mOptions, hv2mCosts, parseFence, emptyHv2mStats, ETHERTYPE_HV2M_FENCE, HV2M_MAX_SLOTS, type Hv2mStats, type Hv2mOptions, type Hv2mModuleOptions, type ChannelLink, type ChannelOptions, type Hv2mCosts, channelNode, type ChannelEndOptions, Hv2mDiscoveryd, Hv2mTableWatch, type Hv2mPeer, HV2M_TABLE, HV2M_ANNOUNCE, pairAllowed, parseHv2mPolicy, type Hv2mPolicy, type Hv2mRule, type Hv2mSelector, type DiscoveredGuest } from './hv2m/index.js';

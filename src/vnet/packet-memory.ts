@@ -23,12 +23,15 @@ class GuestBuffer extends PacketBuffer {
   readonly offset = 0;
   constructor(
     readonly bytes: Uint8Array,
-    readonly domid: number,
     readonly gfn: number,
     readonly pages: number,
     private readonly pool: GuestPacketMemory,
   ) {
     super();
+  }
+  /** The guest's domain now (a migrated guest resumes in another domain, its buffers with it). */
+  get domid(): number {
+    return this.pool.domid;
   }
   /** @internal Back in use after recycling. */
   revive(): this {
@@ -50,7 +53,6 @@ class GuestBuffer extends PacketBuffer {
  * device model reads or writes for a packet is in these frames.
  */
 export class GuestPacketMemory implements PacketMemory {
-  readonly domid: number;
   private readonly free: Deque<GuestBuffer>[] = [];
   /** Buffers handed out and not yet freed; frames the pool holds. */
   outstanding = 0;
@@ -60,8 +62,11 @@ export class GuestPacketMemory implements PacketMemory {
     private readonly mem: GuestMemory,
     private readonly frames: FrameAllocator,
   ) {
-    this.domid = mem.domid;
     for (let i = 0; i <= MAX_PAGES; i++) this.free.push(new Deque());
+  }
+
+  get domid(): number {
+    return this.mem.domid;
   }
 
   alloc(len: number): PacketBuffer {
@@ -83,7 +88,7 @@ export class GuestPacketMemory implements PacketMemory {
     this.framesHeld += pages;
     const bytes = this.mem.ramSpan(gfn, pages);
     if (bytes === null) throw new Error(`domain ${this.domid}: frames 0x${gfn.toString(16)}+${pages} are not one span (model bug)`);
-    return new GuestBuffer(bytes, this.domid, gfn, pages, this);
+    return new GuestBuffer(bytes, gfn, pages, this);
   }
 
   /** @internal */

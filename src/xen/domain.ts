@@ -73,7 +73,8 @@ export class Domain {
   dying = false;
   /** Why Xen crashed it (domain_crash), if it did. */
   crashReason: string | null = null;
-  readonly memory: GuestMemory;
+  /** Its memory (replaced once, when a migrated guest's RAM is adopted: `adoptMemory`). */
+  memory: GuestMemory;
   readonly grants: GrantTable;
   /** Where each grant-table frame is in the domain's physmap (XENMEM_add_to_physmap), by frame index. */
   readonly grantFrameGfn: (number | undefined)[] = [];
@@ -115,6 +116,16 @@ export class Domain {
 
   get name(): string {
     return this.config.name;
+  }
+
+  /**
+   * Restore's last step for a live-migrated guest: the domain takes over `ram`, the guest's
+   * memory whose contents the migration stream copied into this domain's own (checked equal by
+   * the caller), as its memory (GuestMemory.resumeAs). Only before the domain has run.
+   */
+  adoptMemory(ram: GuestMemory): void {
+    ram.resumeAs(this.domid, this.memory);
+    this.memory = ram;
   }
 
   get tenant(): string {

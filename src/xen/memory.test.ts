@@ -4,6 +4,27 @@ import { FrameAllocator } from './guest/frame-alloc.js';
 import { GuestFault, GuestMemory, HIGH_RAM_START_GFN, MMIO_HOLE_START_GFN } from './memory.js';
 
 describe('guest memory', () => {
+  it('resumeAs (live migration): the RAM and its views kept, the old host\'s mappings gone, the new domain\'s special pages in, the new domid', () => {
+    const ram = new GuestMemory(5, 16);
+    ram.write(0x3000, new Uint8Array([1, 2, 3]));
+    const view = ram.view(3);
+    ram.setOverlay(HIGH_RAM_START_GFN + 10, { type: 'xen_page', page: new Uint8Array(4096) });
+    assert.ok(ram.populateSpecial(0xfeffc));
+    ram.writeU8(0xfeffc * 4096, 9);
+    const fresh = new GuestMemory(7, 16);
+    assert.ok(fresh.populateSpecial(0xfeffc));
+    fresh.writeU8(0xfeffc * 4096, 4);
+    assert.equal(ram.peekRam(9), null, 'peekRam does not populate');
+    ram.resumeAs(7, fresh);
+    assert.equal(ram.domid, 7);
+    assert.deepEqual([...ram.read(0x3000, 3)], [1, 2, 3]);
+    assert.equal(ram.view(3), view, 'the same bytes behind the same view');
+    assert.equal(ram.overlayAt(HIGH_RAM_START_GFN + 10), undefined);
+    assert.equal(ram.readU8(0xfeffc * 4096), 4, 'the xenstore page is the new domain\'s');
+    assert.equal(ram.ramPage(0xfeffc), fresh.ramPage(0xfeffc));
+    assert.throws(() => ram.resumeAs(8, new GuestMemory(8, 32)), /model bug/);
+  });
+
   it('allocates RAM pages on first touch, zeroed, up to the domain\'s memory', () => {
     const m = new GuestMemory(3, 16);
     assert.equal(m.ramPages, 4096);

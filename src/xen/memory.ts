@@ -68,8 +68,13 @@ export class GuestMemory {
   /** Pages the toolstack populated outside RAM for the guest (special pages: the xenstore ring). */
   private readonly special = new Set<number>();
 
+  /** The domain whose memory this is (changes once, when a migrated guest resumes in a new domain: `resumeAs`). */
+  get domid(): number {
+    return this.owner;
+  }
+
   constructor(
-    readonly domid: number,
+    private owner: number,
     memoryMiB: number,
   ) {
     this.ramPages = memoryMiB * 256;
@@ -105,6 +110,40 @@ export class GuestMemory {
   /** RAM pages allocated so far (never more than `ramPages`). */
   get populated(): number {
     return this.ram.size;
+  }
+
+  /** The RAM page at `gfn` if it has been touched, else null (never allocates: a never-touched page reads as zeros). */
+  peekRam(gfn: number): Uint8Array | null {
+    return this.ram.get(gfn) ?? null;
+  }
+
+  /**
+   * Live migration's resume (src/host/migration.ts): this RAM — the guest's, whose contents the
+   * migration stream has copied page by page into `fresh`, the memory Xen gave the new domain,
+   * and which the caller has checked equal — becomes the memory of domain `domid` on the target,
+   * so that the guest kernel's own references into its RAM (packet buffers in socket queues)
+   * stay valid. What the old host's Xen had mapped into the guest's physical address space
+   * (shared-info, grant-table frames, grant mappings) is not part of the guest's RAM and is not
+   * migrated: it is gone, and the resuming kernel maps the new host's again. The special pages
+   * the new host's toolstack populated (the xenstore ring) are the new domain's: they replace
+   * the old ones.
+   */
+  resumeAs(domid: number, fresh: GuestMemory): void {
+    if (fresh.ramPages !== this.ramPages) throw new Error(`d${domid}: resuming ${this.ramPages} pages of RAM in a domain of ${fresh.ramPages} (model bug)`);
+    this.owner = domid;
+    this.overlays.clear();
+    for (const gfn of this.special) this.ram.delete(gfn);
+    this.special.clear();
+    for (const gfn of fresh.special) {
+      this.special.add(gfn);
+      const p = fresh.ram.get(gfn);
+      if (p !== undefined) this.ram.set(gfn, p);
+    }
+  }
+
+  /** Special pages (outside RAM) the toolstack populated. */
+  get specialGfns(): readonly number[] {
+    return [...this.special];
   }
 
   // ---- Xen's view -------------------------------------------------------------------------

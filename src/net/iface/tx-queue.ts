@@ -37,7 +37,7 @@ export class TxQueue {
   private readonly resume: () => void;
 
   constructor(
-    readonly dev: NetDevice,
+    private device: NetDevice,
     /** What the device does (netdev_fix_features applied): the rest is done here. */
     private readonly features: DeviceFeatures,
     private readonly limit: number,
@@ -54,6 +54,20 @@ export class TxQueue {
 
   get length(): number {
     return this.q.length;
+  }
+
+  get dev(): NetDevice {
+    return this.device;
+  }
+
+  /**
+   * The queue's device is now `dev` (same features: the caller checks): a stopped queue starts
+   * again and what waits in it goes to the new device, in order.
+   */
+  replaceDevice(dev: NetDevice): void {
+    this.device = dev;
+    this.stopped = false;
+    this.run();
   }
 
   /** Queues a packet with its Ethernet header written; false (and counted) if the queue is full. */

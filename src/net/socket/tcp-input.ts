@@ -202,6 +202,7 @@ function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): v
 
 function dupAck(tcb: TcpControlBlock): void {
   tcb.stats.dupAcksIn++;
+  tcb.layer.stats.dupAcksIn++;
   tcb.dupAcks++;
   const c = tcb.layer.stack.costs;
   if (tcb.inRecovery) {
@@ -267,6 +268,7 @@ function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, pkt: P
   const len = data.length;
   if (seq !== tcb.rcvNxt) {
     tcb.stats.ofoSegs++;
+    tcb.layer.stats.ofoSegs++;
     ofoInsert(tcb, seq, data, pkt);
     return true;
   }

@@ -19,6 +19,9 @@ export interface TcpLayerStats {
   retransSegs: number;
   fastRetransmits: number;
   timeouts: number;
+  /** Duplicate ACKs received, and segments received out of order, over all connections (TcpExtTCP…: the sockets' counts summed). */
+  dupAcksIn: number;
+  ofoSegs: number;
   /** RSTs sent for segments that matched no connection. */
   rstsOut: number;
   /** Connections opened actively / passively. */
@@ -47,7 +50,7 @@ export interface PortChoice {
 
 /** Connection demultiplexing, listeners, ports and RSTs for strays (RFC 9293 3.10.7.1). */
 export class TcpLayer {
-  readonly stats: TcpLayerStats = { segsIn: 0, segsOut: 0, retransSegs: 0, fastRetransmits: 0, timeouts: 0, rstsOut: 0, activeOpens: 0, passiveOpens: 0, listenDrops: 0, timeWaitReused: 0, timeWaitSynReopened: 0, badOptions: 0 };
+  readonly stats: TcpLayerStats = { segsIn: 0, segsOut: 0, retransSegs: 0, fastRetransmits: 0, timeouts: 0, dupAcksIn: 0, ofoSegs: 0, rstsOut: 0, activeOpens: 0, passiveOpens: 0, listenDrops: 0, timeWaitReused: 0, timeWaitSynReopened: 0, badOptions: 0 };
   /** lport -> (raddr * 65536 + rport) -> connection. */
   private readonly conns = new Map<number, Map<number, TcpControlBlock>>();
   private readonly listeners = new Map<number, TcpListener>();

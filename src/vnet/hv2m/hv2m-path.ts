@@ -110,13 +110,26 @@ export class Hv2mNic implements AttachedNic {
     return this.settled;
   }
 
-  /** Module unload (every channel ended in order, frames held meanwhile sent on the NIC), the hook removed, then the pv NIC detached. */
-  *detach(): ProcessGenerator<void> {
+  /**
+   * Module unload: the guest stops announcing itself, every channel is ended in order (frames
+   * held meanwhile sent on the NIC) and the hook is removed; the pv NIC stays. What a guest does
+   * before it migrates (DESIGN.md "Teardown").
+   */
+  *unloadModule(): ProcessGenerator<void> {
+    if (this.unloaded) return;
+    this.unloaded = true;
     yield* this.module.unload();
     const m = this.module;
     const chans = [...m.channels.values()];
     for (const ch of chans) yield* ch.shutdown(true);
     this.unhook();
+  }
+
+  private unloaded = false;
+
+  /** Module unload, then the pv NIC detached. */
+  *detach(): ProcessGenerator<void> {
+    yield* this.unloadModule();
     yield* this.pv.detach();
   }
 }

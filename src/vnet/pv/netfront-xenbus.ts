@@ -236,6 +236,29 @@ export class NetfrontDevice {
     return stuck;
   }
 
+  /**
+   * netfront_resume → xennet_disconnect_backend for a guest that is about to resume on another
+   * host (live migration): the old connection's state is let go without a word to the old host
+   * — its event channels died with the old domain and its xenstore connection with it — so
+   * packets still in the rings are dropped, the buffers' and rings' grants ended and their
+   * pages freed. Returns the grants that could not be ended (the backend still had them: it
+   * must be gone first). Runs before the kernel re-homes (it uses the old host's grant table).
+   */
+  abandon(): number {
+    const xg = this.guest.kernel;
+    const { refs, leaked } = this.nf.disconnect();
+    for (const r of refs) xg.gnttab.freeRef(r);
+    this.ports = [];
+    let stuck = leaked;
+    for (let i = 0; i < this.ringRefs.length; i++) {
+      if (xg.gnttab.endAccess(this.ringRefs[i]!)) xg.frames.free(this.ringGfns[i]!);
+      else stuck++;
+    }
+    this.ringRefs = [];
+    this.ringGfns = [];
+    return stuck;
+  }
+
   /** Whether the frontend has closed (Closing or Closed). */
   get closed(): boolean {
     return this.state === XenbusStateClosed || this.state === XenbusStateClosing;

@@ -102,6 +102,20 @@ export class PvNic implements AttachedNic {
   }
 
   /**
+   * The guest is leaving this host by live migration (src/host/migration.ts), paused: the
+   * toolstack takes the backend away at once (netback_remove: off the bridge, rings unmapped,
+   * channels unbound — the bridge forgets the guest's MAC on that port), removes the vif's
+   * directories, and the frontend lets go of the old connection (`NetfrontDevice.abandon`).
+   * Returns the grants the frontend could not end. `domain`: the guest's domain on this host.
+   */
+  *abandon(domain: { domid: number; name: string }): ProcessGenerator<number> {
+    if (!this.back.removed) yield* this.back.remove();
+    this.host.toolstack.xs.rm(`/local/domain/${domain.domid}/device/vif/${this.devid}`);
+    this.host.toolstack.xs.rm(`/local/domain/${this.back.dev.domid}/backend/vif/${domain.domid}/${this.devid}`);
+    return this.front.abandon();
+  }
+
+  /**
    * xl network-detach: the toolstack sets the backend offline and Closing; the frontend closes,
    * the backend disconnects (rings unmapped, channels unbound, off the bridge) and is removed;
    * then the frontend device goes (grants ended, buffers freed) and the toolstack removes

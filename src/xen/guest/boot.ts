@@ -4,6 +4,7 @@ import type { Domain } from '../domain.js';
 import type { StoreLocation } from './xenbus.js';
 import { XenbusClient } from './xenbus.js';
 import { XenGuest } from './xen-guest.js';
+import type { FrameAllocator } from './frame-alloc.js';
 import type { XenPlatform } from './platform.js';
 
 /** A booted guest kernel's Xen side: grant table, event channels, and a connected xenbus. */
@@ -22,10 +23,13 @@ export class GuestBootError extends Error {
 /**
  * What a Linux guest does at boot for Xen on vCPU 0: map shared info and install the upcall,
  * map its grant table, then connect xenbus (HVM: from its HVM params; PV: from the start_info
- * values in `pv`). Throws GuestBootError naming the step that failed.
+ * values in `pv`). Throws GuestBootError naming the step that failed. A kernel resuming after
+ * live migration (`frames`: its own allocator, its RAM already the domain's) does the same
+ * steps, as Linux's xen_hvm_post_suspend / gnttab_resume / xs_resume re-map shared info and
+ * the grant table and reconnect to the new host's xenstored.
  */
-export function* bootGuestKernel(xen: XenPlatform, d: Domain, profile: Profile, pv?: StoreLocation): Generator<SimEvent<unknown>, GuestKernel, unknown> {
-  const kernel = new XenGuest(xen, d);
+export function* bootGuestKernel(xen: XenPlatform, d: Domain, profile: Profile, pv?: StoreLocation, frames?: FrameAllocator): Generator<SimEvent<unknown>, GuestKernel, unknown> {
+  const kernel = new XenGuest(xen, d, frames);
   const v = d.vcpus[0]!;
   const rc = yield* kernel.init(v);
   if (rc !== 0) throw new GuestBootError(`d${d.domid} (${d.name}): Xen setup failed (${rc})`);

@@ -19,12 +19,17 @@ export class XenGuest {
   readonly gnttab: GrantClient;
   readonly evtchn: EventChannelDriver;
 
+  /**
+   * `frames`: a resuming kernel's own frame allocator (its state is in the guest's memory and
+   * migrates with it, src/host/migration.ts); a booting one gets a fresh one.
+   */
   constructor(
     readonly xen: XenPlatform,
     readonly domain: Domain,
+    frames?: FrameAllocator,
   ) {
     this.mem = domain.memory;
-    this.frames = new FrameAllocator(this.mem);
+    this.frames = frames ?? new FrameAllocator(this.mem);
     this.gnttab = new GrantClient(xen, this.mem, this.frames);
     this.evtchn = new EventChannelDriver(xen, domain, this.frames);
   }
