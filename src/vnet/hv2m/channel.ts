@@ -25,13 +25,12 @@ import { checksumSetup } from '../pv/checksum-setup.js';
 import { TP_RX_DELIVER, TP_TX_START } from '../trace-points.js';
 import type { Hv2mCosts } from './costs.js';
 import type { ChannelEnd } from './handshake.js';
+import { makeFence } from './fence.js';
+import type { ChannelEndReason, PeerChannel } from './peer-module.js';
 
-/** Ethertype of a switch fence (IEEE 802 Local Experimental Ethertype 1; *ours*). */
-export const ETHERTYPE_HV2M_FENCE = 0x88b5;
-/** "HV2M" */
-const FENCE_MAGIC = 0x4856324d;
-/** Ethernet header, magic, sender domid (u16), the receiver's port the sender bound (u32). */
-export const FENCE_LEN = 14 + 4 + 2 + 4;
+export { ETHERTYPE_HV2M_FENCE, FENCE_LEN, parseFence } from './fence.js';
+export type { ChannelEndReason } from './peer-module.js';
+
 /** Slots one frame may use (xennet_get_responses' MAX_SKB_FRAGS + 1 for 4 KiB pages), besides the GSO extra. */
 export const HV2M_MAX_SLOTS = 18;
 
@@ -124,8 +123,6 @@ export interface ChannelOptions {
   queueLen: number;
 }
 
-/** Why a channel ended, as the module is told. */
-export type ChannelEndReason = 'fault' | 'watchdog' | 'peer-closing';
 
 /**
  * One HV²M channel's data plane over a connected ChannelEnd (DESIGN.md "Data plane"):
@@ -154,7 +151,7 @@ export type ChannelEndReason = 'fault' | 'watchdog' | 'peer-closing';
  * its own ring once the peer stopped too, releases (Closed), and sends the held frames on the
  * ordinary NIC only once the peer is Closed (it drained what was pushed to it) or gone.
  */
-export class Hv2mChannel {
+export class Hv2mChannel implements PeerChannel {
   readonly queue = new Deque<Packet>();
   /** The hook sends this peer's frames here (from connect until the frames held at teardown are flushed). */
   diverting = false;
@@ -441,16 +438,8 @@ export class Hv2mChannel {
   private sendFence(): void {
     const iface = this.link.iface();
     if (iface === null) return;
-    const pkt = Packet.alloc(this.link.memory, FENCE_LEN);
-    writeMac(pkt.data, 0, this.peerMac);
-    writeMac(pkt.data, 6, this.link.mac);
-    const dv = new DataView(pkt.data.buffer, pkt.data.byteOffset, pkt.data.byteLength);
-    dv.setUint16(12, ETHERTYPE_HV2M_FENCE);
-    dv.setUint32(14, FENCE_MAGIC);
-    dv.setUint16(18, this.xg.domid);
-    dv.setUint32(20, this.end.peerPort >>> 0);
     this.stats.fencesSent++;
-    iface.txq.enqueue(pkt);
+    iface.txq.enqueue(makeFence(this.link.memory, this.peerMac, this.link.mac, this.xg.domid, this.end.peerPort));
   }
 
   /** The peer has taken something off its ring since connect (it re-posted). */
@@ -746,16 +735,4 @@ export class Hv2mChannel {
   get done(): boolean {
     return this.shut && !this.diverting && this.end.pendingGrants === 0;
   }
-}
-
-function writeMac(d: Uint8Array, at: number, m: MacAddr): void {
-  for (let i = 0; i < 6; i++) d[at + i] = Math.floor(m / 2 ** (8 * (5 - i))) & 0xff;
-}
-
-/** A fence's sender domid and port, if `d` is a fence frame (ethertype and magic); else null. */
-export function parseFence(d: Uint8Array): { domid: number; port: number } | null {
-  if (d.length < FENCE_LEN || d[12] !== ETHERTYPE_HV2M_FENCE >> 8 || d[13] !== (ETHERTYPE_HV2M_FENCE & 0xff)) return null;
-  const dv = new DataView(d.buffer, d.byteOffset, d.byteLength);
-  if (dv.getUint32(14) !== FENCE_MAGIC) return null;
-  return { domid: dv.getUint16(18), port: dv.getUint32(20) };
 }
