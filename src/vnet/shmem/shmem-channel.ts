@@ -15,6 +15,7 @@ import {
   REC_CSUM_BLANK,
   REC_DATA_VALIDATED,
   REC_GSO_TCPV4,
+  REC_HEADER,
   checkRecord,
   eventDue,
   readBytes,
@@ -109,7 +110,7 @@ export interface ShmemChannelOptions {
  * frame stays queued (so its socket's send buffer stays charged and the socket blocks), the
  * sender sets cons_event for the room it needs and waits for the receiver's event. A frame
  * that could never fit (bigger than the FIFO) is cut in software first: a TCP GSO frame into
- * its segments (skb_gso_segment), anything else into IP fragments at the NIC's MTU.
+ * its segments (skb_gso_segment), anything else into IP fragments of the FIFO's largest record.
  *
  * **Receiver**: its NAPI poll reads the producer index (it must be within the FIFO), copies
  * each record's header out once and checks it (length, flags, wholly produced), copies the
@@ -253,10 +254,13 @@ export class ShmemChannel implements PeerChannel {
 
   /**
    * A head frame that can never fit the FIFO, cut in software into pieces that do (its CPU
-   * cost returned): TCP GSO → segments; otherwise IP fragments at the NIC's MTU (a datagram
-   * with DF is dropped, as ip_fragment does). The pieces replace it at the head, in order.
+   * cost returned): TCP GSO → its MSS segments (skb_gso_segment, as for a device without
+   * TSO); otherwise IP fragments as large as one record can be (*ours*: the FIFO acts as a
+   * device whose MTU is its largest record, so a 64 KiB datagram crosses a 64 KiB FIFO in two
+   * fragments, not in 45 at the NIC's MTU); a datagram with DF is dropped, as ip_fragment
+   * does. The pieces replace it at the head, in order.
    */
-  private split(pkt: Packet): number {
+  private split(pkt: Packet, fifoSize: number): number {
     this.queue.shift();
     let parts: Packet[];
     let ns: number;
@@ -277,7 +281,7 @@ export class ShmemChannel implements PeerChannel {
         pkt.csum = CSUM_NONE;
         ns += Math.round((d.length - pkt.csumStart) * this.costs.csumPerByte);
       }
-      parts = fragmentIpv4(pkt, this.link.iface()?.dev.mtu ?? 1500, this.link.memory);
+      parts = fragmentIpv4(pkt, fifoSize - REC_HEADER - pkt.l3, this.link.memory);
       ns += (parts.length - 1) * this.costs.txFragment;
     }
     this.stats.segmented += parts.length;
@@ -292,7 +296,7 @@ export class ShmemChannel implements PeerChannel {
       if (f === null) break;
       const head = this.queue.peek()!;
       if (recordBytes(head.length) > f.size) {
-        const ns = this.split(head);
+        const ns = this.split(head, f.size);
         if (ns > 0) yield this.v.exec(ns, 'softirq');
         continue;
       }
