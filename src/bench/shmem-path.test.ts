@@ -12,7 +12,7 @@ import { MS, SimEnvironment } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import { diffCounters, type CounterSnapshot } from '../xen/index.js';
-import { type ShmemNic } from '../vnet/index.js';
+import { type Hv2mPolicy, type ShmemNic } from '../vnet/index.js';
 import { FIFO_PROD, REC_HEADER } from '../vnet/shmem/index.js';
 import { Host, type Guest } from '../host/index.js';
 import { runCase } from './experiment.js';
@@ -30,14 +30,14 @@ interface Built {
   nb: ShmemNic;
 }
 
-function build(type: 'hvm' | 'pv', opts: { seed?: number; tenantB?: string; options?: Record<string, unknown>; pinning?: number[] } = {}): Built {
+function build(type: 'hvm' | 'pv', opts: { seed?: number; tenantB?: string; options?: Record<string, unknown>; pinning?: number[]; policy?: unknown; pathB?: string } = {}): Built {
   const env = new SimEnvironment({ seed: opts.seed ?? 3 });
-  const nic = (i: number) => ({ path: 'shmem', mac: `00:16:3e:00:00:0${i}`, ip: `10.0.0.${i}/24`, ...(opts.options !== undefined ? { options: opts.options } : {}) });
+  const nic = (i: number) => ({ path: i === 2 && opts.pathB !== undefined ? opts.pathB : 'shmem', mac: `00:16:3e:00:00:0${i}`, ip: `10.0.0.${i}/24`, ...(opts.options !== undefined ? { options: opts.options } : {}) });
   const guests = [
     { name: 'a', type, tenant: 't', nics: [nic(1)], ...(opts.pinning !== undefined ? { pinning: opts.pinning } : {}) },
     { name: 'b', type, tenant: opts.tenantB ?? 't', nics: [nic(2)], ...(opts.pinning !== undefined ? { pinning: opts.pinning } : {}) },
   ];
-  const p = env.process(Host.build(env, profile, { name: 'h', pcpus: 4, dom0: { vcpus: 2, memoryMiB: 1024 }, guests }));
+  const p = env.process(Host.build(env, profile, { name: 'h', pcpus: 4, dom0: { vcpus: 2, memoryMiB: 1024 }, ...(opts.policy !== undefined ? { hv2m: { policy: opts.policy } } : {}), guests }));
   env.run({ until: p });
   if (!p.ok) throw p.error;
   const host = p.value;
@@ -175,6 +175,43 @@ describe('shmem: back-pressure, fallback, determinism', () => {
     assert.equal(ts.value.bytesVerified, 500_000);
     assert.equal(na.stats()['shmem.diverted'], 0);
     assert.ok(na.stats()['front.txPackets']! > 0);
+  });
+
+  it('a shmem guest and an hv2m guest are never paired: the announce flag names the path, and Dom0 lists only guests of the same one', () => {
+    const { env, ends, host, a, b, na } = build('hvm', { pathB: 'hv2m' });
+    assert.equal(host.discoveryd!.peersOf(a.domid).size + host.discoveryd!.peersOf(b.domid).size, 0);
+    assert.equal(na.module.channels.size, 0);
+    const ts = tcpStream(env, { ...ends, port: 13001 }, { bytes: 300_000, messageSize: 16384 });
+    env.run({ until: ts });
+    assert.equal(ts.value.bytesVerified, 300_000, 'over pv');
+  });
+
+  it('a channel that comes up, then goes, in the middle of a TCP stream: no byte lost, no reordering seen by TCP, no retransmission', () => {
+    const deny: Hv2mPolicy = { rules: [{ action: 'deny', a: { name: 'a' }, b: { name: 'b' } }] };
+    const { env, host, ends, a, b, na, nb } = build('hvm', { policy: deny, seed: 9 });
+    assert.equal(na.module.channels.size, 0, 'denied at first: pv');
+    const ts = tcpStream(env, { ...ends, port: 13001 }, { bytes: 100_000_000, messageSize: 65536 });
+    env.run({ until: env.now + 3 * MS });
+    assert.ok(na.stats()['front.txPackets']! > 100, 'the stream started on pv');
+    host.discoveryd!.setPolicy({});
+    const t0 = env.now;
+    while (!(na.settled && nb.settled) && env.now - t0 < 50 * MS) env.run({ until: env.now + 1 * MS });
+    assert.ok(na.settled && nb.settled, 'the channel came up under load within 50 ms');
+    env.run({ until: env.now + 3 * MS });
+    const mid = na.stats();
+    assert.ok(mid['shmem.txFrames']! > 100, `the stream moved to the FIFO: ${mid['shmem.txFrames']} frames`);
+    assert.equal(mid['shmem.fencesSeen']! + nb.stats()['shmem.fencesSeen']!, 2, 'each side passed the other’s fence');
+    host.discoveryd!.setPolicy(deny);
+    env.run({ until: ts });
+    assert.ok(ts.ok, String(ts.error));
+    assert.equal(ts.value.bytesVerified, 100_000_000);
+    assert.equal(na.module.channels.size + nb.module.channels.size, 0, 'the channel is gone');
+    assert.ok(na.stats()['front.txPackets']! > mid['front.txPackets']! + 100, 'and the stream went on over pv');
+    assert.equal(ts.value.retransmissions, 0, 'no switch made TCP retransmit');
+    assert.equal(ts.value.outOfOrder, 0, 'the receiver saw no segment out of order');
+    assert.equal(ts.value.dupAcks, 0, 'the sender got no duplicate ACK');
+    assert.equal(na.module.closed + nb.module.closed, 2);
+    assert.equal(a.domain.maptrack.inUse().length + b.domain.maptrack.inUse().length, 0, 'both FIFOs unmapped');
   });
 
   it('the same seed gives the same run', () => {
