@@ -8,3 +8,4 @@ export * from './costs.js';
 export * from './hv2m-path.js';
 export * from './peer-module.js';
 export * from './fence.js';
+export * from './peer-channel.js';

@@ -1,11 +1,10 @@
-import { Deque, SimEvent, type Env, type ProcessGenerator, type Timer } from '../../sim/index.js';
-import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, GSO_TCPV4, Packet, completeChecksum, csumToNetif, fragmentIpv4, gsoSegment, type MacAddr, type Napi } from '../../net/index.js';
-import { XenbusStateClosed, XenbusStateClosing, XenbusStateUnknown } from '../../xen/abi/index.js';
+import type { Env, ProcessGenerator } from '../../sim/index.js';
+import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, GSO_TCPV4, Packet, completeChecksum, csumToNetif, fragmentIpv4, gsoSegment, type MacAddr } from '../../net/index.js';
 import type { Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
-import { makeFence, type ChannelEndReason, type ChannelLink, type PeerChannel } from '../hv2m/index.js';
+import { PeerChannelBase, type ChannelLink } from '../hv2m/index.js';
 import { checksumSetup } from '../pv/checksum-setup.js';
-import { TP_RX_DELIVER, TP_TX_START } from '../trace-points.js';
+import { TP_RX_DELIVER } from '../trace-points.js';
 import type { ShmemCosts } from './costs.js';
 import {
   FIFO_CONS,
@@ -118,23 +117,10 @@ export interface ShmemChannelOptions {
  * the consumer index and hands the packet up; the sender is notified when its cons_event asks.
  * An index or header that breaks these rules drops what is left, counts it and ends the channel.
  *
- * Switching and teardown follow Hv2mChannel's protocol exactly (same fence frame, same
- * Closing → drain → release → Closed → flush order, same watchdog): only the data plane differs.
+ * Switching and teardown are PeerChannelBase's, shared with Hv2mChannel (same fence frame,
+ * same Closing → drain → release → Closed → flush order, same watchdog): only the data plane differs.
  */
-export class ShmemChannel implements PeerChannel {
-  readonly queue = new Deque<Packet>();
-  diverting = false;
-  private pushing = false;
-  private pumping = false;
-  private pumpIdle: SimEvent<void> | null = null;
-  rxOpen = false;
-  private shut = false;
-  private shutDone: SimEvent<void> | null = null;
-  private faultReason: string | null = null;
-  readonly napi: Napi;
-  private readonly fenceTimer: Timer;
-  private readonly watchdog: Timer;
-  private progressAt = 0;
+export class ShmemChannel extends PeerChannelBase<ShmemEnd, ShmemStats> {
   /** My private producer index into the peer's FIFO, and the one last published. */
   private txProd = 0;
   private txPublished = 0;
@@ -142,108 +128,42 @@ export class ShmemChannel implements PeerChannel {
   private rxCons = 0;
   private rxChecked = 0;
   private spaceNotifying = false;
-  private peerWaiter: { cond: (s: number) => boolean; ev: SimEvent<void> } | null = null;
-  private drainWaiter: SimEvent<void> | null = null;
-  onEnd: (reason: ChannelEndReason, why: string) => void = () => undefined;
-  onProgress: () => void = () => undefined;
 
   constructor(
-    private readonly env: Env,
-    private readonly xg: XenGuest,
-    private readonly v: Vcpu,
-    readonly end: ShmemEnd,
-    private readonly link: ChannelLink,
-    readonly peerMac: MacAddr,
+    env: Env,
+    xg: XenGuest,
+    v: Vcpu,
+    end: ShmemEnd,
+    link: ChannelLink,
+    peerMac: MacAddr,
     private readonly costs: ShmemCosts,
-    private readonly opts: ShmemChannelOptions,
-    readonly stats: ShmemStats,
+    opts: ShmemChannelOptions,
+    stats: ShmemStats,
   ) {
-    this.napi = { poll: () => this.poll(), complete: () => this.complete() };
-    this.fenceTimer = env.timer(() => this.fenceRetry());
-    this.watchdog = env.timer(() => this.watchdogFired());
-    end.hooks = {
-      rxEvent: () => this.rxEvent(),
-      txEvent: () => this.txEvent(),
-      connected: () => this.onConnected(),
-      peerState: (s) => this.peerState(s),
-    };
+    super(env, xg, v, end, link, peerMac, costs, opts.queueLen, stats, 'shmem');
   }
 
-  get peer(): number {
-    return this.end.peer;
+  protected connectedData(): void {}
+
+  /** The peer has consumed something of what I produced since connect. */
+  protected peerOpened(): boolean {
+    const f = this.end.tx;
+    return f === null || f.desc.getU32(FIFO_CONS) !== 0;
   }
 
-  get fault(): string | null {
-    return this.faultReason;
+  protected sentSomething(): boolean {
+    return this.txProd !== 0;
   }
 
-  get connected(): boolean {
-    return this.end.connected && this.pushing;
+  protected headCanGo(): boolean {
+    const f = this.end.tx;
+    const room = f === null ? null : this.room(f);
+    return f !== null && room !== null && room >= Math.min(f.size, recordBytes(this.queue.peek()!.length));
   }
 
-  /** Torn down on this side and every grant ended. */
-  get done(): boolean {
-    return this.shut && !this.diverting && this.end.pendingGrants === 0;
-  }
-
-  private get dead(): boolean {
-    return this.v.domain.dying;
-  }
-
-  // ---- control plane events -------------------------------------------------------------
-
-  private onConnected(): void {
-    if (this.shut) return;
-    this.diverting = true;
-    this.pushing = true;
-    this.stats.opened++;
-    this.progressAt = this.env.now;
-    this.sendFence();
-    this.fenceTimer.setIn(this.costs.fenceRetry);
-    if (this.rxOpen) this.link.upper()?.napiSchedule(this.napi);
-    this.kick();
-    this.onProgress();
-  }
-
-  private peerState(s: number): void {
-    const w = this.peerWaiter;
-    if (w !== null && w.cond(s)) {
-      this.peerWaiter = null;
-      w.ev.succeed();
-    }
-    if (!this.shut && (s === XenbusStateClosing || s === XenbusStateClosed || s <= XenbusStateUnknown) && this.end.tx !== null) this.onEnd('peer-closing', `peer d${this.peer} closing`);
-  }
-
-  private rxEvent(): void {
-    this.stats.events++;
-    if (this.end.rx === null || !this.rxOpen) return;
-    this.link.upper()?.napiSchedule(this.napi);
-  }
-
-  private txEvent(): void {
-    this.stats.events++;
-    this.kick();
-  }
-
-  // ---- sender --------------------------------------------------------------------------------
-
-  enqueue(pkt: Packet): void {
-    if (this.queue.length >= this.opts.queueLen) {
-      this.stats.queueDrops++;
-      pkt.release();
-      return;
-    }
-    this.stats.diverted++;
-    this.queue.push(pkt);
-    const tr = this.env.trace;
-    if (tr.enabled(TP_TX_START)) tr.emit(TP_TX_START, { path: 'shmem', domid: this.xg.domid, dev: `shmem-d${this.peer}`, len: pkt.length });
-    this.kick();
-  }
-
-  private kick(): void {
-    if (!this.pushing || this.pumping || this.queue.length === 0) return;
-    this.pumping = true;
-    this.env.process(this.pump(), `d${this.xg.domid} shmem push d${this.peer}`);
+  protected rxBacklog(): number {
+    const f = this.end.rx;
+    return f === null ? 0 : used(f.desc.getU32(FIFO_PROD), this.rxCons);
   }
 
   /** Free bytes in the peer's FIFO now, or null if its consumer index is impossible. */
@@ -289,7 +209,7 @@ export class ShmemChannel implements PeerChannel {
     return ns;
   }
 
-  private *pump(): ProcessGenerator<void> {
+  protected *pump(): ProcessGenerator<void> {
     const c = this.costs;
     while (this.pushing && this.queue.length > 0 && !this.dead) {
       const f = this.end.tx;
@@ -311,7 +231,7 @@ export class ShmemChannel implements PeerChannel {
         free = this.room(f);
         if (free === null || free < recordBytes(head.length)) {
           this.stats.fifoFull++;
-          if (!this.watchdog.armed) this.watchdog.setIn(c.watchdog);
+          this.stalled();
           break;
         }
       }
@@ -356,67 +276,9 @@ export class ShmemChannel implements PeerChannel {
         yield* this.xg.evtchn.notify(this.v, this.end.txPort);
       }
     }
-    this.pumping = false;
-    const w = this.pumpIdle;
-    this.pumpIdle = null;
-    w?.succeed();
-    if (this.pushing && this.queue.length > 0 && !this.watchdog.armed) this.kick();
-  }
-
-  private watchdogFired(): void {
-    if (this.dead || this.shut || this.queue.length === 0) return;
-    if (this.env.now - this.progressAt < this.costs.watchdog) {
-      this.watchdog.setAt(this.progressAt + this.costs.watchdog);
-      return;
-    }
-    const f = this.end.tx;
-    const room = f === null ? null : this.room(f);
-    if (f !== null && this.pushing && room !== null && room >= Math.min(f.size, recordBytes(this.queue.peek()!.length))) {
-      this.progressAt = this.env.now;
-      this.kick();
-      return;
-    }
-    this.stats.watchdogFires++;
-    this.onEnd('watchdog', `peer d${this.peer}: no FIFO space freed for ${this.costs.watchdog} ns with ${this.queue.length} frames waiting`);
-  }
-
-  // ---- fences --------------------------------------------------------------------------------
-
-  private sendFence(): void {
-    const iface = this.link.iface();
-    if (iface === null) return;
-    this.stats.fencesSent++;
-    iface.txq.enqueue(makeFence(this.link.memory, this.peerMac, this.link.mac, this.xg.domid, this.end.peerPort));
-  }
-
-  /** The peer has consumed something of what I produced since connect. */
-  private peerOpened(): boolean {
-    const f = this.end.tx;
-    return f === null || f.desc.getU32(FIFO_CONS) !== 0;
-  }
-
-  private fenceRetry(): void {
-    if (this.dead || this.shut || !this.pushing || this.peerOpened()) return;
-    if (this.txProd !== 0) this.sendFence();
-    this.fenceTimer.setIn(this.costs.fenceRetry);
-  }
-
-  fenceSeen(port: number): void {
-    if (port !== this.end.rxPort || this.rxOpen) return;
-    this.stats.fencesSeen++;
-    this.rxOpen = true;
-    if (this.end.rx !== null) this.link.upper()?.napiSchedule(this.napi);
-    this.onProgress();
   }
 
   // ---- receiver ------------------------------------------------------------------------------
-
-  private misbehaved(why: string): void {
-    if (this.faultReason !== null) return;
-    this.faultReason = why;
-    this.stats.faults++;
-    this.onEnd('fault', `peer d${this.peer}: ${why}`);
-  }
 
   private bad(why: string): undefined {
     this.stats.rxBad++;
@@ -425,7 +287,7 @@ export class ShmemChannel implements PeerChannel {
   }
 
   /** One record out of my FIFO: indices and header checked, the frame copied into a fresh buffer of mine and handed up. */
-  private poll(): Packet | undefined {
+  protected poll(): Packet | undefined {
     for (;;) {
       const f = this.end.rx;
       if (f === null || !this.rxOpen || this.faultReason !== null) return undefined;
@@ -462,17 +324,13 @@ export class ShmemChannel implements PeerChannel {
   }
 
   /** napi_complete: ask for an event on the next record, then look once more (the final check of ring.h). */
-  private complete(): void {
+  protected complete(): void {
     const f = this.end.rx;
     if (f === null) return;
     f.desc.setU32(FIFO_PROD_EVENT, (this.rxCons + 1) >>> 0);
     if (f.desc.getU32(FIFO_PROD) !== this.rxCons && this.faultReason === null) {
       if (this.rxOpen) this.link.upper()?.napiSchedule(this.napi);
-    } else {
-      const w = this.drainWaiter;
-      this.drainWaiter = null;
-      w?.succeed();
-    }
+    } else this.drained();
   }
 
   /** Tells the sender its room came, if its cons_event asks (on my vCPU, after the poll). */
@@ -493,65 +351,5 @@ export class ShmemChannel implements PeerChannel {
       })(this),
       `d${this.xg.domid} shmem space d${this.peer}`,
     );
-  }
-
-  // ---- teardown (Hv2mChannel's order) --------------------------------------------------------
-
-  private *untilPeer(cond: (s: number) => boolean): ProcessGenerator<boolean> {
-    if (cond(this.end.peerStateNow)) return true;
-    const ev = new SimEvent<void>(this.env);
-    this.peerWaiter = { cond, ev };
-    yield this.env.anyOf([ev, this.env.timeout(this.costs.watchdog)]);
-    this.peerWaiter = null;
-    return ev.triggered;
-  }
-
-  /** Hands up what the peer produced (the fence is taken as passed). */
-  private *drain(): ProcessGenerator<void> {
-    const f = this.end.rx;
-    if (f === null || this.faultReason !== null) return;
-    this.rxOpen = true;
-    if (used(f.desc.getU32(FIFO_PROD), this.rxCons) === 0) return;
-    const ev = new SimEvent<void>(this.env);
-    this.drainWaiter = ev;
-    this.link.upper()?.napiSchedule(this.napi);
-    yield this.env.anyOf([ev, this.env.timeout(this.costs.watchdog)]);
-    this.drainWaiter = null;
-  }
-
-  /** Ends the channel: as Hv2mChannel.shutdown (graceful: Closing, drain, release, peer Closed; then the held frames on the NIC, in order). */
-  *shutdown(graceful: boolean): ProcessGenerator<void> {
-    if (this.shut) {
-      if (this.shutDone !== null && !this.shutDone.triggered) yield this.shutDone;
-      return;
-    }
-    this.shut = true;
-    this.shutDone = new SimEvent<void>(this.env);
-    this.pushing = false;
-    this.fenceTimer.cancel();
-    this.watchdog.cancel();
-    if (this.pumping) {
-      const ev = new SimEvent<void>(this.env);
-      this.pumpIdle = ev;
-      yield ev;
-    }
-    const gone = (s: number): boolean => s <= XenbusStateUnknown;
-    if (graceful && this.end.tx !== null) {
-      yield* this.end.stopPushing();
-      yield* this.untilPeer((s) => s >= XenbusStateClosing || gone(s));
-      yield* this.drain();
-    }
-    const wasUp = this.end.tx !== null;
-    yield* this.end.release();
-    if (graceful && wasUp) yield* this.untilPeer((s) => s === XenbusStateClosed || gone(s));
-    this.diverting = false;
-    this.stats.closed++;
-    const iface = this.link.iface();
-    for (let p = this.queue.shift(); p !== undefined; p = this.queue.shift()) {
-      this.stats.fellBack++;
-      if (iface === null) p.release();
-      else iface.txq.enqueue(p);
-    }
-    this.shutDone.succeed();
   }
 }
