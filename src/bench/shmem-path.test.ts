@@ -30,12 +30,13 @@ interface Built {
   nb: ShmemNic;
 }
 
-function build(type: 'hvm' | 'pv', opts: { seed?: number; tenantB?: string; options?: Record<string, unknown>; pinning?: number[]; policy?: unknown; pathB?: string } = {}): Built {
+function build(type: 'hvm' | 'pv', opts: { seed?: number; tenantB?: string; options?: Record<string, unknown>; pinning?: number[]; policy?: unknown; pathB?: string; third?: boolean } = {}): Built {
   const env = new SimEnvironment({ seed: opts.seed ?? 3 });
   const nic = (i: number) => ({ path: i === 2 && opts.pathB !== undefined ? opts.pathB : 'shmem', mac: `00:16:3e:00:00:0${i}`, ip: `10.0.0.${i}/24`, ...(opts.options !== undefined ? { options: opts.options } : {}) });
   const guests = [
     { name: 'a', type, tenant: 't', nics: [nic(1)], ...(opts.pinning !== undefined ? { pinning: opts.pinning } : {}) },
     { name: 'b', type, tenant: opts.tenantB ?? 't', nics: [nic(2)], ...(opts.pinning !== undefined ? { pinning: opts.pinning } : {}) },
+    ...(opts.third === true ? [{ name: 'c', type, tenant: 't', nics: [nic(3)] }] : []),
   ];
   const p = env.process(Host.build(env, profile, { name: 'h', pcpus: 4, dom0: { vcpus: 2, memoryMiB: 1024 }, ...(opts.policy !== undefined ? { hv2m: { policy: opts.policy } } : {}), guests }));
   env.run({ until: p });
@@ -212,6 +213,28 @@ describe('shmem: back-pressure, fallback, determinism', () => {
     assert.equal(ts.value.dupAcks, 0, 'the sender got no duplicate ACK');
     assert.equal(na.module.closed + nb.module.closed, 2);
     assert.equal(a.domain.maptrack.inUse().length + b.domain.maptrack.inUse().length, 0, 'both FIFOs unmapped');
+  });
+
+  it('a peer destroyed mid-stream: the survivor stops diverting to it within the watchdog bound, ends every grant of its FIFO, and its flow to a third guest goes on', () => {
+    const { env, host, a, b, ends, na } = build('hvm', { third: true });
+    const c = host.guest('c');
+    const toB = na.module.channels.get(b.domid)!;
+    assert.ok(toB.connected && na.module.channels.get(c.domid)!.connected);
+    const s0 = na.stats()['shmem.txFrames']!;
+    const toC = tcpStream(env, { client: a.stack, server: c.stack, serverAddr: ipv4('10.0.0.3'), port: 13010 }, { bytes: 20_000_000, messageSize: 65536 });
+    const doomed = udpStream(env, { ...ends, port: 13011 }, { messageSize: 1400, timing: { warmup: 1 * MS, duration: 200 * MS } });
+    env.run({ until: env.now + 3 * MS });
+    host.toolstack.destroyGuest(b.domain);
+    const t0 = env.now;
+    while (na.module.channels.has(b.domid) && env.now - t0 < 100 * MS) env.run({ until: env.now + 1 * MS });
+    assert.ok(!na.module.channels.has(b.domid), 'the channel to the dead peer is gone');
+    assert.ok(env.now - t0 <= 60 * MS, `within the watchdog bound (50 ms): ${(env.now - t0) / MS} ms`);
+    assert.ok(toB.done, 'torn down, every grant of a’s FIFO to b ended');
+    env.run({ until: toC });
+    assert.ok(toC.ok, String(toC.error));
+    assert.equal(toC.value.bytesVerified, 20_000_000, 'the flow to c was unaffected, byte-exact');
+    assert.ok(na.stats()['shmem.txFrames']! > s0, 'and went through its own FIFO');
+    void doomed;
   });
 
   it('the same seed gives the same run', () => {
