@@ -8,12 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { MS, SimEnvironment } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import { diffCounters, type CounterSnapshot } from '../xen/index.js';
 import { type Hv2mPolicy, type ShmemNic } from '../vnet/index.js';
-import { FIFO_PROD, REC_HEADER } from '../vnet/shmem/index.js';
+import { FIFO_CONS_EVENT, FIFO_PROD, FIFO_PROD_EVENT, REC_HEADER } from '../vnet/shmem/index.js';
 import { Host, type Guest } from '../host/index.js';
 import { runCase } from './experiment.js';
 import { ping, tcpRr, tcpStream, udpRr, udpStream, type Endpoints } from './workloads/index.js';
@@ -167,6 +168,54 @@ describe('shmem: back-pressure, fallback, determinism', () => {
       assert.ok(na.stats()['front.txPackets']! > 0);
     });
   }
+
+  it('property: whatever a hostile sender writes into the FIFO it maps (indices, event fields, record bytes), the receiver never throws, ends at most that channel, and its channel with a third guest carries a stream byte-exact', () => {
+    const action = fc.oneof(
+      fc.record({ k: fc.constant('prod' as const), v: fc.integer({ min: 0, max: 0xffff_ffff }) }),
+      fc.record({ k: fc.constant('prodStep' as const), v: fc.integer({ min: 0, max: 70_000 }) }),
+      fc.record({ k: fc.constant('event' as const), v: fc.integer({ min: 0, max: 0xffff_ffff }) }),
+      fc.record({ k: fc.constant('bytes' as const), at: fc.integer({ min: 0, max: 65535 }), b: fc.uint8Array({ minLength: 1, maxLength: 64 }) }),
+      fc.record({ k: fc.constant('header' as const), len: fc.integer({ min: 0, max: 70_000 }), flags: fc.integer({ min: 0, max: 255 }), gso: fc.integer({ min: 0, max: 65535 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(action, { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 1000 }), (acts, seed) => {
+        const { env, host, a, b, na, nb } = build('hvm', { third: true, seed });
+        const c = host.guest('c');
+        const f = na.module.channels.get(b.domid)!.end.tx!;
+        for (const x of acts) {
+          // Once the channel is gone the hostile guest's mapping is too (its writes would fault in its own kernel).
+          const rxHalf = nb.module.channels.get(a.domid);
+          if (rxHalf === undefined || na.module.channels.get(b.domid)?.end.tx !== f) break;
+          const prod = f.desc.getU32(FIFO_PROD);
+          if (x.k === 'prod') f.desc.setU32(FIFO_PROD, x.v);
+          else if (x.k === 'prodStep') f.desc.setU32(FIFO_PROD, (prod + x.v) >>> 0);
+          else if (x.k === 'event') f.desc.setU32(x.v & 1 ? FIFO_PROD_EVENT : FIFO_CONS_EVENT, x.v);
+          else if (x.k === 'bytes') f.data.write(x.at & (f.size - 64), x.b);
+          else {
+            const h = new Uint8Array(REC_HEADER);
+            const dv = new DataView(h.buffer);
+            dv.setUint32(0, x.len, true);
+            dv.setUint8(4, x.flags);
+            dv.setUint16(6, x.gso, true);
+            f.data.write(prod & (f.size - 1) & ~7, h);
+            f.desc.setU32(FIFO_PROD, (prod + REC_HEADER + ((x.len + 7) & ~7)) >>> 0);
+          }
+          nb.device.stackUpper!.napiSchedule(rxHalf.napi);
+          env.run({ until: env.now + 200_000 });
+        }
+        env.run({ until: env.now + 2 * MS });
+        const st = nb.stats();
+        assert.ok(st['shmem.rxBad']! <= 1, 'one fault ends the channel: at most one bad record counted');
+        if (st['shmem.rxBad'] === 1) assert.ok(nb.module.barred.has(a.domid) && !nb.module.barred.has(c.domid));
+        const ts = tcpStream(env, { client: b.stack, server: c.stack, serverAddr: ipv4('10.0.0.3'), port: 13020 }, { bytes: 200_000, messageSize: 16384 });
+        env.run({ until: ts });
+        assert.ok(ts.ok, String(ts.error));
+        assert.equal(ts.value.bytesVerified, 200_000);
+        assert.ok(nb.module.channels.get(c.domid)?.connected === true, 'b’s channel with c is untouched');
+      }),
+      { numRuns: 30, seed: 11 },
+    );
+  });
 
   it('guests of different tenants get no channel: their traffic takes the pv path, byte-exact', () => {
     const { env, ends, na, nb } = build('hvm', { tenantB: 'other' });
