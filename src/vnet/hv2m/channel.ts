@@ -129,14 +129,10 @@ export interface ChannelOptions {
  * and the page handed up as the frame's fragment without a copy; a fresh page is posted in its
  * place. A completion that breaks these rules drops the frame, counts it and ends the channel.
  *
- * **Switching without reordering** *(ours)*: when the channel comes up, frames sent earlier
- * may still be on the ordinary path (queue, rings, Dom0). The sender sends a *fence* frame on
- * the ordinary NIC behind them and starts pushing; the receiver takes nothing off its ring
- * until the fence arrives (or the channel is going), so channel frames never overtake. A lost
- * fence is sent again after `hv2m.fenceRetry` while the peer has not taken anything. When the
- * channel goes, new frames are held in the queue, the sender stops pushing (Closing), drains
- * its own ring once the peer stopped too, releases (Closed), and sends the held frames on the
- * ordinary NIC only once the peer is Closed (it drained what was pushed to it) or gone.
+ * **Switching without reordering** and the in-order teardown are PeerChannelBase's (shared
+ * with the shmem baseline): the fence on the ordinary NIC, the receiver taking nothing off its
+ * ring until the fence arrived, the watchdog, and Closing → drain → release → Closed → the
+ * held frames on the ordinary NIC.
  */
 export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
   private polled = 0;

@@ -27,7 +27,7 @@ export interface PeerChannel {
   enqueue(pkt: Packet): void;
   /** A fence from the peer naming `port` arrived on the ordinary NIC. */
   fenceSeen(port: number): void;
-  /** The in-order teardown (see Hv2mChannel.shutdown). */
+  /** The in-order teardown (see PeerChannelBase.shutdown). */
   shutdown(graceful: boolean): ProcessGenerator<void>;
 }
 
