@@ -12,6 +12,7 @@ export { directPair, type DirectPair, type DirectPairOptions } from './pair.js';
 export { DeviceWrapper, NapiTap, NO_OFFLOADS, fixFeatures, type DeviceFeatures, type DeviceUpper, type Napi, type NetDevice } from './iface/device.js';
 export { DirectLink, LinkEnd, type DirectLinkOptions, type LinkStats } from './iface/direct-link.js';
 export { gsoSegment } from './iface/gso.js';
+export { fragmentIpv4 } from './ip/fragment.js';
 export { Hooks, type HookVerdict, type PostRoutingHook, type PreRoutingHook } from './iface/hooks.js';
 export { LoopbackDevice } from './iface/loopback.js';
 export { lroMerge } from './iface/lro.js';

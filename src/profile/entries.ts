@@ -157,6 +157,10 @@ export const ENTRIES = {
   'xen.gnttab.unmapOp': { dim: 'time', doc: 'One GNTTABOP_unmap_grant_ref op: p2m/page-table update, unpin' },
   'xen.gnttab.tlbFlush': { dim: 'time', doc: 'TLB/EPT invalidation for one unmapped grant: one INVEPT of the mapper\'s EPT after its p2m removal on each pCPU that does it (HVM caller; other pCPUs holding its vCPUs are reached by IPI, ept-sync.ts), or the per-page share of the batch flush (PV caller)' },
   'xen.ioreq.complete': { dim: 'time', doc: 'Xen taking an ioreq response and completing the emulated instruction (hvm_io_assist)' },
+  // ---- shmem: the XenLoop-style shared-memory baseline (src/vnet/shmem) ----
+  'shmem.tx.packet': { dim: 'time', doc: 'The sending guest per diverted frame, besides the copy itself: the post-routing hook, the per-peer queue, the FIFO space check against the consumer index, the record header, the producer index published, the skb freed' },
+  'shmem.rx.packet': { dim: 'time', doc: 'The receiving guest per record taken out of its FIFO, besides the copy itself: the producer index and header read and checked, a fresh skb allocated, checksum and GSO from the record flags, the consumer index published, handed to the stack' },
+  'guest.memcpy': { dim: 'perByte', doc: 'A guest kernel copying bytes between its own buffers and a page it owns or mapped (memcpy on its vCPU): the shmem sender into the FIFO, the receiver out of it' },
   'guest.xen.upcall': { dim: 'time', doc: 'Guest kernel event-channel upcall: interrupt entry/exit and the 2-level scan (xen_evtchn_do_upcall)' },
   'guest.gnttab.eagainRetryStep': { dim: 'time', doc: 'Sleep unit of a guest kernel retrying a grant op that returned GNTST_eagain: it sleeps 1, 2, 3… units between tries (gnttab_retry_eagain_gop)' },
   'guest.xen.upcallPort': { dim: 'time', doc: 'Guest kernel dispatch of one pending port to its handler (evtchn_to_irq, handle_irq, clear pending)' },

@@ -1,5 +1,5 @@
-import { Deque, SimEvent, type Env, type ProcessGenerator, type Timer } from '../../sim/index.js';
-import { GSO_NONE, GSO_TCPV4, Packet, csumToNetif, type DeviceUpper, type Interface, type MacAddr, type Napi, type PacketBuffer, type PacketFrag, type PacketMemory } from '../../net/index.js';
+import type { Env, ProcessGenerator } from '../../sim/index.js';
+import { GSO_NONE, GSO_TCPV4, Packet, csumToNetif, type MacAddr, type PacketBuffer, type PacketFrag } from '../../net/index.js';
 import {
   DOMID_SELF,
   GNTCOPY_dest_gref,
@@ -12,9 +12,6 @@ import {
   PAGE_SIZE,
   XEN_NETIF_EXTRA_TYPE_GSO,
   XEN_NETIF_GSO_TYPE_TCPV4,
-  XenbusStateClosed,
-  XenbusStateClosing,
-  XenbusStateUnknown,
   netifExtraInfoCodec,
   type NetifRxRequest,
   type NetifRxResponse,
@@ -22,16 +19,15 @@ import {
 import type { BackRing, GnttabCopy, Vcpu } from '../../xen/index.js';
 import { gnttabBatchCopy, type XenGuest } from '../../xen/guest/index.js';
 import { checksumSetup } from '../pv/checksum-setup.js';
-import { TP_RX_DELIVER, TP_TX_START } from '../trace-points.js';
+import { TP_RX_DELIVER } from '../trace-points.js';
 import type { Hv2mCosts } from './costs.js';
 import type { ChannelEnd } from './handshake.js';
+import { PeerChannelBase, type ChannelLink } from './peer-channel.js';
 
-/** Ethertype of a switch fence (IEEE 802 Local Experimental Ethertype 1; *ours*). */
-export const ETHERTYPE_HV2M_FENCE = 0x88b5;
-/** "HV2M" */
-const FENCE_MAGIC = 0x4856324d;
-/** Ethernet header, magic, sender domid (u16), the receiver's port the sender bound (u32). */
-export const FENCE_LEN = 14 + 4 + 2 + 4;
+export { ETHERTYPE_HV2M_FENCE, FENCE_LEN, parseFence } from './fence.js';
+export type { ChannelEndReason } from './peer-module.js';
+export type { ChannelLink } from './peer-channel.js';
+
 /** Slots one frame may use (xennet_get_responses' MAX_SKB_FRAGS + 1 for 4 KiB pages), besides the GSO extra. */
 export const HV2M_MAX_SLOTS = 18;
 
@@ -106,16 +102,6 @@ export function emptyHv2mStats(): Hv2mStats {
   };
 }
 
-/** What a channel needs of the guest's ordinary NIC and its stack. */
-export interface ChannelLink {
-  readonly mac: MacAddr;
-  /** The stack's side of the ordinary NIC (whose receive softirq polls the channel), once it took the device. */
-  upper(): DeviceUpper | null;
-  /** The ordinary NIC's interface (fences and frames falling back go into its transmit queue), once the stack took it. */
-  iface(): Interface | null;
-  readonly memory: PacketMemory;
-}
-
 /** Data-plane options of a channel. */
 export interface ChannelOptions {
   /** Largest number of GNTTABOP_copy ops per hypercall (B in DESIGN.md). */
@@ -124,8 +110,6 @@ export interface ChannelOptions {
   queueLen: number;
 }
 
-/** Why a channel ended, as the module is told. */
-export type ChannelEndReason = 'fault' | 'watchdog' | 'peer-closing';
 
 /**
  * One HV²M channel's data plane over a connected ChannelEnd (DESIGN.md "Data plane"):
@@ -145,75 +129,32 @@ export type ChannelEndReason = 'fault' | 'watchdog' | 'peer-closing';
  * and the page handed up as the frame's fragment without a copy; a fresh page is posted in its
  * place. A completion that breaks these rules drops the frame, counts it and ends the channel.
  *
- * **Switching without reordering** *(ours)*: when the channel comes up, frames sent earlier
- * may still be on the ordinary path (queue, rings, Dom0). The sender sends a *fence* frame on
- * the ordinary NIC behind them and starts pushing; the receiver takes nothing off its ring
- * until the fence arrives (or the channel is going), so channel frames never overtake. A lost
- * fence is sent again after `hv2m.fenceRetry` while the peer has not taken anything. When the
- * channel goes, new frames are held in the queue, the sender stops pushing (Closing), drains
- * its own ring once the peer stopped too, releases (Closed), and sends the held frames on the
- * ordinary NIC only once the peer is Closed (it drained what was pushed to it) or gone.
+ * **Switching without reordering** and the in-order teardown are PeerChannelBase's (shared
+ * with the shmem baseline): the fence on the ordinary NIC, the receiver taking nothing off its
+ * ring until the fence arrived, the watchdog, and Closing → drain → release → Closed → the
+ * held frames on the ordinary NIC.
  */
-export class Hv2mChannel {
-  readonly queue = new Deque<Packet>();
-  /** The hook sends this peer's frames here (from connect until the frames held at teardown are flushed). */
-  diverting = false;
-  private pushing = false;
-  private pumping = false;
-  private pumpIdle: SimEvent<void> | null = null;
-  /** The receiver took the fence: its ring may be consumed. */
-  rxOpen = false;
-  private shut = false;
-  private faultReason: string | null = null;
-  readonly napi: Napi;
+export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
   private polled = 0;
   private refilling = false;
   private readonly freeIds: number[] = [];
   /** The id posted at each ring slot (the extra slot's buffer is found by its place, as netfront does). */
-  private readonly idAt: number[];
-  private readonly fenceTimer: Timer;
-  private readonly watchdog: Timer;
+  private readonly idAt: number[] = new Array<number>(256).fill(-1);
   private reqProdAtConnect = 0;
   private sentSinceConnect = 0;
-  private progressAt = 0;
-  private peerWaiter: { cond: (s: number) => boolean; ev: SimEvent<void> } | null = null;
-  private drainWaiter: SimEvent<void> | null = null;
-  /** Called when the channel must end on its own account (bad peer, watchdog, the peer closing). */
-  onEnd: (reason: ChannelEndReason, why: string) => void = () => undefined;
-  /** Called when the channel came up or opened for receiving. */
-  onProgress: () => void = () => undefined;
 
   constructor(
-    private readonly env: Env,
-    private readonly xg: XenGuest,
-    private readonly v: Vcpu,
-    readonly end: ChannelEnd,
-    private readonly link: ChannelLink,
-    /** The peer's MAC, bound by Dom0 (the Ethernet destination of diverted frames and fences). */
-    readonly peerMac: MacAddr,
+    env: Env,
+    xg: XenGuest,
+    v: Vcpu,
+    end: ChannelEnd,
+    link: ChannelLink,
+    peerMac: MacAddr,
     private readonly costs: Hv2mCosts,
     private readonly opts: ChannelOptions,
-    readonly stats: Hv2mStats,
+    stats: Hv2mStats,
   ) {
-    this.napi = { poll: () => this.poll(), complete: () => this.complete() };
-    this.idAt = new Array<number>(256).fill(-1);
-    this.fenceTimer = env.timer(() => this.fenceRetry());
-    this.watchdog = env.timer(() => this.watchdogFired());
-    end.hooks = {
-      rxEvent: () => this.rxEvent(),
-      txEvent: () => this.txEvent(),
-      connected: () => this.onConnected(),
-      peerState: (s) => this.peerState(s),
-    };
-  }
-
-  get peer(): number {
-    return this.end.peer;
-  }
-
-  /** Why the channel was ended for misbehaviour, if it was. */
-  get fault(): string | null {
-    return this.faultReason;
+    super(env, xg, v, end, link, peerMac, costs, opts.queueLen, stats, 'hv2m');
   }
 
   private adopted = false;
@@ -226,67 +167,26 @@ export class Hv2mChannel {
     for (let id = 255; id >= 0; id--) if (!this.end.posted.has(id)) this.freeIds.push(id);
   }
 
-  // ---- control plane events -------------------------------------------------------------
-
-  private onConnected(): void {
-    if (this.shut) return;
+  protected connectedData(): void {
     this.adoptPosted();
-    this.diverting = true;
-    this.pushing = true;
-    this.stats.opened++;
-    const tx = this.end.tx!;
-    this.reqProdAtConnect = tx.sring.reqProd;
-    this.progressAt = this.env.now;
-    this.sendFence();
-    this.fenceTimer.setIn(this.costs.fenceRetry);
-    // If my own receive half got its peer's fence before my send half came up, it is already open.
-    if (this.rxOpen) this.link.upper()?.napiSchedule(this.napi);
-    this.kick();
-    this.onProgress();
+    this.reqProdAtConnect = this.end.tx!.sring.reqProd;
   }
 
-  private peerState(s: number): void {
-    const w = this.peerWaiter;
-    if (w !== null && w.cond(s)) {
-      this.peerWaiter = null;
-      w.ev.succeed();
-    }
-    if (!this.shut && (s === XenbusStateClosing || s === XenbusStateClosed || s <= XenbusStateUnknown) && this.end.tx !== null) this.onEnd('peer-closing', `peer d${this.peer} closing`);
+  protected sentSomething(): boolean {
+    return this.sentSinceConnect > 0;
   }
 
-  private rxEvent(): void {
-    this.stats.events++;
-    const r = this.end.rx;
-    if (r === null || !this.rxOpen) return;
-    this.link.upper()?.napiSchedule(this.napi);
+  protected headCanGo(): boolean {
+    const r = this.end.tx;
+    return r !== null && this.available(r, this.slotsFor(this.queue.peek()!)) === true;
   }
 
-  private txEvent(): void {
-    this.stats.events++;
-    this.kick();
+  protected rxBacklog(): number {
+    const n = this.end.rx?.unconsumedResponses() ?? 0;
+    return typeof n === 'number' ? n : 0;
   }
 
   // ---- sender --------------------------------------------------------------------------------
-
-  /** The hook's hand-off: the frame (Ethernet header written) joins the queue, or is dropped and counted when it is full. */
-  enqueue(pkt: Packet): void {
-    if (this.queue.length >= this.opts.queueLen) {
-      this.stats.queueDrops++;
-      pkt.release();
-      return;
-    }
-    this.stats.diverted++;
-    this.queue.push(pkt);
-    const tr = this.env.trace;
-    if (tr.enabled(TP_TX_START)) tr.emit(TP_TX_START, { path: 'hv2m', domid: this.xg.domid, dev: `hv2m-d${this.peer}`, len: pkt.length });
-    this.kick();
-  }
-
-  private kick(): void {
-    if (!this.pushing || this.pumping || this.queue.length === 0) return;
-    this.pumping = true;
-    this.env.process(this.pump(), `d${this.xg.domid} hv2m push d${this.peer}`);
-  }
 
   /** Slots a frame takes in the peer's ring: its pages, and the GSO extra. */
   private slotsFor(pkt: Packet): number {
@@ -304,7 +204,7 @@ export class Hv2mChannel {
     }
   }
 
-  private *pump(): ProcessGenerator<void> {
+  protected *pump(): ProcessGenerator<void> {
     const c = this.costs;
     const domid = this.xg.domid;
     while (this.pushing && this.queue.length > 0 && !this.dead) {
@@ -368,7 +268,7 @@ export class Hv2mChannel {
       }
       if (batch.length === 0) {
         this.stats.noBuffers++;
-        if (!this.watchdog.armed) this.watchdog.setIn(this.costs.watchdog);
+        this.stalled();
         break;
       }
       this.progressAt = this.env.now;
@@ -410,90 +310,22 @@ export class Hv2mChannel {
         yield* this.xg.evtchn.notify(this.v, this.end.txPort);
       }
     }
-    this.pumping = false;
-    const w = this.pumpIdle;
-    this.pumpIdle = null;
-    w?.succeed();
-    // Frames that came while the last batch was in flight.
-    if (this.pushing && this.queue.length > 0 && !this.watchdog.armed) this.kick();
-  }
-
-  /** The frames-waiting watchdog: nothing moved for `hv2m.watchdog` with frames queued → the peer is taken as dead. */
-  private watchdogFired(): void {
-    if (this.dead || this.shut || this.queue.length === 0) return;
-    if (this.env.now - this.progressAt < this.costs.watchdog) {
-      this.watchdog.setAt(this.progressAt + this.costs.watchdog);
-      return;
-    }
-    // One more look: a buffer may have come without an event.
-    const r = this.end.tx;
-    if (r !== null && this.pushing && this.available(r, this.slotsFor(this.queue.peek()!)) === true) {
-      this.progressAt = this.env.now;
-      this.kick();
-      return;
-    }
-    this.stats.watchdogFires++;
-    this.onEnd('watchdog', `peer d${this.peer}: no buffer posted for ${this.costs.watchdog} ns with ${this.queue.length} frames waiting`);
-  }
-
-  // ---- fences --------------------------------------------------------------------------------
-
-  private sendFence(): void {
-    const iface = this.link.iface();
-    if (iface === null) return;
-    const pkt = Packet.alloc(this.link.memory, FENCE_LEN);
-    writeMac(pkt.data, 0, this.peerMac);
-    writeMac(pkt.data, 6, this.link.mac);
-    const dv = new DataView(pkt.data.buffer, pkt.data.byteOffset, pkt.data.byteLength);
-    dv.setUint16(12, ETHERTYPE_HV2M_FENCE);
-    dv.setUint32(14, FENCE_MAGIC);
-    dv.setUint16(18, this.xg.domid);
-    dv.setUint32(20, this.end.peerPort >>> 0);
-    this.stats.fencesSent++;
-    iface.txq.enqueue(pkt);
   }
 
   /** The peer has taken something off its ring since connect (it re-posted). */
-  private peerOpened(): boolean {
+  protected peerOpened(): boolean {
     const r = this.end.tx;
     return r === null || r.sring.reqProd !== this.reqProdAtConnect;
   }
 
-  /** This guest was destroyed: its kernel's timers and work stop with it. */
-  private get dead(): boolean {
-    return this.v.domain.dying;
-  }
-
-  private fenceRetry(): void {
-    if (this.dead || this.shut || !this.pushing || this.peerOpened()) return;
-    if (this.sentSinceConnect > 0) this.sendFence();
-    this.fenceTimer.setIn(this.costs.fenceRetry);
-  }
-
-  /** A fence arrived on the ordinary NIC from this channel's peer: every frame it sent before is in. */
-  fenceSeen(port: number): void {
-    if (port !== this.end.rxPort || this.rxOpen) return;
-    this.stats.fencesSeen++;
-    this.rxOpen = true;
-    if (this.end.rx !== null) this.link.upper()?.napiSchedule(this.napi);
-    this.onProgress();
-  }
-
   // ---- receiver ------------------------------------------------------------------------------
-
-  private misbehaved(why: string): void {
-    if (this.faultReason !== null) return;
-    this.faultReason = why;
-    this.stats.faults++;
-    this.onEnd('fault', `peer d${this.peer}: ${why}`);
-  }
 
   /**
    * One frame of the receive poll: its first completion, the GSO extra if flagged (that
    * slot's buffer is posted again as it is), then its data slots while more_data, each
    * checked, its grant ended and its page handed up in place.
    */
-  private poll(): Packet | undefined {
+  protected poll(): Packet | undefined {
     this.adoptPosted();
     for (;;) {
       const r = this.end.rx;
@@ -611,18 +443,19 @@ export class Hv2mChannel {
 
   private readonly pending: { id: number; buf: PacketBuffer; gref: number }[] = [];
 
-  private complete(): void {
+  /** Extra slots' pages waiting to be posted again are still granted: they go with the rest. */
+  protected override beforeRelease(): void {
+    for (const e of this.pending.splice(0)) this.end.posted.set(e.id, { buf: e.buf, gref: e.gref });
+  }
+
+  protected complete(): void {
     const r = this.end.rx;
     if (r === null) return;
     this.refillSoon();
     const more = r.finalCheckForResponses();
     if (typeof more !== 'number' || more > 0) {
       if (this.rxOpen) this.link.upper()?.napiSchedule(this.napi);
-    } else {
-      const w = this.drainWaiter;
-      this.drainWaiter = null;
-      w?.succeed();
-    }
+    } else this.drained();
   }
 
   private refillSoon(): void {
@@ -667,99 +500,4 @@ export class Hv2mChannel {
     }
   }
 
-  // ---- teardown ------------------------------------------------------------------------------
-
-  private *untilPeer(cond: (s: number) => boolean): ProcessGenerator<boolean> {
-    if (cond(this.end.peerStateNow)) return true;
-    const ev = new SimEvent<void>(this.env);
-    this.peerWaiter = { cond, ev };
-    const r = yield this.env.anyOf([ev, this.env.timeout(this.costs.watchdog)]);
-    void r;
-    this.peerWaiter = null;
-    return ev.triggered;
-  }
-
-  /** Hands up what the peer pushed (the fence is taken as passed: nothing more comes on the ordinary path first). */
-  private *drain(): ProcessGenerator<void> {
-    const r = this.end.rx;
-    if (r === null || this.faultReason !== null) return;
-    this.rxOpen = true;
-    const n = r.unconsumedResponses();
-    if (typeof n !== 'number' || n === 0) return;
-    const ev = new SimEvent<void>(this.env);
-    this.drainWaiter = ev;
-    this.link.upper()?.napiSchedule(this.napi);
-    yield this.env.anyOf([ev, this.env.timeout(this.costs.watchdog)]);
-    this.drainWaiter = null;
-  }
-
-  /**
-   * Ends the channel. `graceful`: the in-order protocol described above (the peer is alive and
-   * plays along, or its node is gone; each wait is bounded by the watchdog). Otherwise (a peer
-   * that broke the protocol or went silent): stop, release, fall back at once. Either way the
-   * frames held meanwhile leave through the ordinary NIC, in order, and every grant given to
-   * the peer is ended (or deferred until the peer lets go).
-   */
-  *shutdown(graceful: boolean): ProcessGenerator<void> {
-    if (this.shut) {
-      if (this.shutDone !== null && !this.shutDone.triggered) yield this.shutDone;
-      return;
-    }
-    this.shut = true;
-    this.shutDone = new SimEvent<void>(this.env);
-    this.pushing = false;
-    this.fenceTimer.cancel();
-    this.watchdog.cancel();
-    if (this.pumping) {
-      const ev = new SimEvent<void>(this.env);
-      this.pumpIdle = ev;
-      yield ev;
-    }
-    const gone = (s: number): boolean => s <= XenbusStateUnknown;
-    if (graceful && this.end.tx !== null) {
-      yield* this.end.stopPushing();
-      yield* this.untilPeer((s) => s >= XenbusStateClosing || gone(s));
-      yield* this.drain();
-    }
-    const wasUp = this.end.tx !== null;
-    // Extra slots' pages waiting to be posted again are still granted: they go with the rest.
-    for (const e of this.pending.splice(0)) this.end.posted.set(e.id, { buf: e.buf, gref: e.gref });
-    yield* this.end.release();
-    if (graceful && wasUp) yield* this.untilPeer((s) => s === XenbusStateClosed || gone(s));
-    this.diverting = false;
-    this.stats.closed++;
-    const iface = this.link.iface();
-    for (let p = this.queue.shift(); p !== undefined; p = this.queue.shift()) {
-      this.stats.fellBack++;
-      if (iface === null) p.release();
-      else iface.txq.enqueue(p);
-    }
-    // Every grant ended: nothing more to hear from the peer. (Otherwise the watch ends them when it lets go.)
-    if (this.end.pendingGrants === 0) yield* this.end.forget();
-    this.shutDone.succeed();
-  }
-
-  private shutDone: SimEvent<void> | null = null;
-
-  /** Both halves up and pushing. */
-  get connected(): boolean {
-    return this.end.connected && this.pushing;
-  }
-
-  /** Torn down on both sides and every grant ended. */
-  get done(): boolean {
-    return this.shut && !this.diverting && this.end.pendingGrants === 0;
-  }
-}
-
-function writeMac(d: Uint8Array, at: number, m: MacAddr): void {
-  for (let i = 0; i < 6; i++) d[at + i] = Math.floor(m / 2 ** (8 * (5 - i))) & 0xff;
-}
-
-/** A fence's sender domid and port, if `d` is a fence frame (ethertype and magic); else null. */
-export function parseFence(d: Uint8Array): { domid: number; port: number } | null {
-  if (d.length < FENCE_LEN || d[12] !== ETHERTYPE_HV2M_FENCE >> 8 || d[13] !== (ETHERTYPE_HV2M_FENCE & 0xff)) return null;
-  const dv = new DataView(d.buffer, d.byteOffset, d.byteLength);
-  if (dv.getUint32(14) !== FENCE_MAGIC) return null;
-  return { domid: dv.getUint16(18), port: dv.getUint32(20) };
 }

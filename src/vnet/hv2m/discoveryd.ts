@@ -5,8 +5,19 @@ import { pairAllowed, type Hv2mPolicy } from './policy.js';
 
 /** Where Dom0 publishes each guest's permitted HV²M peers: `<root>/<domid>/<peer domid>` = "<mac> <ip>" (*ours*). */
 export const HV2M_TABLE = '/local/domain/0/hv2m/peers';
-/** The flag a guest writes under its own home to say it runs the HV²M module (*ours*). */
+/**
+ * The flag a guest writes under its own home to say it runs a channel module (*ours*). Its
+ * value names the data path the module speaks (`1` for hv2m, `shmem` for the XenLoop-style
+ * baseline): one discovery for both, and Dom0 pairs only guests that announced the same path;
+ * `0` (or anything else) withdraws.
+ */
 export const HV2M_ANNOUNCE = 'data/hv2m-capable';
+/** The announce value of the HV²M module (the flag's original value). */
+export const HV2M_PATH_TAG = '1';
+/** The announce value of the shmem baseline's module. */
+export const SHMEM_PATH_TAG = 'shmem';
+/** Announce values Dom0 accepts: the data paths that share this discovery. */
+export const ANNOUNCE_TAGS: readonly string[] = [HV2M_PATH_TAG, SHMEM_PATH_TAG];
 
 /** One HV²M-capable guest as Dom0 knows it: identity from the toolstack's vif keys. */
 export interface DiscoveredGuest {
@@ -15,6 +26,8 @@ export interface DiscoveredGuest {
   tenant: string;
   mac: string;
   ip: string;
+  /** The data path it announced (ANNOUNCE_TAGS). */
+  tag: string;
 }
 
 /**
@@ -112,14 +125,14 @@ export class Hv2mDiscoveryd {
     const capable: DiscoveredGuest[] = [];
     for (const d of [...present].sort((a, b) => a - b)) {
       const flag = yield* this.xb.readText(`/local/domain/${d}/${HV2M_ANNOUNCE}`);
-      if (!flag.ok || flag.value !== '1') continue;
-      const id = yield* this.identity(d);
+      if (!flag.ok || !ANNOUNCE_TAGS.includes(flag.value)) continue;
+      const id = yield* this.identity(d, flag.value);
       if (id !== null) capable.push(id);
     }
     const next = new Map<number, Map<number, string>>();
     for (const g of capable) {
       const peers = new Map<number, string>();
-      for (const p of capable) if (p.domid !== g.domid && pairAllowed(this.policy, g, p)) peers.set(p.domid, `${p.mac} ${p.ip}`);
+      for (const p of capable) if (p.domid !== g.domid && p.tag === g.tag && pairAllowed(this.policy, g, p)) peers.set(p.domid, `${p.mac} ${p.ip}`);
       next.set(g.domid, peers);
     }
     let changed = false;
@@ -162,7 +175,7 @@ export class Hv2mDiscoveryd {
   }
 
   /** A guest's identity from Dom0's records: its first vif (lowest devid) with an ip key in the backend directory, and the toolstack's tenant label. */
-  private *identity(d: number): Generator<SimEvent<unknown>, DiscoveredGuest | null, unknown> {
+  private *identity(d: number, tag: string): Generator<SimEvent<unknown>, DiscoveredGuest | null, unknown> {
     const dom = this.hv.domain(d);
     if (dom === undefined) return null;
     const base = `/local/domain/0/backend/vif/${d}`;
@@ -171,7 +184,7 @@ export class Hv2mDiscoveryd {
     for (const dev of devs.value.map(Number).sort((a, b) => a - b)) {
       const mac = yield* this.xb.readText(`${base}/${dev}/mac`);
       const ip = yield* this.xb.readText(`${base}/${dev}/ip`);
-      if (mac.ok && ip.ok) return { domid: d, name: dom.name, tenant: dom.tenant, mac: mac.value, ip: ip.value };
+      if (mac.ok && ip.ok) return { domid: d, name: dom.name, tenant: dom.tenant, mac: mac.value, ip: ip.value, tag };
     }
     return null;
   }

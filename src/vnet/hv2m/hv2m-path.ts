@@ -2,7 +2,8 @@ import type { Env, ProcessGenerator } from '../../sim/index.js';
 import { DeviceWrapper, type DeviceUpper, type Interface, type Packet } from '../../net/index.js';
 import type { AttachedNic, IoPath, NicSpec, PathHost, PathKernel } from '../path.js';
 import { PvPath, type PvNic } from '../pv/index.js';
-import { HV2M_MAX_SLOTS, type ChannelLink, type Hv2mStats } from './channel.js';
+import { HV2M_MAX_SLOTS, type ChannelLink, type Hv2mChannel, type Hv2mStats } from './channel.js';
+import type { PeerChannel, PeerModule } from './peer-module.js';
 import { hv2mCosts } from './costs.js';
 import { Hv2mModule, type Hv2mModuleOptions } from './module.js';
 
@@ -64,20 +65,25 @@ export class Hv2mDevice extends DeviceWrapper {
   }
 }
 
-/** One attached hv2m NIC: the pv NIC beneath, the module and its hook. */
-export class Hv2mNic implements AttachedNic {
+/**
+ * One attached NIC of a channel path (hv2m, shmem): the pv NIC beneath (the ordinary NIC and
+ * the fallback), the module and its hook. Its counters are the pv NIC's and the module's
+ * (prefixed with the path's name).
+ */
+export class PeerNic<C extends PeerChannel, S extends { txFrames: number }> implements AttachedNic {
   constructor(
     readonly pv: PvNic,
     readonly device: Hv2mDevice,
-    readonly module: Hv2mModule,
+    readonly module: PeerModule<C, S>,
     private readonly unhook: () => void,
     private readonly env: Env,
     private readonly bound: number,
+    private readonly prefix: string,
   ) {}
 
   stats(): Record<string, number> {
     const out = this.pv.stats();
-    for (const [k, v] of Object.entries(this.module.stats) as [keyof Hv2mStats, number][]) out[`hv2m.${k}`] = v;
+    for (const [k, v] of Object.entries(this.module.stats)) if (typeof v === 'number') out[`${this.prefix}.${k}`] = v;
     return out;
   }
 
@@ -134,6 +140,11 @@ export class Hv2mNic implements AttachedNic {
   }
 }
 
+/** One attached hv2m NIC. */
+export class Hv2mNic extends PeerNic<Hv2mChannel, Hv2mStats> {
+  declare readonly module: Hv2mModule;
+}
+
 /**
  * HV²M (DESIGN.md "HV²M, as this project specifies it"): the guest's ordinary NIC is a pv NIC
  * (netfront, through Dom0 — the fallback for every peer without a channel), and the hv2m
@@ -173,6 +184,6 @@ export class Hv2mPath implements IoPath {
     const unhook = guest.stack.hooks.postRouting.add(module.hook);
     const ok = yield* module.load();
     if (!ok) throw new Error(`${where}: the hv2m module could not announce itself or watch its peer list in XenStore`);
-    return new Hv2mNic(pv, device, module, unhook, host.env, host.profile.ns('hv2m.watchdog'));
+    return new Hv2mNic(pv, device, module, unhook, host.env, host.profile.ns('hv2m.watchdog'), 'hv2m');
   }
 }

@@ -6,3 +6,6 @@ export * from './module.js';
 export * from './channel.js';
 export * from './costs.js';
 export * from './hv2m-path.js';
+export * from './peer-module.js';
+export * from './fence.js';
+export * from './peer-channel.js';

@@ -1,6 +1,6 @@
 import type { Env, ProcessGenerator, SimEvent } from '../../sim/index.js';
 import type { XenbusClient } from '../../xen/index.js';
-import { HV2M_ANNOUNCE, HV2M_TABLE } from './discoveryd.js';
+import { HV2M_ANNOUNCE, HV2M_PATH_TAG, HV2M_TABLE } from './discoveryd.js';
 
 /** A peer as the guest module learns it from Dom0's table. */
 export interface Hv2mPeer {
@@ -11,7 +11,7 @@ export interface Hv2mPeer {
 
 /**
  * The guest module's view of discovery (the control-plane half of src/vnet/hv2m's module):
- * on load it announces itself (its flag under its own `data/`), watches the list Dom0 keeps
+ * on load it announces itself (its flag under its own `data/`, naming its data path), watches the list Dom0 keeps
  * for it, and re-reads the list on every event. `peers` is what the module may divert to:
  * keyed by IP, with the peer's domid and Dom0-bound MAC. `onChange` gets the peers that came
  * and went, for the handshake and teardown to act on. Unloading withdraws the flag and the
@@ -30,6 +30,8 @@ export class Hv2mTableWatch {
     private readonly env: Env,
     private readonly xb: XenbusClient,
     readonly domid: number,
+    /** The data path this guest's module runs, written as its announce flag (Dom0 pairs only guests of one path). */
+    readonly tag: string = HV2M_PATH_TAG,
   ) {}
 
   get xenbus(): XenbusClient {
@@ -45,7 +47,7 @@ export class Hv2mTableWatch {
     this.loaded = true;
     const w = yield* this.xb.watch(this.listPath, `hv2m-table-${this.domid}`, () => this.kick());
     if (!w.ok) return false;
-    const a = yield* this.xb.write(`/local/domain/${this.domid}/${HV2M_ANNOUNCE}`, '1');
+    const a = yield* this.xb.write(`/local/domain/${this.domid}/${HV2M_ANNOUNCE}`, this.tag);
     return a.ok;
   }
 
