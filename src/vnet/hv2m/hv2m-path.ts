@@ -52,8 +52,15 @@ export class Hv2mDevice extends DeviceWrapper {
   constructor(
     inner: PvNic['device'],
     private readonly seen: (pkt: Packet) => void,
+    /** The stack took the device. */
+    private readonly attached: () => void = () => undefined,
   ) {
     super(inner);
+  }
+
+  override attach(upper: DeviceUpper): void {
+    super.attach(upper);
+    this.attached();
   }
 
   get stackUpper(): DeviceUpper | null {
@@ -171,7 +178,7 @@ export class Hv2mPath implements IoPath {
     const pv = (yield* new PvPath().attach(host, guest, { ...nic, path: 'pv', options: opts.pv }, devid)) as PvNic;
     let iface: Interface | null = null;
     let module: Hv2mModule | null = null;
-    const device = new Hv2mDevice(pv.device, (p) => module?.received(p));
+    const device = new Hv2mDevice(pv.device, (p) => module?.received(p), () => module?.linkUp());
     const link: ChannelLink = {
       mac: pv.device.mac,
       upper: () => device.stackUpper,

@@ -261,11 +261,19 @@ export abstract class PeerChannelBase<E extends PeerEnd, S extends PeerChannelSt
 
   // ---- fences ---------------------------------------------------------------------------
 
+  private fenceOut = false;
+
   private sendFence(): void {
     const iface = this.link.iface();
     if (iface === null) return;
+    this.fenceOut = true;
     this.stats.fencesSent++;
     iface.txq.enqueue(makeFence(this.link.memory, this.peerMac, this.link.mac, this.xg.domid, this.end.peerPort));
+  }
+
+  /** The stack took the ordinary NIC: a fence that could not go when the channel came up goes now. */
+  linkUp(): void {
+    if (this.diverting && !this.shut && !this.fenceOut) this.sendFence();
   }
 
   private fenceRetry(): void {

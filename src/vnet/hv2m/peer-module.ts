@@ -1,5 +1,5 @@
 import type { Env, ProcessGenerator } from '../../sim/index.js';
-import { formatIpv4, type HookVerdict, type Ipv4Addr, type MacAddr, type NetDevice, type Packet } from '../../net/index.js';
+import { Interface, formatIpv4, stackTx, type HookVerdict, type Ipv4Addr, type MacAddr, type NetDevice, type Packet } from '../../net/index.js';
 import { parseFence } from './fence.js';
 import type { Hv2mTableWatch, Hv2mPeer } from './table-watch.js';
 
@@ -27,6 +27,7 @@ export interface PeerChannel {
   enqueue(pkt: Packet): void;
   /** A fence from the peer naming `port` arrived on the ordinary NIC. */
   fenceSeen(port: number): void;
+  linkUp(): void;
   /** The in-order teardown (see PeerChannelBase.shutdown). */
   shutdown(graceful: boolean): ProcessGenerator<void>;
 }
@@ -103,9 +104,17 @@ export abstract class PeerModule<C extends PeerChannel, S> {
     for (let i = 0; i < 6; i++) d[6 + i] = Math.floor(s / 2 ** (8 * (5 - i))) & 0xff;
     d[12] = 0x08;
     d[13] = 0x00;
+    // The frame leaves by the NIC's interface as far as captures go (pcap, tshark): stackTx as Interface.transmit emits it.
+    const tr = this.env.trace;
+    if (tr.enabled(stackTx) && pkt.iface instanceof Interface) tr.emit(stackTx, { stack: pkt.iface.stack.name, dev: outDev.name, pkt });
     ch.enqueue(pkt);
     return 'stolen';
   };
+
+  /** The stack took the ordinary NIC (its interface exists now). */
+  linkUp(): void {
+    for (const ch of this.channels.values()) ch.linkUp();
+  }
 
   /** A frame received on the ordinary NIC: a fence from a peer opens that peer's channel for receiving. */
   received(pkt: Packet): void {

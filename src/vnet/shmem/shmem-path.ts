@@ -66,7 +66,7 @@ export class ShmemPath implements IoPath {
     const pv = (yield* new PvPath().attach(host, guest, { ...nic, path: 'pv', options: opts.pv }, devid)) as PvNic;
     let iface: Interface | null = null;
     let module: ShmemModule | null = null;
-    const device = new Hv2mDevice(pv.device, (p) => module?.received(p));
+    const device = new Hv2mDevice(pv.device, (p) => module?.received(p), () => module?.linkUp());
     const link: ChannelLink = {
       mac: pv.device.mac,
       upper: () => device.stackUpper,
