@@ -98,6 +98,9 @@ export class ChannelEnd {
     const gfn = xg.frames.alloc();
     if (gfn === null) return this.fail('no frame for the control ring');
     this.ringGfn = gfn;
+    // Refs for the ring and every buffer, growing the grant table if it must (get_free_entries).
+    const grown = yield* xg.gnttab.ensureFree(this.v, this.opts.rxBuffers + 1);
+    if (grown !== 0) return this.fail(`cannot grow the grant table for ${this.opts.rxBuffers + 1} refs (${grown})`);
     this.rx = FrontRing.init(guestFramePage(xg.mem, gfn), netifRxRequestCodec, netifRxResponseCodec, NETIF_RX_RING_ENTRY_SIZE);
     this.ringRef = xg.gnttab.grantAccess(this.peer, gfn, false);
     if (this.ringRef < 0) return this.fail(`no grant ref for the control ring (${this.ringRef})`);

@@ -67,6 +67,26 @@ export class GrantClient {
     return 0;
   }
 
+  /**
+   * get_free_entries' growth: at least `n` free refs, expanding the table by as many frames as
+   * that takes (gnttab_expand); 0, or the failure (beyond max_grant_frames).
+   */
+  *ensureFree(v: Vcpu, n: number): Generator<SimEvent<unknown>, number, unknown> {
+    // One expansion at a time, as gnttab_list_lock serializes them: two at once would map the same table index twice.
+    while (this.expanding !== null) yield this.expanding;
+    if (this.freeRefs.length >= n) return 0;
+    const done = this.xen.env.event<void>();
+    this.expanding = done;
+    try {
+      return yield* this.expand(v, Math.ceil((n - this.freeRefs.length) / GRANT_ENTRIES_PER_FRAME_V1));
+    } finally {
+      this.expanding = null;
+      done.succeed();
+    }
+  }
+
+  private expanding: SimEvent<void> | null = null;
+
   /** gnttab_claim_grant_reference: a free ref, or -ENOSPC. */
   claimRef(): number {
     return this.freeRefs.pop() ?? -ENOSPC;
