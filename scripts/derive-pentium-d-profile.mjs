@@ -11,7 +11,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 const root = new URL('..', import.meta.url).pathname;
 const def = JSON.parse(readFileSync(`${root}profiles/default.json`, 'utf8'));
 
-const TESTBED = 'XenLoop test bed (Wang, Wright, Gopalan, HPDC 2008, section 5): dual-core Pentium D 2.8 GHz, 1 MB cache, Xen 3.2.0, Linux 2.6.18.8 guests, hosts on a 1 Gb/s link (issue 12 names it)';
+const TESTBED =
+  'XenLoop test bed (Wang, Wright, Gopalan, HPDC 2008, section 5): dual-core Pentium D 2.8 GHz, 1 MB cache, Xen 3.2.0, Linux 2.6.18.8 guests, hosts on a 1 Gb/s link (issue 12 names it)';
 // Pentium D: 800 MT/s front-side bus x 8 B = 6.4 GB/s peak; a copy moves every byte over it twice
 // (read and write), and single-thread copy measurements of that era reach less than half the
 // theoretical limit (calibration.md, RightMark RMMA row): 6.4 / 2 / 2 = 1.6 GB/s.
@@ -23,8 +24,18 @@ const own = {
   'emulated.qemu.dmaCopy': { value: COPY_MBPS, unit: 'MB/s', source: `${copyWhy}; qemu-dm's DMA copy is the same memcpy` },
   'xen.gnttab.copyPerByte': { value: Number((1000 / COPY_MBPS).toFixed(3)), unit: 'ns/B', source: `${copyWhy}; as ns per byte: 1 / 1.6 GB/s` },
   'phys.nic.bandwidth': { value: 1, unit: 'Gbit/s', source: TESTBED },
-  'net.tcp.initCwnd': { value: 3, unit: 'count', source: 'Linux 2.6.18 tcp_init_cwnd: RFC 3390 (min(4*MSS, max(2*MSS, 4380 B)) = 3 segments of 1460 B); the initial window of 10 came with Linux 2.6.39' },
-  'net.tcp.limitOutputBytes': { value: 4194304, unit: 'B', source: 'Linux 2.6.18 has no TCP small queues (tcp_limit_output_bytes came with 3.6): set to net.tcp.wmemMax so that it never binds before the send buffer does' },
+  'net.tcp.initCwnd': {
+    value: 3,
+    unit: 'count',
+    source:
+      'Linux 2.6.18 tcp_init_cwnd: RFC 3390 (min(4*MSS, max(2*MSS, 4380 B)) = 3 segments of 1460 B); the initial window of 10 came with Linux 2.6.39',
+  },
+  'net.tcp.limitOutputBytes': {
+    value: 4194304,
+    unit: 'B',
+    source:
+      'Linux 2.6.18 has no TCP small queues (tcp_limit_output_bytes came with 3.6): set to net.tcp.wmemMax so that it never binds before the send buffer does',
+  },
 };
 
 const carried = (name, e) => {
@@ -36,12 +47,13 @@ const carried = (name, e) => {
 
 const entries = {};
 for (const [name, e] of Object.entries(def.entries)) entries[name] = own[name] ?? { value: e.value, unit: e.unit, source: carried(name, e) };
-for (const name of Object.keys(own)) if (!(name in def.entries)) throw new Error(`derive-pentium-d-profile: "${name}" is not an entry of the default profile`);
+for (const name of Object.keys(own))
+  if (!(name in def.entries)) throw new Error(`derive-pentium-d-profile: "${name}" is not an entry of the default profile`);
 
 const out = {
   name: 'pentium-d-xen3.2',
   description:
-    'The classic 2008 co-resident test bed: a dual-core Pentium D 2.8 GHz host with 1 MB cache, Xen 3.2.0, PV Linux 2.6.18.8 guests, a 1 Gb/s link to a second host. Costs not found for this CPU carry the default cycle counts (a lower bound); copies use an assumed 1.6 GB/s memcpy. Behaviour (drivers, stack) stays the model\'s Linux 3.18; only costs, the Xen release and the link change. Derived by scripts/derive-pentium-d-profile.mjs.',
+    "The classic 2008 co-resident test bed: a dual-core Pentium D 2.8 GHz host with 1 MB cache, Xen 3.2.0, PV Linux 2.6.18.8 guests, a 1 Gb/s link to a second host. Costs not found for this CPU carry the default cycle counts (a lower bound); copies use an assumed 1.6 GB/s memcpy. Behaviour (drivers, stack) stays the model's Linux 3.18; only costs, the Xen release and the link change. Derived by scripts/derive-pentium-d-profile.mjs.",
   cpu: { model: 'Intel Pentium D 2.8 GHz, 2 cores, 1 MB cache', clock: { value: 2.8, unit: 'GHz', source: TESTBED } },
   xen: { version: '3.2.0', source: `${TESTBED}; credit1 and grant-copy rules of xen.git tag RELEASE-3.2.0` },
   entries,

@@ -58,7 +58,9 @@ describe('architecture', () => {
       for (const m of text.matchAll(importRe)) {
         const spec = m[1] ?? m[2]!;
         if (!spec.startsWith('.')) continue; // packages and node: built-ins
-        const target = relative(srcDir, resolve(dirname(file), spec)).split('\\').join('/');
+        const target = relative(srcDir, resolve(dirname(file), spec))
+          .split('\\')
+          .join('/');
         if (target.startsWith('..')) {
           violations.push(`${rel}: imports ${spec}, outside src/`);
           continue;

@@ -110,6 +110,10 @@ export class ChromeTraceSink {
       { name: 'process_name', ph: 'M', ts: 0, pid: 1, tid: 0, args: { name: 'guest stacks' } },
       ...Array.from({ length: pcpus }, (_, i): ChromeEvent => ({ name: 'thread_name', ph: 'M', ts: 0, pid: 0, tid: i, args: { name: `pCPU${i}` } })),
     ];
-    return JSON.stringify({ traceEvents: [...meta, ...this.events], displayTimeUnit: 'ns', otherData: { truncated: this.truncated, limit: this.limit } });
+    return JSON.stringify({
+      traceEvents: [...meta, ...this.events],
+      displayTimeUnit: 'ns',
+      otherData: { truncated: this.truncated, limit: this.limit },
+    });
   }
 }

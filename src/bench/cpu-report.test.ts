@@ -17,7 +17,13 @@ describe('CPU report', () => {
       })(),
     );
     env.run({ until: 100 * MS });
-    const text = formatCpuReport(hv.cpuReport(), new Map([[0, 1], [1, 1]]));
+    const text = formatCpuReport(
+      hv.cpuReport(),
+      new Map([
+        [0, 1],
+        [1, 1],
+      ]),
+    );
     const lines = text.split('\n');
     assert.match(lines[0]!, /NAME\s+CPU\(sec\)\s+CPU\(%\)\s+user\s+kernel\s+xen\s+kthread\s+qemu\s+VCPUS/);
     assert.match(lines[2]!, /^\s+guest\s+0\.100\s+100\.0\s+100\.0\s+0\.0/);
@@ -25,7 +31,7 @@ describe('CPU report', () => {
     assert.match(text, /idle\s+0\.100\s+100\.0/);
   });
 
-  it('shows a device\'s own busy time (the SR-IOV NIC) as a row apart from the pCPUs and their capacity', () => {
+  it("shows a device's own busy time (the SR-IOV NIC) as a row apart from the pCPUs and their capacity", () => {
     const env = new SimEnvironment();
     const hv = new Hypervisor(env, Profile.load('default'), { pcpus: 1 });
     hv.createDomain({ name: 'Domain-0', kind: 'dom0', vcpus: 1 });

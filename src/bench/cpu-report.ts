@@ -20,8 +20,11 @@ export function formatCpuReport(r: CpuReport, vcpus: ReadonlyMap<number, number>
   }
   const row = (name: string, ns: number): string => `${pad(name, 12)} ${pad((ns / 1e9).toFixed(3), 9)} ${pad(p1(pctOf(ns)), 7)}`;
   lines.push(row('Xen (own)', r.xenOwn), row('Xen (total)', r.xenTotal), row('idle', r.idle));
-  lines.push(`${pad('capacity', 12)} ${pad((r.capacity / 1e9).toFixed(3), 9)} ${pad(p1(pctOf(r.capacity)), 7)}  = ${r.pcpus} pCPU × ${(window / 1e9).toFixed(3)} s; domains + Xen (own) + idle sum to it exactly`);
+  lines.push(
+    `${pad('capacity', 12)} ${pad((r.capacity / 1e9).toFixed(3), 9)} ${pad(p1(pctOf(r.capacity)), 7)}  = ${r.pcpus} pCPU × ${(window / 1e9).toFixed(3)} s; domains + Xen (own) + idle sum to it exactly`,
+  );
   // Devices with their own engines (an SR-IOV NIC): their busy time, apart from every pCPU.
-  for (const d of r.devices) lines.push(`${row(d.name, d.busy)}  a device's own work (descriptors, switching), apart from every pCPU: not in capacity`);
+  for (const d of r.devices)
+    lines.push(`${row(d.name, d.busy)}  a device's own work (descriptors, switching), apart from every pCPU: not in capacity`);
   return lines.join('\n');
 }

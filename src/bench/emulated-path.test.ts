@@ -34,10 +34,20 @@ function twoGuests(itr?: number, seed = 7): { env: SimEnvironment; host: Host; e
   if (!p.ok) throw p.error;
   const host = p.value;
   const nic = (g: string): EmulatedNic => host.guest(g).nics[0]!.attached as EmulatedNic;
-  return { env, host, ends: { client: host.guest('a').stack, server: host.guest('b').stack, serverAddr: ipv4('10.0.0.2') }, a: nic('a'), b: nic('b') };
+  return {
+    env,
+    host,
+    ends: { client: host.guest('a').stack, server: host.guest('b').stack, serverAddr: ipv4('10.0.0.2') },
+    a: nic('a'),
+    b: nic('b'),
+  };
 }
 
-function snap(host: Host, a: EmulatedNic, b: EmulatedNic): { dom: Map<string, CounterSnapshot>; a: Record<string, number>; b: Record<string, number> } {
+function snap(
+  host: Host,
+  a: EmulatedNic,
+  b: EmulatedNic,
+): { dom: Map<string, CounterSnapshot>; a: Record<string, number>; b: Record<string, number> } {
   const dom = new Map<string, CounterSnapshot>();
   for (const v of host.hv.countersSnapshot().values()) dom.set(v.name, v.counters);
   return { dom, a: a.stats(), b: b.stats() };
@@ -59,7 +69,10 @@ describe('emulated path: two HVM guests on one host', () => {
     env.run({ until: rr });
     const ur = udpRr(env, { ...ends, port: 13000 }, { requestSize: 64, responseSize: 64, timing: { warmup: 1 * MS, duration: 4 * MS } });
     env.run({ until: ur });
-    assert.ok(rr.value.transactions > 10 && ur.value.transactions > 10, `tcp_rr ${rr.value.transactions}, udp_rr ${ur.value.transactions} transactions`);
+    assert.ok(
+      rr.value.transactions > 10 && ur.value.transactions > 10,
+      `tcp_rr ${rr.value.transactions}, udp_rr ${ur.value.transactions} transactions`,
+    );
     const d = delta(s0, snap(host, a, b));
     const accA = d.a['driver.mmioReads']! + d.a['driver.mmioWrites']!;
     assert.equal(d.ga.ioreqs, accA, 'one ioreq per register access of a');

@@ -84,7 +84,14 @@ export interface CaseResult {
 type GuestIn = NonNullable<HostInput['guests']>[number];
 
 function benchGuest(n: number, path: string | null, guestType: CaseSpec['guestType']): GuestIn {
-  return { name: `vm${n}`, type: guestType, vcpus: 1, memoryMiB: 512, tenant: 'bench', nics: path === null ? [] : [{ path, mac: `00:16:3e:00:00:0${n}`, ip: `10.0.0.${n}/24` }] };
+  return {
+    name: `vm${n}`,
+    type: guestType,
+    vcpus: 1,
+    memoryMiB: 512,
+    tenant: 'bench',
+    nics: path === null ? [] : [{ path, mac: `00:16:3e:00:00:0${n}`, ip: `10.0.0.${n}/24` }],
+  };
 }
 
 /** One bench host (the paper's test bed in shape): 4 pCPUs, Dom0 with 2 vCPUs, 1-vCPU guests. */
@@ -98,9 +105,18 @@ function benchMachine(n: number, guests: GuestIn[]): HostInput {
  */
 export function benchHosts(spec: Pick<CaseSpec, 'path' | 'guestType'>): ClusterDescription {
   if (spec.path === 'wire') {
-    return parseCluster({ hosts: [benchMachine(1, [benchGuest(1, WIRE_GUEST_PATH, spec.guestType)]), benchMachine(2, [benchGuest(2, WIRE_GUEST_PATH, spec.guestType)])], wires: [{ between: ['h1', 'h2'] }] }, 'bench');
+    return parseCluster(
+      {
+        hosts: [benchMachine(1, [benchGuest(1, WIRE_GUEST_PATH, spec.guestType)]), benchMachine(2, [benchGuest(2, WIRE_GUEST_PATH, spec.guestType)])],
+        wires: [{ between: ['h1', 'h2'] }],
+      },
+      'bench',
+    );
   }
-  const guests = spec.path === 'loopback' ? [benchGuest(1, null, spec.guestType)] : [benchGuest(1, spec.path, spec.guestType), benchGuest(2, spec.path, spec.guestType)];
+  const guests =
+    spec.path === 'loopback'
+      ? [benchGuest(1, null, spec.guestType)]
+      : [benchGuest(1, spec.path, spec.guestType), benchGuest(2, spec.path, spec.guestType)];
   return parseCluster({ hosts: [benchMachine(1, guests)] }, 'bench');
 }
 
@@ -113,7 +129,12 @@ interface Topology {
   frameNics?: AttachedNic[];
 }
 
-function* buildTopology(env: Env, profile: Profile, spec: CaseSpec, paths: PathRegistry | undefined): Generator<SimEvent<unknown>, Topology, unknown> {
+function* buildTopology(
+  env: Env,
+  profile: Profile,
+  spec: CaseSpec,
+  paths: PathRegistry | undefined,
+): Generator<SimEvent<unknown>, Topology, unknown> {
   const cluster = yield* Cluster.build(env, profile, benchHosts(spec), paths === undefined ? {} : { paths });
   const hosts = cluster.hosts;
   if (spec.path === 'loopback') {
@@ -124,9 +145,15 @@ function* buildTopology(env: Env, profile: Profile, spec: CaseSpec, paths: PathR
   const b = cluster.hostOf('vm2').guest('vm2');
   const nics = [...a.nics, ...b.nics];
   for (const n of nics) {
-    if (n.attached.ready !== undefined && !(yield* n.attached.ready())) throw new Error(`case ${spec.path}/${spec.test}: the ${spec.path} path of ${n.iface.name} did not settle (its channels did not come up)`);
+    if (n.attached.ready !== undefined && !(yield* n.attached.ready()))
+      throw new Error(`case ${spec.path}/${spec.test}: the ${spec.path} path of ${n.iface.name} did not settle (its channels did not come up)`);
   }
-  return { hosts, ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') }, frameIfaces: nics.map((n) => n.iface), frameNics: nics.map((n) => n.attached) };
+  return {
+    hosts,
+    ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') },
+    frameIfaces: nics.map((n) => n.iface),
+    frameNics: nics.map((n) => n.attached),
+  };
 }
 
 /** Counters, CPU time and frames at one instant (one end of a measured window). */
@@ -158,7 +185,15 @@ export function snapshot(env: Env, topo: Measured): Window {
   }
   let bridgeFrames = 0;
   for (const h of topo.hosts) for (const br of h.dom0.network.bridges.values()) bridgeFrames += br.stats.rxFrames;
-  return { counters, names, cpu: topo.hosts.map((h) => h.hv.snapshot()), frames: topo.frameIfaces.reduce((n, i) => n + i.txq.stats.packets, 0) + (topo.frameNics ?? []).reduce((n, a) => n + (a.divertedFrames?.() ?? 0), 0), bridgeFrames, at: env.now };
+  return {
+    counters,
+    names,
+    cpu: topo.hosts.map((h) => h.hv.snapshot()),
+    frames:
+      topo.frameIfaces.reduce((n, i) => n + i.txq.stats.packets, 0) + (topo.frameNics ?? []).reduce((n, a) => n + (a.divertedFrames?.() ?? 0), 0),
+    bridgeFrames,
+    at: env.now,
+  };
 }
 
 function sumKeys(d: CounterSnapshot, pick: (k: string) => boolean): number {
@@ -167,7 +202,11 @@ function sumKeys(d: CounterSnapshot, pick: (k: string) => boolean): number {
   return n;
 }
 
-export function measure(topo: Measured, from: Window, to: Window): Pick<CaseResult, 'cpu' | 'copyCpu' | 'devices' | 'perFrame' | 'frames' | 'windowNs'> {
+export function measure(
+  topo: Measured,
+  from: Window,
+  to: Window,
+): Pick<CaseResult, 'cpu' | 'copyCpu' | 'devices' | 'perFrame' | 'frames' | 'windowNs'> {
   const tot: Record<string, number> = {};
   for (const [k, c] of to.counters) {
     const d = diffCounters(c, from.counters.get(k));
@@ -223,7 +262,11 @@ function latencyUs(l: LatencySummary): NonNullable<CaseResult['latencyUs']> {
 export type Outcome = Pick<CaseResult, 'throughputMbps' | 'transactionsPerSec' | 'latencyUs'>;
 
 /** Starts a case's workload between two ends; its result once it has finished and verified its data. */
-export function startTest(env: Env, ends: Endpoints, spec: Pick<CaseSpec, 'path' | 'test' | 'size' | 'warmupNs' | 'durationNs' | 'pingCount'>): Process<Outcome> {
+export function startTest(
+  env: Env,
+  ends: Endpoints,
+  spec: Pick<CaseSpec, 'path' | 'test' | 'size' | 'warmupNs' | 'durationNs' | 'pingCount'>,
+): Process<Outcome> {
   const timing = { warmup: spec.warmupNs, duration: spec.durationNs };
   const wrap = <T>(p: Process<T>, f: (r: T) => Outcome): Process<Outcome> =>
     env.process(
@@ -236,18 +279,37 @@ export function startTest(env: Env, ends: Endpoints, spec: Pick<CaseSpec, 'path'
     );
   switch (spec.test) {
     case 'ping':
-      return wrap(ping(env, ends, { count: spec.pingCount ?? 100, size: spec.size }), (r) => ({ throughputMbps: null, transactionsPerSec: null, latencyUs: latencyUs(r.rtt) }));
+      return wrap(ping(env, ends, { count: spec.pingCount ?? 100, size: spec.size }), (r) => ({
+        throughputMbps: null,
+        transactionsPerSec: null,
+        latencyUs: latencyUs(r.rtt),
+      }));
     case 'tcp_rr':
-      return wrap(tcpRr(env, ends, { requestSize: spec.size, responseSize: spec.size, timing }), (r) => ({ throughputMbps: null, transactionsPerSec: r.transactionsPerSecond, latencyUs: latencyUs(r.latency) }));
+      return wrap(tcpRr(env, ends, { requestSize: spec.size, responseSize: spec.size, timing }), (r) => ({
+        throughputMbps: null,
+        transactionsPerSec: r.transactionsPerSecond,
+        latencyUs: latencyUs(r.latency),
+      }));
     case 'udp_rr':
       return wrap(udpRr(env, ends, { requestSize: spec.size, responseSize: spec.size, timing }), (r) => {
-        if (r.stalled) throw new Error(`udp_rr over ${spec.path}: a datagram was lost and the run stalled (netperf semantics); the path must not lose datagrams at this load`);
+        if (r.stalled)
+          throw new Error(
+            `udp_rr over ${spec.path}: a datagram was lost and the run stalled (netperf semantics); the path must not lose datagrams at this load`,
+          );
         return { throughputMbps: null, transactionsPerSec: r.transactionsPerSecond, latencyUs: latencyUs(r.latency) };
       });
     case 'tcp_stream':
-      return wrap(tcpStream(env, ends, { messageSize: spec.size, timing }), (r) => ({ throughputMbps: r.throughputMbps, transactionsPerSec: null, latencyUs: null }));
+      return wrap(tcpStream(env, ends, { messageSize: spec.size, timing }), (r) => ({
+        throughputMbps: r.throughputMbps,
+        transactionsPerSec: null,
+        latencyUs: null,
+      }));
     case 'udp_stream':
-      return wrap(udpStream(env, ends, { messageSize: spec.size, timing }), (r) => ({ throughputMbps: r.throughputMbps, transactionsPerSec: null, latencyUs: null }));
+      return wrap(udpStream(env, ends, { messageSize: spec.size, timing }), (r) => ({
+        throughputMbps: r.throughputMbps,
+        transactionsPerSec: null,
+        latencyUs: null,
+      }));
   }
 }
 
@@ -275,7 +337,8 @@ export function runCase(profile: Profile, spec: CaseSpec, opts: RunOptions): Cas
 
 /** runCase, with the pcap and trace the options ask for. */
 export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: RunOptions): CaseArtifacts {
-  if (!(spec.durationNs > 0) || !(spec.warmupNs >= 0)) throw new RangeError(`case ${spec.path}/${spec.test}: duration must be positive and warm-up not negative`);
+  if (!(spec.durationNs > 0) || !(spec.warmupNs >= 0))
+    throw new RangeError(`case ${spec.path}/${spec.test}: duration must be positive and warm-up not negative`);
   const wall = opts.wallMs;
   const t0 = wall();
   const env = new SimEnvironment({ seed: spec.seed });
@@ -285,7 +348,14 @@ export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: Run
   const topo = built.value;
   const clientIface = topo.frameIfaces[0]!;
   const pcap = opts.pcap === true ? new PcapSink(env, topo.ends.client.name, clientIface.dev.name) : null;
-  const trace = opts.traceEvents !== undefined && opts.traceEvents > 0 ? new ChromeTraceSink(env, opts.traceEvents, topo.hosts[0]!.hv.pcpus.map((p) => p.curr?.name ?? null)) : null;
+  const trace =
+    opts.traceEvents !== undefined && opts.traceEvents > 0
+      ? new ChromeTraceSink(
+          env,
+          opts.traceEvents,
+          topo.hosts[0]!.hv.pcpus.map((p) => p.curr?.name ?? null),
+        )
+      : null;
   let from: Window | null = null;
   let to: Window | null = null;
   const test = startTest(env, topo.ends, spec);
@@ -308,6 +378,14 @@ export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: Run
   if (from === null) throw new Error(`case ${spec.path}/${spec.test}: the workload ended before its measured window began`);
   const m = measure(topo, from, to);
   const wallS = (wall() - t0) / 1000;
-  const result: CaseResult = { path: spec.path, test: spec.test, size: spec.size, ...test.value, ...m, simSpeed: wallS > 0 ? env.now / 1e9 / wallS : null, verified: true };
+  const result: CaseResult = {
+    path: spec.path,
+    test: spec.test,
+    size: spec.size,
+    ...test.value,
+    ...m,
+    simSpeed: wallS > 0 ? env.now / 1e9 / wallS : null,
+    verified: true,
+  };
   return { result, pcap: pcap?.close() ?? null, trace: trace?.close(topo.hosts[0]!.hv.pcpus.length, env.now) ?? null };
 }

@@ -38,14 +38,30 @@ function build(type: 'hvm' | 'pv', opts: { seed?: number; tenantB?: string; poli
     { name: 'b', type, tenant: opts.tenantB ?? 't', nics: [nic(2)] },
     ...(opts.third === true ? [{ name: 'c', type, tenant: 't', nics: [nic(3)] }] : []),
   ];
-  const p = env.process(Host.build(env, profile, { name: 'h', pcpus: 4, dom0: { vcpus: 2, memoryMiB: 1024 }, ...(opts.policy !== undefined ? { hv2m: { policy: opts.policy } } : {}), guests }));
+  const p = env.process(
+    Host.build(env, profile, {
+      name: 'h',
+      pcpus: 4,
+      dom0: { vcpus: 2, memoryMiB: 1024 },
+      ...(opts.policy !== undefined ? { hv2m: { policy: opts.policy } } : {}),
+      guests,
+    }),
+  );
   env.run({ until: p });
   if (!p.ok) throw p.error;
   const host = p.value;
   env.run({ until: env.now + 5 * MS });
   const a = host.guest('a');
   const b = host.guest('b');
-  return { env, host, a, b, na: a.nics[0]!.attached as Hv2mNic, nb: b.nics[0]!.attached as Hv2mNic, ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') } };
+  return {
+    env,
+    host,
+    a,
+    b,
+    na: a.nics[0]!.attached as Hv2mNic,
+    nb: b.nics[0]!.attached as Hv2mNic,
+    ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') },
+  };
 }
 
 function counters(host: Host): Map<string, CounterSnapshot> {
@@ -116,7 +132,11 @@ for (const type of ['hvm', 'pv'] as const) {
       assert.equal(shared.length, 2, 'each guest maps exactly one page of the other: its control ring');
       assert.deepEqual(shared.map((s) => s.granter).sort(), [a.domid, b.domid].sort());
       const ringEnd = 64 + NET_RX_RING_SIZE * NETIF_RX_RING_ENTRY_SIZE;
-      for (const s of shared) assert.ok(s.page.subarray(ringEnd).every((x) => x === 0), 'nothing past the ring’s slots');
+      for (const s of shared)
+        assert.ok(
+          s.page.subarray(ringEnd).every((x) => x === 0),
+          'nothing past the ring’s slots',
+        );
       // Every buffer a receiver granted was written only by Xen's copies: the peer never mapped one.
       assert.equal(dom('a').grantMaps! + dom('b').grantMaps!, 0, 'no grant mapped during the traffic');
     });
@@ -165,7 +185,14 @@ describe('hv2m: fallback and switching', () => {
   });
 
   it('the same seed gives the same run', () => {
-    const once = (): string => JSON.stringify(runCase(profile, { path: 'hv2m', test: 'tcp_rr', size: 1, guestType: 'hvm', seed: 4, warmupNs: 1 * MS, durationNs: 2 * MS }, { wallMs: () => 0 }));
+    const once = (): string =>
+      JSON.stringify(
+        runCase(
+          profile,
+          { path: 'hv2m', test: 'tcp_rr', size: 1, guestType: 'hvm', seed: 4, warmupNs: 1 * MS, durationNs: 2 * MS },
+          { wallMs: () => 0 },
+        ),
+      );
     assert.equal(once(), once());
   });
 });
@@ -175,7 +202,11 @@ describe('hv2m: identity bound by Dom0, in the data path', () => {
     const { env, host, a, b, na, nb } = build('hvm', { third: true, seed: 13 });
     const c = host.guest('c');
     const nc = c.nics[0]!.attached as Hv2mNic;
-    for (const [k, v] of [['data/ip', '10.0.0.2'], ['data/mac', '00:16:3e:00:00:02'], ['data/hv2m-capable', '1']] as const) {
+    for (const [k, v] of [
+      ['data/ip', '10.0.0.2'],
+      ['data/mac', '00:16:3e:00:00:02'],
+      ['data/hv2m-capable', '1'],
+    ] as const) {
       const w = env.process(c.side.xenbus.write(`/local/domain/${c.domid}/${k}`, v));
       env.run({ until: w });
     }
@@ -183,7 +214,11 @@ describe('hv2m: identity bound by Dom0, in the data path', () => {
     assert.equal(na.module.table.peers.get('10.0.0.2')?.domid, b.domid, 'a still maps 10.0.0.2 to b');
     const before = nc.stats()['hv2m.rxFrames']!;
     const ipBefore = c.stack.stats.ipIn;
-    const ts = tcpStream(env, { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2'), port: 13001 }, { bytes: 2_000_000, messageSize: 65536 });
+    const ts = tcpStream(
+      env,
+      { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2'), port: 13001 },
+      { bytes: 2_000_000, messageSize: 65536 },
+    );
     env.run({ until: ts });
     assert.equal(ts.value.bytesVerified, 2_000_000);
     assert.ok(nb.stats()['hv2m.rxFrames']! > 30, 'b received the stream through its channel');
@@ -197,8 +232,16 @@ describe('hv2m: a peer destroyed mid-stream', () => {
     const { env, host, a, b, na } = build('hvm', { third: true, seed: 11 });
     const c = host.guest('c');
     assert.ok(na.settled, 'a has channels with b and c');
-    const toB = tcpStream(env, { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2'), port: 13001 }, { bytes: 1_000_000_000, messageSize: 65536 });
-    const toC = tcpStream(env, { client: a.stack, server: c.stack, serverAddr: ipv4('10.0.0.3'), port: 13002 }, { bytes: 30_000_000, messageSize: 65536 });
+    const toB = tcpStream(
+      env,
+      { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2'), port: 13001 },
+      { bytes: 1_000_000_000, messageSize: 65536 },
+    );
+    const toC = tcpStream(
+      env,
+      { client: a.stack, server: c.stack, serverAddr: ipv4('10.0.0.3'), port: 13002 },
+      { bytes: 30_000_000, messageSize: 65536 },
+    );
     env.run({ until: env.now + 4 * MS });
     assert.ok(na.module.channels.get(b.domid)!.stats.txFrames > 100);
     const grantsTo = (domid: number): number => {

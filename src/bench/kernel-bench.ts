@@ -97,7 +97,9 @@ let headline = 0;
 for (const [name, load] of Object.entries(loads)) {
   const r = measure(load, events);
   headline = r.rate; // the last load is the headline
-  console.log(`kernel: ${name.padEnd(44)} ${events} events in ${r.wallMs.toFixed(0).padStart(5)} ms = ${Math.round(r.rate).toLocaleString('en-US').padStart(10)} events/s`);
+  console.log(
+    `kernel: ${name.padEnd(44)} ${events} events in ${r.wallMs.toFixed(0).padStart(5)} ms = ${Math.round(r.rate).toLocaleString('en-US').padStart(10)} events/s`,
+  );
 }
 console.log(`kernel events/s (mixed load): ${Math.round(headline).toLocaleString('en-US')}`);
 if (headline < 3_000_000) {

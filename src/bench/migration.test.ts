@@ -20,11 +20,22 @@ function world(seed = 7, opts: { peerOnHost2?: boolean } = {}): { env: SimEnviro
   const nic = (i: number) => ({ path: 'hv2m', mac: `00:16:3e:00:00:0${i}`, ip: `10.0.0.${i}/24` });
   const desc = parseCluster({
     hosts: [
-      { name: 'h1', pcpus: 4, dom0: { vcpus: 2, memoryMiB: 1024, ip: '10.0.0.251/24' }, guests: [
-        { name: 'a', type: 'hvm', tenant: 't', nics: [nic(1)] },
-        { name: 'b', type: 'hvm', tenant: 't', memoryMiB: 16, nics: [nic(2)] },
-      ] },
-      { name: 'h2', pcpus: 4, dom0: { vcpus: 2, memoryMiB: 1024, ip: '10.0.0.252/24' }, hv2m: {}, guests: opts.peerOnHost2 === true ? [{ name: 'c', type: 'hvm', tenant: 't', nics: [nic(3)] }] : [] },
+      {
+        name: 'h1',
+        pcpus: 4,
+        dom0: { vcpus: 2, memoryMiB: 1024, ip: '10.0.0.251/24' },
+        guests: [
+          { name: 'a', type: 'hvm', tenant: 't', nics: [nic(1)] },
+          { name: 'b', type: 'hvm', tenant: 't', memoryMiB: 16, nics: [nic(2)] },
+        ],
+      },
+      {
+        name: 'h2',
+        pcpus: 4,
+        dom0: { vcpus: 2, memoryMiB: 1024, ip: '10.0.0.252/24' },
+        hv2m: {},
+        guests: opts.peerOnHost2 === true ? [{ name: 'c', type: 'hvm', tenant: 't', nics: [nic(3)] }] : [],
+      },
     ],
     wires: [{ between: ['h1', 'h2'] }],
   });
@@ -53,19 +64,27 @@ describe('live migration', () => {
     assert.equal(idle.cluster.hostOf('b').name, 'h2');
     assert.equal(ri.rounds[0]!.pages, 16 * 256, 'round 1 sends every page');
     assert.ok(ri.streamBytes > 16 * 1024 * 1024);
-    assert.ok(idle.cluster.wires[0]![0].end.stats.bytes >= ri.streamBytes, `the pages went over the wire: ${idle.cluster.wires[0]![0].end.stats.bytes} bytes`);
+    assert.ok(
+      idle.cluster.wires[0]![0].end.stats.bytes >= ri.streamBytes,
+      `the pages went over the wire: ${idle.cluster.wires[0]![0].end.stats.bytes} bytes`,
+    );
     assert.ok(ri.liveRounds < 29, `an idle guest converges: ${ri.liveRounds} rounds`);
 
     const busy = world();
     const a = busy.cluster.host('h1').guest('a');
     const b = busy.cluster.host('h1').guest('b');
-    const ts = tcpStream(busy.env, { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2'), port: 13200 }, { timing: { warmup: 0, duration: 400 * MS }, messageSize: 65536 });
+    const ts = tcpStream(
+      busy.env,
+      { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2'), port: 13200 },
+      { timing: { warmup: 0, duration: 400 * MS }, messageSize: 65536 },
+    );
     busy.env.run({ until: busy.env.now + 2 * MS });
     const rb = migrate(busy.env, busy.cluster, 'b', 'h2');
     busy.env.run({ until: ts });
     assert.ok(ts.ok, String(ts.error));
     if (process.env.MIG_DEBUG) console.log(JSON.stringify({ ri, rb }));
-    const brief = (r: MigrationResult) => `${r.liveRounds} rounds, ${r.pagesSent} pages, ${(r.totalNs / 1e6).toFixed(1)} ms, pause ${(r.pauseNs / 1e6).toFixed(2)} ms`;
+    const brief = (r: MigrationResult) =>
+      `${r.liveRounds} rounds, ${r.pagesSent} pages, ${(r.totalNs / 1e6).toFixed(1)} ms, pause ${(r.pauseNs / 1e6).toFixed(2)} ms`;
     assert.ok(rb.pagesSent > ri.pagesSent && rb.liveRounds > ri.liveRounds, `busy: ${brief(rb)}; idle: ${brief(ri)}`);
     assert.ok(rb.totalNs > ri.totalNs, `migration time grows: ${brief(rb)} vs ${brief(ri)}`);
     assert.ok(rb.pauseNs > ri.pauseNs, `the pause grows: ${brief(rb)} vs ${brief(ri)}`);
@@ -76,7 +95,11 @@ describe('live migration', () => {
     const a = cluster.host('h1').guest('a');
     const b = cluster.host('h1').guest('b');
     assert.ok(hv2mOf(cluster, 'a').settled && hv2mOf(cluster, 'b').settled, 'a and b have their channel');
-    const ts = tcpStream(env, { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2'), port: 13100 }, { timing: { warmup: 0, duration: 600 * MS }, messageSize: 65536 });
+    const ts = tcpStream(
+      env,
+      { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2'), port: 13100 },
+      { timing: { warmup: 0, duration: 600 * MS }, messageSize: 65536 },
+    );
     env.run({ until: env.now + 3 * MS });
     const na = hv2mOf(cluster, 'a');
     assert.ok(na.module.stats.txFrames > 100, `the stream is on the channel: ${na.module.stats.txFrames} frames pushed`);
@@ -88,7 +111,15 @@ describe('live migration', () => {
       for (const h of cluster.hosts) for (const br of h.dom0.network.bridges.values()) for (const v of Object.values(br.stats.dropped)) n += v;
       return n;
     };
-    const snap = () => ({ t: env.now, retrans: ta.retransSegs + tb.retransSegs, dupAcks: ta.dupAcksIn + tb.dupAcksIn, ofo: tb.ofoSegs + ta.ofoSegs, timeouts: ta.timeouts, fast: ta.fastRetransmits, drops: drops() });
+    const snap = () => ({
+      t: env.now,
+      retrans: ta.retransSegs + tb.retransSegs,
+      dupAcks: ta.dupAcksIn + tb.dupAcksIn,
+      ofo: tb.ofoSegs + ta.ofoSegs,
+      timeouts: ta.timeouts,
+      fast: ta.fastRetransmits,
+      drops: drops(),
+    });
     const log: Record<string, ReturnType<typeof snap>> = { start: snap() };
     const wire = cluster.wires[0]![0].end.stats;
     const m1 = migrate(env, cluster, 'b', 'h2', { maxIterations: 5, onPhase: (p) => (log[`out.${p}`] = snap()) });
@@ -134,10 +165,16 @@ describe('live migration', () => {
     // On the wire, the pre-copy stream competes with the flow for the link and Dom0's queues: a
     // frame a full queue dropped is congestion, recovered by TCP as loss, not a reordering by the
     // switch. So out-of-order arrivals there are allowed only after a counted drop.
-    for (const [x, y] of [['rto', 'back.switched'], ['back.switched', 'back.paused']] as const) {
+    for (const [x, y] of [
+      ['rto', 'back.switched'],
+      ['back.switched', 'back.paused'],
+    ] as const) {
       const dd = d(x, y);
       const dropped = log[y]!.drops - log[x]!.drops;
-      assert.ok(dd.ofo === 0 || dropped > 0, `${x} → ${y}: ${dd.ofo} segments out of order with no frame dropped on the way (a reordering): ${JSON.stringify(dd)}`);
+      assert.ok(
+        dd.ofo === 0 || dropped > 0,
+        `${x} → ${y}: ${dd.ofo} segments out of order with no frame dropped on the way (a reordering): ${JSON.stringify(dd)}`,
+      );
     }
     assert.deepEqual(d('beforeBack', 'back.switched'), none, 'leaving host 2: the channel teardown itself');
     // The pauses lost what was in flight to b; each is recovered by one retransmission timeout, not by the switch.
@@ -154,10 +191,15 @@ describe('live migration', () => {
     const env = new SimEnvironment({ seed: 3 });
     const desc = parseCluster({
       hosts: [
-        { name: 'h1', pcpus: 2, dom0: { vcpus: 1, memoryMiB: 1024, ip: '10.0.0.251/24' }, guests: [
-          { name: 'b', type: 'hvm', memoryMiB: 16, nics: [{ path: 'pv', mac: '00:16:3e:00:00:02', ip: '10.0.0.2/24' }] },
-          { name: 'e', type: 'hvm', memoryMiB: 16, nics: [{ path: 'emulated', mac: '00:16:3e:00:00:05', ip: '10.0.0.5/24' }] },
-        ] },
+        {
+          name: 'h1',
+          pcpus: 2,
+          dom0: { vcpus: 1, memoryMiB: 1024, ip: '10.0.0.251/24' },
+          guests: [
+            { name: 'b', type: 'hvm', memoryMiB: 16, nics: [{ path: 'pv', mac: '00:16:3e:00:00:02', ip: '10.0.0.2/24' }] },
+            { name: 'e', type: 'hvm', memoryMiB: 16, nics: [{ path: 'emulated', mac: '00:16:3e:00:00:05', ip: '10.0.0.5/24' }] },
+          ],
+        },
         { name: 'h2', pcpus: 2, dom0: { vcpus: 1, memoryMiB: 1024 }, guests: [] },
         { name: 'h3', pcpus: 2, dom0: { vcpus: 1, memoryMiB: 1024, ip: '10.0.0.253/24' }, guests: [] },
       ],

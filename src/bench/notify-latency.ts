@@ -119,7 +119,9 @@ export function formatNotifyLatency(r: NotifyLatency, clockGHz: number): string 
   const lines: string[] = [];
   const leg = (name: string, l: Leg, dallCycles: number): void => {
     const dallNs = dallCycles / DALL_CLOCK_GHZ;
-    lines.push(`${name}: model ${(l.ns / 1000).toFixed(2)} us (${l.cycles} cycles at ${clockGHz} GHz) vs Dall et al. ${(dallNs / 1000).toFixed(2)} us (${dallCycles} cycles): ${((100 * l.ns) / dallNs).toFixed(0)}%`);
+    lines.push(
+      `${name}: model ${(l.ns / 1000).toFixed(2)} us (${l.cycles} cycles at ${clockGHz} GHz) vs Dall et al. ${(dallNs / 1000).toFixed(2)} us (${dallCycles} cycles): ${((100 * l.ns) / dallNs).toFixed(0)}%`,
+    );
     for (const [what, ns] of l.parts) lines.push(`    ${what.padEnd(34)} ${String(ns).padStart(6)} ns`);
     const sum = l.parts.reduce((s, [, ns]) => s + ns, 0);
     lines.push(`    ${'sum of parts'.padEnd(34)} ${String(sum).padStart(6)} ns`);

@@ -30,7 +30,9 @@ const col = 14;
 const row = (label: string, f: (p: string) => string): string => label.padEnd(34) + paths.map((p) => f(p).padStart(col)).join('');
 const n = (x: number | null | undefined, d = 1): string => (x === null || x === undefined ? '-' : x.toFixed(d));
 const lines: string[] = [];
-lines.push(`bench:paths — default profile, bench host (4 pCPUs, Dom0 2 vCPUs, two 1-vCPU HVM guests), ${windowMs} ms simulated per case after 20 ms warm-up`);
+lines.push(
+  `bench:paths — default profile, bench host (4 pCPUs, Dom0 2 vCPUs, two 1-vCPU HVM guests), ${windowMs} ms simulated per case after 20 ms warm-up`,
+);
 lines.push(row('', (p) => p));
 lines.push(row('tcp_rr mean (us)', (p) => n(rr.get(p)!.latencyUs?.mean)));
 lines.push(row('tcp_rr p99 (us)', (p) => n(rr.get(p)!.latencyUs?.p99)));

@@ -34,7 +34,13 @@ function twoGuests(type: 'hvm' | 'pv', seed = 7): { env: SimEnvironment; host: H
   if (!p.ok) throw p.error;
   const host = p.value;
   const nic = (g: string): PvNic => host.guest(g).nics[0]!.attached as PvNic;
-  return { env, host, ends: { client: host.guest('a').stack, server: host.guest('b').stack, serverAddr: ipv4('10.0.0.2') }, a: nic('a'), b: nic('b') };
+  return {
+    env,
+    host,
+    ends: { client: host.guest('a').stack, server: host.guest('b').stack, serverAddr: ipv4('10.0.0.2') },
+    a: nic('a'),
+    b: nic('b'),
+  };
 }
 
 /** Counters of every domain and both NICs at one instant. */
@@ -63,7 +69,10 @@ for (const type of ['hvm', 'pv'] as const) {
       env.run({ until: rr });
       const ur = udpRr(env, { ...ends, port: 13000 }, { requestSize: 64, responseSize: 64, timing: { warmup: 1 * MS, duration: 4 * MS } });
       env.run({ until: ur });
-      assert.ok(rr.value.transactions > 50 && ur.value.transactions > 50, `tcp_rr ${rr.value.transactions}, udp_rr ${ur.value.transactions} transactions`);
+      assert.ok(
+        rr.value.transactions > 50 && ur.value.transactions > 50,
+        `tcp_rr ${rr.value.transactions}, udp_rr ${ur.value.transactions} transactions`,
+      );
       const d = delta(s0, snap(host, a, b));
       const frames = d.a['back.txFrames']! + d.b['back.txFrames']!;
       assert.ok(frames >= 2 * (rr.value.transactions + ur.value.transactions), `frames ${frames}`);

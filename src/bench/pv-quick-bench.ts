@@ -55,9 +55,17 @@ function measure(name: string, start: () => { done: () => boolean; report: () =>
 
 measure('tcp_rr 1/1', () => {
   const p = tcpRr(env, ends, { timing: { warmup: 5 * MS, duration: 50 * MS } });
-  return { done: () => p.triggered, report: () => `${p.value.transactionsPerSecond.toFixed(0)} trans/s, mean ${(p.value.latency.mean / 1e3).toFixed(1)} us, p99 ${(p.value.latency.p99 / 1e3).toFixed(1)} us` };
+  return {
+    done: () => p.triggered,
+    report: () =>
+      `${p.value.transactionsPerSecond.toFixed(0)} trans/s, mean ${(p.value.latency.mean / 1e3).toFixed(1)} us, p99 ${(p.value.latency.p99 / 1e3).toFixed(1)} us`,
+  };
 });
 measure('tcp_stream 64 KiB messages', () => {
   const p = tcpStream(env, { ...ends, port: 13001 }, { bytes: 50_000_000, warmupBytes: 5_000_000, messageSize: 65536 });
-  return { done: () => p.triggered, report: () => `${(p.value.throughputMbps / 1e3).toFixed(2)} Gbit/s, ${p.value.bytesVerified} bytes verified, ${p.value.retransmissions} retransmissions` };
+  return {
+    done: () => p.triggered,
+    report: () =>
+      `${(p.value.throughputMbps / 1e3).toFixed(2)} Gbit/s, ${p.value.bytesVerified} bytes verified, ${p.value.retransmissions} retransmissions`,
+  };
 });

@@ -32,7 +32,23 @@ export function toCsv(doc: ResultsDocument): string {
   const domains = [...new Set(doc.results.flatMap((r) => Object.keys(r.cpu).filter((k) => k !== 'xen')))].sort();
   const copyDomains = [...new Set(doc.results.flatMap((r) => Object.keys(r.copyCpu ?? {})))].sort();
   const named = doc.results.some((r) => r.workload !== undefined);
-  const head = [...(named ? ['workload'] : []), 'path', 'test', 'size', 'throughputMbps', 'transactionsPerSec', ...LATENCY.map((k) => `latencyUs.${k}`), ...domains.map((d) => `cpu.${d}`), 'cpu.xen', ...copyDomains.map((d) => `copyCpu.${d}`), ...PER_FRAME.map((k) => `perFrame.${k}`), 'frames', 'windowNs', 'simSpeed', 'verified'];
+  const head = [
+    ...(named ? ['workload'] : []),
+    'path',
+    'test',
+    'size',
+    'throughputMbps',
+    'transactionsPerSec',
+    ...LATENCY.map((k) => `latencyUs.${k}`),
+    ...domains.map((d) => `cpu.${d}`),
+    'cpu.xen',
+    ...copyDomains.map((d) => `copyCpu.${d}`),
+    ...PER_FRAME.map((k) => `perFrame.${k}`),
+    'frames',
+    'windowNs',
+    'simSpeed',
+    'verified',
+  ];
   const lines = [head.map(csvField).join(',')];
   for (const r of doc.results) {
     const row = [

@@ -48,7 +48,13 @@ for (const n of ns) {
   peak = 0;
   const t0 = performance.now();
   const env = new SimEnvironment({ seed: 1 });
-  const guests = Array.from({ length: n }, (_, i) => ({ name: `vm${i}`, tenant: 'scale', vcpus: 1, memoryMiB: 256, nics: [{ path: 'hv2m', mac: mac(i + 1), ip: `${ip(i)}/16`, options: { rxBuffers: buffers } }] }));
+  const guests = Array.from({ length: n }, (_, i) => ({
+    name: `vm${i}`,
+    tenant: 'scale',
+    vcpus: 1,
+    memoryMiB: 256,
+    nics: [{ path: 'hv2m', mac: mac(i + 1), ip: `${ip(i)}/16`, options: { rxBuffers: buffers } }],
+  }));
   const built = env.process(Host.build(env, profile, { name: 'h', pcpus: 16, dom0: { vcpus: 2, memoryMiB: 2048 }, guests }));
   env.run({ until: built });
   if (!built.ok) throw built.error;
@@ -67,7 +73,11 @@ for (const n of ns) {
   const flows = Array.from({ length: n }, (_, i) => {
     const a = host.guest(`vm${i}`);
     const b = host.guest(`vm${(i + 1) % n}`);
-    return tcpRr(env, { client: a.stack, server: b.stack, serverAddr: ipv4(ip((i + 1) % n)), port: 14000 + i }, { timing: { warmup: 1 * MS, duration: windowMs * MS } });
+    return tcpRr(
+      env,
+      { client: a.stack, server: b.stack, serverAddr: ipv4(ip((i + 1) % n)), port: 14000 + i },
+      { timing: { warmup: 1 * MS, duration: windowMs * MS } },
+    );
   });
   for (const f of flows) {
     while (!f.triggered) {
@@ -98,8 +108,14 @@ for (const n of ns) {
 }
 
 const pad = (s: string, w: number): string => s.padStart(w);
-console.log(`bench:scale — default profile, one host of 16 pCPUs, N HVMs with hv2m NICs (${buffers} RX buffers per channel end), N concurrent tcp_rr flows (guest i to i+1) for ${windowMs} ms after 1 ms warm-up`);
-console.log(['N', 'channels', 'build s', 'traffic s', 'sim ms', 'entries', 'entries/s', 'peak MiB', 'sim s/wall s', 'transactions'].map((h, i) => pad(h, i === 0 ? 4 : 13)).join(''));
+console.log(
+  `bench:scale — default profile, one host of 16 pCPUs, N HVMs with hv2m NICs (${buffers} RX buffers per channel end), N concurrent tcp_rr flows (guest i to i+1) for ${windowMs} ms after 1 ms warm-up`,
+);
+console.log(
+  ['N', 'channels', 'build s', 'traffic s', 'sim ms', 'entries', 'entries/s', 'peak MiB', 'sim s/wall s', 'transactions']
+    .map((h, i) => pad(h, i === 0 ? 4 : 13))
+    .join(''),
+);
 for (const r of rows) {
   console.log(
     [

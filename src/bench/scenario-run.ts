@@ -27,7 +27,11 @@ export interface ScenarioRunOptions {
 /** Each workload gets its own port, so that two workloads of one kind can share a server. */
 const PORT_BASE = 20000;
 
-export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOptions): { results: ScenarioResult[]; migrations: MigrationResult[]; hosts: Host[]; simSeconds: number } {
+export function runScenario(
+  profile: Profile,
+  sc: Scenario,
+  opts: ScenarioRunOptions,
+): { results: ScenarioResult[]; migrations: MigrationResult[]; hosts: Host[]; simSeconds: number } {
   const t0 = opts.wallMs();
   const env = new SimEnvironment({ seed: sc.seed });
   const hostOpts = { where: sc.file, ...(opts.paths !== undefined ? { paths: opts.paths } : {}) };
@@ -42,7 +46,11 @@ export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOpt
     (function* (): ProcessGenerator<void> {
       for (const m of sc.migrations) {
         if (env.now < m.atMs * MS) yield env.timeout(m.atMs * MS - env.now);
-        const o = { ...(m.maxIterations !== undefined ? { maxIterations: m.maxIterations } : {}), ...(m.dirtyThreshold !== undefined ? { dirtyThreshold: m.dirtyThreshold } : {}), ...(m.maxFactor !== undefined ? { maxFactor: m.maxFactor } : {}) };
+        const o = {
+          ...(m.maxIterations !== undefined ? { maxIterations: m.maxIterations } : {}),
+          ...(m.dirtyThreshold !== undefined ? { dirtyThreshold: m.dirtyThreshold } : {}),
+          ...(m.maxFactor !== undefined ? { maxFactor: m.maxFactor } : {}),
+        };
         migrations.push(yield* cluster.migrate(m.guest, m.to, o));
       }
     })(),
@@ -59,8 +67,19 @@ export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOpt
         yield env.timeout(w.startMs * MS);
         const c = guest(w.client);
         const s = guest(w.server);
-        const topo: Measured = { hosts, frameIfaces: [...c.nics.map((n) => n.iface), ...s.nics.map((n) => n.iface)], frameNics: [...c.nics.map((n) => n.attached), ...s.nics.map((n) => n.attached)] };
-        const spec = { path: c.nics[0]!.spec.path, test: w.test, size: w.size, warmupNs: w.warmupMs * MS, durationNs: w.durationMs * MS, pingCount: w.pingCount };
+        const topo: Measured = {
+          hosts,
+          frameIfaces: [...c.nics.map((n) => n.iface), ...s.nics.map((n) => n.iface)],
+          frameNics: [...c.nics.map((n) => n.attached), ...s.nics.map((n) => n.attached)],
+        };
+        const spec = {
+          path: c.nics[0]!.spec.path,
+          test: w.test,
+          size: w.size,
+          warmupNs: w.warmupMs * MS,
+          durationNs: w.durationMs * MS,
+          pingCount: w.pingCount,
+        };
         let from: Window | null = w.test === 'ping' ? snapshot(env, topo) : null;
         let to: Window | null = null;
         if (from === null) {
@@ -76,7 +95,10 @@ export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOpt
         }
         const test = startTest(env, { client: c.stack, server: s.stack, serverAddr: ipv4(s.nics[0]!.spec.ip), port: PORT_BASE + i }, spec);
         yield test;
-        if (!test.ok) throw new Error(`workload ${w.name}: ${test.error instanceof Error ? `${test.error.name}: ${test.error.message}` : String(test.error)}`, { cause: test.error });
+        if (!test.ok)
+          throw new Error(`workload ${w.name}: ${test.error instanceof Error ? `${test.error.name}: ${test.error.message}` : String(test.error)}`, {
+            cause: test.error,
+          });
         to ??= snapshot(env, topo);
         if (from === null) throw new Error(`workload ${w.name}: ended before its measured window began`);
         const out: Outcome = test.value;
@@ -91,7 +113,12 @@ export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOpt
   }
   const wallS = (opts.wallMs() - t0) / 1000;
   const speed = wallS > 0 ? env.now / 1e9 / wallS : null;
-  return { results: results.map((r, i) => ({ ...r!, simSpeed: speed, workload: sc.workloads[i]!.name })), migrations, hosts, simSeconds: env.now / 1e9 };
+  return {
+    results: results.map((r, i) => ({ ...r!, simSpeed: speed, workload: sc.workloads[i]!.name })),
+    migrations,
+    hosts,
+    simSeconds: env.now / 1e9,
+  };
 }
 
 export type { WorkloadSpec };

@@ -31,22 +31,54 @@ interface Built {
   nb: ShmemNic;
 }
 
-function build(type: 'hvm' | 'pv', opts: { seed?: number; tenantB?: string; options?: Record<string, unknown>; pinning?: number[]; policy?: unknown; pathB?: string; third?: boolean } = {}): Built {
+function build(
+  type: 'hvm' | 'pv',
+  opts: {
+    seed?: number;
+    tenantB?: string;
+    options?: Record<string, unknown>;
+    pinning?: number[];
+    policy?: unknown;
+    pathB?: string;
+    third?: boolean;
+  } = {},
+): Built {
   const env = new SimEnvironment({ seed: opts.seed ?? 3 });
-  const nic = (i: number) => ({ path: i === 2 && opts.pathB !== undefined ? opts.pathB : 'shmem', mac: `00:16:3e:00:00:0${i}`, ip: `10.0.0.${i}/24`, ...(opts.options !== undefined ? { options: opts.options } : {}) });
+  const nic = (i: number) => ({
+    path: i === 2 && opts.pathB !== undefined ? opts.pathB : 'shmem',
+    mac: `00:16:3e:00:00:0${i}`,
+    ip: `10.0.0.${i}/24`,
+    ...(opts.options !== undefined ? { options: opts.options } : {}),
+  });
   const guests = [
     { name: 'a', type, tenant: 't', nics: [nic(1)], ...(opts.pinning !== undefined ? { pinning: opts.pinning } : {}) },
     { name: 'b', type, tenant: opts.tenantB ?? 't', nics: [nic(2)], ...(opts.pinning !== undefined ? { pinning: opts.pinning } : {}) },
     ...(opts.third === true ? [{ name: 'c', type, tenant: 't', nics: [nic(3)] }] : []),
   ];
-  const p = env.process(Host.build(env, profile, { name: 'h', pcpus: 4, dom0: { vcpus: 2, memoryMiB: 1024 }, ...(opts.policy !== undefined ? { hv2m: { policy: opts.policy } } : {}), guests }));
+  const p = env.process(
+    Host.build(env, profile, {
+      name: 'h',
+      pcpus: 4,
+      dom0: { vcpus: 2, memoryMiB: 1024 },
+      ...(opts.policy !== undefined ? { hv2m: { policy: opts.policy } } : {}),
+      guests,
+    }),
+  );
   env.run({ until: p });
   if (!p.ok) throw p.error;
   const host = p.value;
   env.run({ until: env.now + 5 * MS });
   const a = host.guest('a');
   const b = host.guest('b');
-  return { env, host, a, b, na: a.nics[0]!.attached as ShmemNic, nb: b.nics[0]!.attached as ShmemNic, ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') } };
+  return {
+    env,
+    host,
+    a,
+    b,
+    na: a.nics[0]!.attached as ShmemNic,
+    nb: b.nics[0]!.attached as ShmemNic,
+    ends: { client: a.stack, server: b.stack, serverAddr: ipv4('10.0.0.2') },
+  };
 }
 
 function counters(host: Host): Map<string, CounterSnapshot> {
@@ -87,7 +119,10 @@ for (const type of ['hvm', 'pv'] as const) {
       const sb = diffCounters(nb.stats(), s0b);
       const c1 = counters(host);
       const dom = (n: string): CounterSnapshot => diffCounters(c1.get(n)!, c0.get(n));
-      assert.ok(sa['shmem.txFrames']! > 300 && sb['shmem.txFrames']! > 300, `through the FIFOs: a ${sa['shmem.txFrames']}, b ${sb['shmem.txFrames']}`);
+      assert.ok(
+        sa['shmem.txFrames']! > 300 && sb['shmem.txFrames']! > 300,
+        `through the FIFOs: a ${sa['shmem.txFrames']}, b ${sb['shmem.txFrames']}`,
+      );
       assert.equal(sa['shmem.txFrames'], sb['shmem.rxFrames'], 'what a copied in, b copied out and handed up');
       assert.equal(sb['shmem.txFrames'], sa['shmem.rxFrames']);
       // Two copies of every frame: the sender's memcpy in and the receiver's memcpy out, of the same bytes.
@@ -100,15 +135,24 @@ for (const type of ['hvm', 'pv'] as const) {
       assert.equal(host.dom0.network.bridges.get('xenbr0')!.stats.rxFrames - d0, 0, 'no frame crossed Dom0’s bridge');
       for (const n of ['a', 'b', 'Domain-0']) assert.equal(dom(n).grantCopies ?? 0, 0, `no grant copy by ${n}: the copies are the guests' own`);
       assert.equal(dom('a').grantMaps! + dom('b').grantMaps!, 0, 'the FIFOs were mapped once, before the traffic');
-      assert.equal(sa['shmem.rxBad']! + sb['shmem.rxBad']! + sa['shmem.rxErrors']! + sb['shmem.rxErrors']! + sa['shmem.queueDrops']! + sb['shmem.queueDrops']!, 0);
+      assert.equal(
+        sa['shmem.rxBad']! + sb['shmem.rxBad']! + sa['shmem.rxErrors']! + sb['shmem.rxErrors']! + sa['shmem.queueDrops']! + sb['shmem.queueDrops']!,
+        0,
+      );
       const report = host.hv.cpuReport(cpu0);
       const d0cpu = report.domains.find((d) => d.name === 'Domain-0')!;
       assert.ok(d0cpu.percent < 0.5, `Dom0 is not in the data path: ${d0cpu.percent}% CPU over the run`);
       // Unlike hv2m, the payload does pass through memory both guests can access: b's FIFO holds a's last bytes.
       const mt = a.domain.maptrack;
       assert.equal(mt.inUse().length, 1 + 16, 'a maps b’s FIFO: a descriptor and 16 data pages (64 KiB)');
-      const fifo = mt.inUse().map((h) => mt.get(h)!).filter((e) => e.granter.domid === b.domid);
-      assert.ok(fifo.slice(1).some((e) => e.page.some((x) => x !== 0)), 'frame bytes sit in the shared FIFO pages');
+      const fifo = mt
+        .inUse()
+        .map((h) => mt.get(h)!)
+        .filter((e) => e.granter.domid === b.domid);
+      assert.ok(
+        fifo.slice(1).some((e) => e.page.some((x) => x !== 0)),
+        'frame bytes sit in the shared FIFO pages',
+      );
     });
   });
 }
@@ -131,7 +175,10 @@ describe('shmem: back-pressure, fallback, determinism', () => {
     // A datagram bigger than the FIFO is cut into IP fragments first, and still arrives whole.
     const big = udpStream(env, { ...ends, port: 13004 }, { messageSize: 8000, timing: { warmup: 1 * MS, duration: 2 * MS } });
     env.run({ until: big });
-    assert.ok(big.value.receivedMessages > 20 && big.value.lostMessages === 0, `8000-byte datagrams: ${big.value.receivedMessages} received, ${big.value.lostMessages} lost`);
+    assert.ok(
+      big.value.receivedMessages > 20 && big.value.lostMessages === 0,
+      `8000-byte datagrams: ${big.value.receivedMessages} received, ${big.value.lostMessages} lost`,
+    );
     // The same small FIFO carries 64 KiB TCP GSO frames by cutting them in software first.
     const ts = tcpStream(env, { ...ends, port: 13003 }, { bytes: 1_000_000, messageSize: 65536 });
     env.run({ until: ts });
@@ -142,11 +189,14 @@ describe('shmem: back-pressure, fallback, determinism', () => {
 
   for (const [what, corrupt] of [
     ['a producer index past the FIFO', (f: { desc: { setU32(o: number, v: number): void } }) => f.desc.setU32(FIFO_PROD, 0x7fff_0000)],
-    ['a record header claiming more than was produced', (f: { desc: { getU32(o: number): number; setU32(o: number, v: number): void }; data: { write(o: number, b: Uint8Array): void } }) => {
-      const at = f.desc.getU32(FIFO_PROD);
-      f.data.write(at & 4095, new Uint8Array([0xff, 0xff, 0x00, 0x00, 0, 0, 0, 0]));
-      f.desc.setU32(FIFO_PROD, (at + REC_HEADER + 64) >>> 0);
-    }],
+    [
+      'a record header claiming more than was produced',
+      (f: { desc: { getU32(o: number): number; setU32(o: number, v: number): void }; data: { write(o: number, b: Uint8Array): void } }) => {
+        const at = f.desc.getU32(FIFO_PROD);
+        f.data.write(at & 4095, new Uint8Array([0xff, 0xff, 0x00, 0x00, 0, 0, 0, 0]));
+        f.desc.setU32(FIFO_PROD, (at + REC_HEADER + 64) >>> 0);
+      },
+    ],
   ] as const) {
     it(`a hostile peer writing ${what} into the FIFO: the receiver drops and counts it, closes the channel and falls back; nothing throws`, () => {
       const { env, a, b, ends, na, nb } = build('hvm');
@@ -175,7 +225,12 @@ describe('shmem: back-pressure, fallback, determinism', () => {
       fc.record({ k: fc.constant('prodStep' as const), v: fc.integer({ min: 0, max: 70_000 }) }),
       fc.record({ k: fc.constant('event' as const), v: fc.integer({ min: 0, max: 0xffff_ffff }) }),
       fc.record({ k: fc.constant('bytes' as const), at: fc.integer({ min: 0, max: 65535 }), b: fc.uint8Array({ minLength: 1, maxLength: 64 }) }),
-      fc.record({ k: fc.constant('header' as const), len: fc.integer({ min: 0, max: 70_000 }), flags: fc.integer({ min: 0, max: 255 }), gso: fc.integer({ min: 0, max: 65535 }) }),
+      fc.record({
+        k: fc.constant('header' as const),
+        len: fc.integer({ min: 0, max: 70_000 }),
+        flags: fc.integer({ min: 0, max: 255 }),
+        gso: fc.integer({ min: 0, max: 65535 }),
+      }),
     );
     fc.assert(
       fc.property(fc.array(action, { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 1000 }), (acts, seed) => {
@@ -207,7 +262,11 @@ describe('shmem: back-pressure, fallback, determinism', () => {
         const st = nb.stats();
         assert.ok(st['shmem.rxBad']! <= 1, 'one fault ends the channel: at most one bad record counted');
         if (st['shmem.rxBad'] === 1) assert.ok(nb.module.barred.has(a.domid) && !nb.module.barred.has(c.domid));
-        const ts = tcpStream(env, { client: b.stack, server: c.stack, serverAddr: ipv4('10.0.0.3'), port: 13020 }, { bytes: 200_000, messageSize: 16384 });
+        const ts = tcpStream(
+          env,
+          { client: b.stack, server: c.stack, serverAddr: ipv4('10.0.0.3'), port: 13020 },
+          { bytes: 200_000, messageSize: 16384 },
+        );
         env.run({ until: ts });
         assert.ok(ts.ok, String(ts.error));
         assert.equal(ts.value.bytesVerified, 200_000);
@@ -270,7 +329,11 @@ describe('shmem: back-pressure, fallback, determinism', () => {
     const toB = na.module.channels.get(b.domid)!;
     assert.ok(toB.connected && na.module.channels.get(c.domid)!.connected);
     const s0 = na.stats()['shmem.txFrames']!;
-    const toC = tcpStream(env, { client: a.stack, server: c.stack, serverAddr: ipv4('10.0.0.3'), port: 13010 }, { bytes: 20_000_000, messageSize: 65536 });
+    const toC = tcpStream(
+      env,
+      { client: a.stack, server: c.stack, serverAddr: ipv4('10.0.0.3'), port: 13010 },
+      { bytes: 20_000_000, messageSize: 65536 },
+    );
     const doomed = udpStream(env, { ...ends, port: 13011 }, { messageSize: 1400, timing: { warmup: 1 * MS, duration: 200 * MS } });
     env.run({ until: env.now + 3 * MS });
     host.toolstack.destroyGuest(b.domain);
@@ -287,7 +350,14 @@ describe('shmem: back-pressure, fallback, determinism', () => {
   });
 
   it('the same seed gives the same run', () => {
-    const once = (): string => JSON.stringify(runCase(profile, { path: 'shmem', test: 'tcp_rr', size: 1, guestType: 'hvm', seed: 4, warmupNs: 1 * MS, durationNs: 2 * MS }, { wallMs: () => 0 }));
+    const once = (): string =>
+      JSON.stringify(
+        runCase(
+          profile,
+          { path: 'shmem', test: 'tcp_rr', size: 1, guestType: 'hvm', seed: 4, warmupNs: 1 * MS, durationNs: 2 * MS },
+          { wallMs: () => 0 },
+        ),
+      );
     assert.equal(once(), once());
   });
 });

@@ -17,7 +17,7 @@ import { xlGuest } from '../host/xl-config.js';
 const profile = Profile.load('default');
 
 describe('sriov on a host', () => {
-  it('a VF guest and a pv guest on one host talk through the PF and Dom0\'s bridge, byte-exact', () => {
+  it("a VF guest and a pv guest on one host talk through the PF and Dom0's bridge, byte-exact", () => {
     const env = new SimEnvironment({ seed: 3 });
     const p = env.process(
       Host.build(env, profile, {
@@ -47,10 +47,10 @@ describe('sriov on a host', () => {
     assert.ok(nic.stats.toPf > 0 && nic.stats.fromPf > 0, `PF ${nic.stats.toPf} in, ${nic.stats.fromPf} out`);
     assert.equal(nic.stats.toWire, 0, 'nothing for b went to the wire: the PF filter has its MAC');
     const br = host.dom0.network.bridge('xenbr0');
-    assert.ok(br.stats.rxFrames > 0, 'through Dom0\'s bridge');
+    assert.ok(br.stats.rxFrames > 0, "through Dom0's bridge");
   });
 
-  it('VF guests on two hosts reach each other through the NICs\' wire ports, with no Dom0 in the path; and a pv guest beyond the wire', () => {
+  it("VF guests on two hosts reach each other through the NICs' wire ports, with no Dom0 in the path; and a pv guest beyond the wire", () => {
     const env = new SimEnvironment({ seed: 4 });
     const desc = parseCluster({
       hosts: [
@@ -73,7 +73,7 @@ describe('sriov on a host', () => {
     const cl = p.value;
     const n1 = sriovNicOf(cl.host('h1').hv)!;
     const n2 = sriovNicOf(cl.host('h2').hv)!;
-    assert.equal(cl.wires[0]![0].end, n1.wire, 'the wire joins the SR-IOV NICs\' own ports');
+    assert.equal(cl.wires[0]![0].end, n1.wire, "the wire joins the SR-IOV NICs' own ports");
     assert.equal(cl.host('h1').nics.length, 0, 'no separate Dom0 NIC');
     const a = cl.host('h1').guest('a').stack;
     const ends = { client: a, server: cl.host('h2').guest('b').stack, serverAddr: ipv4('10.0.0.2') };
@@ -118,7 +118,13 @@ describe('sriov on a host', () => {
 
   it('hot-unplug (a guest removed): its VF goes back to the PF, its IOMMU context and interrupt binding with it, and a new guest gets it', () => {
     const env = new SimEnvironment({ seed: 6 });
-    const p = env.process(Host.build(env, profile, { name: 'h', pcpus: 2, guests: [{ name: 'a', nics: [{ path: 'sriov', mac: '00:16:3e:00:00:01', ip: '10.0.0.1/24' }] }] }));
+    const p = env.process(
+      Host.build(env, profile, {
+        name: 'h',
+        pcpus: 2,
+        guests: [{ name: 'a', nics: [{ path: 'sriov', mac: '00:16:3e:00:00:01', ip: '10.0.0.1/24' }] }],
+      }),
+    );
     env.run({ until: p });
     if (!p.ok) throw p.error;
     const host = p.value;

@@ -33,19 +33,41 @@ function twoGuests(seed = 7): { env: SimEnvironment; host: Host; ends: Endpoints
   if (!p.ok) throw p.error;
   const host = p.value;
   const nic = (g: string): SriovVfNic => host.guest(g).nics[0]!.attached as SriovVfNic;
-  return { env, host, ends: { client: host.guest('a').stack, server: host.guest('b').stack, serverAddr: ipv4('10.0.0.2') }, a: nic('a'), b: nic('b') };
+  return {
+    env,
+    host,
+    ends: { client: host.guest('a').stack, server: host.guest('b').stack, serverAddr: ipv4('10.0.0.2') },
+    a: nic('a'),
+    b: nic('b'),
+  };
 }
 
 function snap(host: Host, a: SriovVfNic, b: SriovVfNic) {
   const dom = new Map<string, CounterSnapshot>();
   for (const v of host.hv.countersSnapshot().values()) dom.set(v.name, v.counters);
-  return { dom, a: a.stats(), b: b.stats(), cpu: host.hv.snapshot(), pt: { ...host.hv.pt.stats }, bridge: [...host.dom0.network.bridges.values()].reduce((n, br) => n + br.stats.rxFrames, 0) };
+  return {
+    dom,
+    a: a.stats(),
+    b: b.stats(),
+    cpu: host.hv.snapshot(),
+    pt: { ...host.hv.pt.stats },
+    bridge: [...host.dom0.network.bridges.values()].reduce((n, br) => n + br.stats.rxFrames, 0),
+  };
 }
 
 function delta(host: Host, from: ReturnType<typeof snap>, to: ReturnType<typeof snap>) {
   const dom = (name: string): CounterSnapshot => diffCounters(to.dom.get(name)!, from.dom.get(name));
   const rep = host.hv.cpuReport(from.cpu);
-  return { dom0: dom('Domain-0'), ga: dom('a'), gb: dom('b'), a: diffCounters(to.a, from.a), b: diffCounters(to.b, from.b), cpu: rep, physIrqs: to.pt.physIrqs - from.pt.physIrqs, bridge: to.bridge - from.bridge };
+  return {
+    dom0: dom('Domain-0'),
+    ga: dom('a'),
+    gb: dom('b'),
+    a: diffCounters(to.a, from.a),
+    b: diffCounters(to.b, from.b),
+    cpu: rep,
+    physIrqs: to.pt.physIrqs - from.pt.physIrqs,
+    bridge: to.bridge - from.bridge,
+  };
 }
 
 describe('sriov path: two HVM guests on one host', () => {
@@ -59,7 +81,10 @@ describe('sriov path: two HVM guests on one host', () => {
     env.run({ until: rr });
     const ur = udpRr(env, { ...ends, port: 13000 }, { requestSize: 64, responseSize: 64, timing: { warmup: 1 * MS, duration: 4 * MS } });
     env.run({ until: ur });
-    assert.ok(rr.value.transactions > 10 && ur.value.transactions > 10, `tcp_rr ${rr.value.transactions}, udp_rr ${ur.value.transactions} transactions`);
+    assert.ok(
+      rr.value.transactions > 10 && ur.value.transactions > 10,
+      `tcp_rr ${rr.value.transactions}, udp_rr ${ur.value.transactions} transactions`,
+    );
     const d = delta(host, s0, snap(host, a, b));
     const frames = d.a['vf.txFrames']! + d.b['vf.txFrames']!;
     assert.ok(frames > 40, `frames ${frames}`);
@@ -89,9 +114,9 @@ describe('sriov path: two HVM guests on one host', () => {
     }
     assert.ok(d.a['driver.tailWrites']! >= d.a['driver.txPackets']!, 'one tail doorbell per packet');
     assert.equal(d.physIrqs, d.a['vf.msix']! + d.b['vf.msix']!, 'each MSI-X a physical interrupt Xen took');
-    assert.ok(d.cpu.xenOwn > 0, 'Xen\'s handling of the physical interrupts is charged to the pCPUs');
+    assert.ok(d.cpu.xenOwn > 0, "Xen's handling of the physical interrupts is charged to the pCPUs");
     const nic = d.cpu.devices.find((x) => x.name === 'nic');
-    assert.ok(nic !== undefined && nic.busy > 0, 'the NIC\'s own work is its own row');
+    assert.ok(nic !== undefined && nic.busy > 0, "the NIC's own work is its own row");
   });
 
   it('tcp_stream and udp_stream byte-exact; TSO in the NIC; no Dom0 CPU', () => {
@@ -117,7 +142,7 @@ describe('sriov path: two HVM guests on one host', () => {
     assert.equal(d.a['vf.txIommuFaults'], 0);
   });
 
-  it('a driver that programs a buffer outside its guest\'s memory gets an IOMMU fault: the frame dropped and counted, nothing reaches the peer, traffic goes on, nothing throws', () => {
+  it("a driver that programs a buffer outside its guest's memory gets an IOMMU fault: the frame dropped and counted, nothing reaches the peer, traffic goes on, nothing throws", () => {
     const { env, host, ends, a, b } = twoGuests();
     const pg = ping(env, ends, { count: 2, size: 56 });
     env.run({ until: pg });
@@ -139,7 +164,7 @@ describe('sriov path: two HVM guests on one host', () => {
     assert.equal(a.driver.xmit(new Packet(buf.bytes.subarray(0, 100), buf, 0)), true);
     env.run({ until: env.now + 1 * MS });
     assert.equal(a.vf.stats.txIommuFaults, 1);
-    assert.equal((host.hv.iommu.faultsByDomain.get(domA.domid) ?? 0) - faults0, 1, 'the fault names a\'s domain');
+    assert.equal((host.hv.iommu.faultsByDomain.get(domA.domid) ?? 0) - faults0, 1, "the fault names a's domain");
     assert.equal(b.vf.stats.rxFrames, rx0, 'nothing reached b');
     assert.equal(host.hv.iommu.faultsByDomain.get(host.guest('b').domain.domid) ?? 0, 0);
     // The descriptor completed: the driver's clean-up freed the packet on the next poll.

@@ -24,5 +24,7 @@ function once(bytes: number): { packets: number; wallMs: number; simMs: number; 
 const bytes = Number(process.env.HV2M_BENCH_BYTES ?? 200_000_000);
 once(bytes / 20); // JIT warm-up
 const r = once(bytes);
-console.log(`stack: tcp_stream ${bytes / 1e6} MB over a 10 Gbit/s direct link: ${r.packets} packets in ${r.wallMs.toFixed(0)} ms wall (${r.simMs.toFixed(1)} ms simulated, ${r.mbps.toFixed(0)} Mbit/s, ${r.events} kernel events)`);
+console.log(
+  `stack: tcp_stream ${bytes / 1e6} MB over a 10 Gbit/s direct link: ${r.packets} packets in ${r.wallMs.toFixed(0)} ms wall (${r.simMs.toFixed(1)} ms simulated, ${r.mbps.toFixed(0)} Mbit/s, ${r.events} kernel events)`,
+);
 console.log(`stack packets/s of wall time: ${Math.round((r.packets / r.wallMs) * 1000).toLocaleString('en-US')}`);

@@ -15,7 +15,12 @@ describe('a stack on a real vCPU', () => {
     const mb = new GuestPacketMemory(b.mem, b.frames);
     const client = new Stack({ env: h.env, cpu: a.domain.vcpus[0]!, profile, name: 'a', memory: ma });
     const server = new Stack({ env: h.env, cpu: b.domain.vcpus[0]!, profile, name: 'b', memory: mb });
-    const link = new DirectLink(h.env, 'wire', mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), { bandwidth: 10e9, delay: 10 * US, rxRing: 256, irqCost: client.costs.irq });
+    const link = new DirectLink(h.env, 'wire', mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), {
+      bandwidth: 10e9,
+      delay: 10 * US,
+      rxRing: 256,
+      irqCost: client.costs.irq,
+    });
     client.addInterface(link.a, { address: ipv4('10.0.0.1'), prefix: 24 });
     server.addInterface(link.b, { address: ipv4('10.0.0.2'), prefix: 24 });
     const from = h.hv.snapshot();

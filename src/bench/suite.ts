@@ -93,9 +93,20 @@ export function planCases(o: SuiteOptions): CaseSpec[] {
     for (const test of o.tests) {
       // A UDP datagram over IPv4 carries at most 65,507 bytes (65,535 − 20 − 8): a larger
       // udp_stream size runs at that (netperf's send would fail with EMSGSIZE).
-      const sizes = isStream(test) ? [...new Set(o.sizes.map((s) => (test === 'udp_stream' ? Math.min(s, MAX_UDP_PAYLOAD) : s)))] : [test === 'ping' ? 56 : o.rrSize];
+      const sizes = isStream(test)
+        ? [...new Set(o.sizes.map((s) => (test === 'udp_stream' ? Math.min(s, MAX_UDP_PAYLOAD) : s)))]
+        : [test === 'ping' ? 56 : o.rrSize];
       for (const size of sizes) {
-        out.push({ path, test, size, guestType: o.guestType, seed: caseSeed(o.seed, path, test, size), warmupNs: o.warmupMs * MS, durationNs: o.durationMs * MS, pingCount: o.pingCount });
+        out.push({
+          path,
+          test,
+          size,
+          guestType: o.guestType,
+          seed: caseSeed(o.seed, path, test, size),
+          warmupNs: o.warmupMs * MS,
+          durationNs: o.durationMs * MS,
+          pingCount: o.pingCount,
+        });
       }
     }
   }

@@ -77,7 +77,10 @@ for (const type of ['hvm', 'pv'] as const) {
       assert.equal(d2.grantCopyBytes, s2['back.txBytes']! + s2['back.rxBytes']!);
       assert.equal(guestCopies(h1) + guestCopies(h2), 0);
       // Nothing vm1 sent stayed on h1: every frame netback took from vm1 went out on eth0 (TSO may cut it up).
-      assert.ok(n1.end.stats.bytes >= s1['back.txBytes']! - 14 * s1['back.txFrames']!, `h1 eth0 sent ${n1.end.stats.bytes} B, vm1 sent ${s1['back.txBytes']} B`);
+      assert.ok(
+        n1.end.stats.bytes >= s1['back.txBytes']! - 14 * s1['back.txFrames']!,
+        `h1 eth0 sent ${n1.end.stats.bytes} B, vm1 sent ${s1['back.txBytes']} B`,
+      );
       assert.equal(n1.end.stats.rxDropped + n2.end.stats.rxDropped, 0);
     });
   });
@@ -85,7 +88,11 @@ for (const type of ['hvm', 'pv'] as const) {
 
 describe('wire: the bench reference', () => {
   it('runCase path "wire": verified, two bridges per frame, CPU per host', () => {
-    const r = runCase(profile, { path: 'wire', test: 'tcp_rr', size: 1, guestType: 'hvm', seed: 2, warmupNs: 1 * MS, durationNs: 3 * MS }, { wallMs: () => 0 });
+    const r = runCase(
+      profile,
+      { path: 'wire', test: 'tcp_rr', size: 1, guestType: 'hvm', seed: 2, warmupNs: 1 * MS, durationNs: 3 * MS },
+      { wallMs: () => 0 },
+    );
     assert.equal(r.verified, true);
     assert.ok(r.transactionsPerSec! > 1000);
     // Per frame over the window (a frame in flight at either edge is counted on one side only).
@@ -93,18 +100,33 @@ describe('wire: the bench reference', () => {
     assert.ok(near2(r.perFrame.dom0Packets), `every frame crosses the sending and the receiving host's bridge: ${r.perFrame.dom0Packets}`);
     assert.ok(near2(r.perFrame.grantCopies), `one TX copy on the sender's Dom0, one RX copy on the receiver's: ${r.perFrame.grantCopies}`);
     for (const k of ['h1:Domain-0', 'h1:vm1', 'h2:Domain-0', 'h2:vm2']) assert.ok(r.cpu[k]! > 0, `${k} ${r.cpu[k]}`);
-    const same = runCase(profile, { path: 'pv', test: 'tcp_rr', size: 1, guestType: 'hvm', seed: 2, warmupNs: 1 * MS, durationNs: 3 * MS }, { wallMs: () => 0 });
+    const same = runCase(
+      profile,
+      { path: 'pv', test: 'tcp_rr', size: 1, guestType: 'hvm', seed: 2, warmupNs: 1 * MS, durationNs: 3 * MS },
+      { wallMs: () => 0 },
+    );
     assert.ok(r.latencyUs!.mean > same.latencyUs!.mean, `across the wire ${r.latencyUs!.mean} µs, on one host ${same.latencyUs!.mean} µs`);
   });
 
   it('the same seed gives the same run', () => {
-    const once = (): string => JSON.stringify(runCase(profile, { path: 'wire', test: 'tcp_stream', size: 16384, guestType: 'hvm', seed: 4, warmupNs: 1 * MS, durationNs: 2 * MS }, { wallMs: () => 0 }));
+    const once = (): string =>
+      JSON.stringify(
+        runCase(
+          profile,
+          { path: 'wire', test: 'tcp_stream', size: 16384, guestType: 'hvm', seed: 4, warmupNs: 1 * MS, durationNs: 2 * MS },
+          { wallMs: () => 0 },
+        ),
+      );
     assert.equal(once(), once());
   });
 });
 
 describe('cluster descriptions', () => {
-  const host = (name: string, guest: string, ip: string, mac: string) => ({ name, pcpus: 2, guests: [{ name: guest, nics: [{ path: 'pv', mac, ip }] }] });
+  const host = (name: string, guest: string, ip: string, mac: string) => ({
+    name,
+    pcpus: 2,
+    guests: [{ name: guest, nics: [{ path: 'pv', mac, ip }] }],
+  });
   const problems = (input: Parameters<typeof parseCluster>[0]): string[] => {
     try {
       parseCluster(input, 'c.yaml');
@@ -116,16 +138,27 @@ describe('cluster descriptions', () => {
   };
 
   it('accepts two wired hosts, with the default bridge', () => {
-    const d = parseCluster({ hosts: [host('a', 'x', '10.0.0.1/24', '00:16:3e:00:00:01'), host('b', 'y', '10.0.0.2/24', '00:16:3e:00:00:02')], wires: [{ between: ['a', 'b:xenbr0'] }] });
+    const d = parseCluster({
+      hosts: [host('a', 'x', '10.0.0.1/24', '00:16:3e:00:00:01'), host('b', 'y', '10.0.0.2/24', '00:16:3e:00:00:02')],
+      wires: [{ between: ['a', 'b:xenbr0'] }],
+    });
     assert.deepEqual(d.wires, [{ a: { host: 'a', bridge: 'xenbr0' }, b: { host: 'b', bridge: 'xenbr0' } }]);
   });
 
   it('names each bad wire end and each name or address used twice across hosts', () => {
     const p = problems({
-      hosts: [host('a', 'x', '10.0.0.1/24', '00:16:3e:00:00:01'), host('b', 'x', '10.0.0.1/24', '00:16:3e:00:00:01'), host('a', 'z', '10.0.0.3/24', '00:16:3e:00:00:03')],
+      hosts: [
+        host('a', 'x', '10.0.0.1/24', '00:16:3e:00:00:01'),
+        host('b', 'x', '10.0.0.1/24', '00:16:3e:00:00:01'),
+        host('a', 'z', '10.0.0.3/24', '00:16:3e:00:00:03'),
+      ],
       wires: [{ between: ['a', 'nohost'] }, { between: ['a', 'b:xenbr9'] }, { between: ['a', 'a'] }, { between: ['a'] }],
     });
-    const has = (re: RegExp): void => assert.ok(p.some((x) => re.test(x)), `${re} in\n${p.join('\n')}`);
+    const has = (re: RegExp): void =>
+      assert.ok(
+        p.some((x) => re.test(x)),
+        `${re} in\n${p.join('\n')}`,
+      );
     has(/^hosts\.2\.name: host name "a" is already hosts\.0\.name's/);
     has(/^hosts\.1\.guests\.0\.name: guest name "x" is already/);
     has(/^hosts\.1\.guests\.0\.nics\.0\.mac: 00:16:3e:00:00:01 is already/);

@@ -15,7 +15,20 @@ function bench(args: string[]): { status: number | null; stdout: string; stderr:
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, dir };
 }
 
-const small = ['--paths', 'loopback', '--tests', 'ping,tcp_rr,udp_stream', '--sizes', '1024,65536', '--duration-ms', '3', '--warmup-ms', '1', '--ping-count', '10'];
+const small = [
+  '--paths',
+  'loopback',
+  '--tests',
+  'ping,tcp_rr,udp_stream',
+  '--sizes',
+  '1024,65536',
+  '--duration-ms',
+  '3',
+  '--warmup-ms',
+  '1',
+  '--ping-count',
+  '10',
+];
 
 const results = (dir: string): string => readFileSync(join(dir, 'results.json'), 'utf8');
 
@@ -28,8 +41,13 @@ describe('hv2m bench', () => {
     assert.equal(results(one.dir), results(two.dir), 'byte-identical whatever the number of workers');
     for (const f of ['results.csv', 'index.html']) assert.equal(readFileSync(join(one.dir, f), 'utf8'), readFileSync(join(two.dir, f), 'utf8'), f);
     const timing = JSON.parse(readFileSync(join(one.dir, 'timing.json'), 'utf8')) as { cases: { simSpeed: number }[] };
-    assert.ok(timing.cases.every((c) => c.simSpeed > 0), 'the simulation speed of each case, apart');
-    const doc = JSON.parse(readFileSync(join(one.dir, 'results.json'), 'utf8')) as { results: { test: string; size: number; verified: boolean; throughputMbps: number | null }[] };
+    assert.ok(
+      timing.cases.every((c) => c.simSpeed > 0),
+      'the simulation speed of each case, apart',
+    );
+    const doc = JSON.parse(readFileSync(join(one.dir, 'results.json'), 'utf8')) as {
+      results: { test: string; size: number; verified: boolean; throughputMbps: number | null }[];
+    };
     const validate = new Ajv({ allErrors: true }).compile(schema);
     assert.ok(validate(doc), JSON.stringify(validate.errors));
     assert.deepEqual(
@@ -45,9 +63,17 @@ describe('hv2m bench', () => {
     assert.ok((html.match(/<svg/g) ?? []).length >= 3, 'charts drawn as inline SVG');
     assert.ok(!/<script|https?:\/\/(?!www\.w3\.org)/.test(html.replace(/xmlns(:xlink)?="[^"]*"/g, '')), 'no script and no network reference');
     assert.ok(html.includes('net.bridge.frame'), 'the profile with its sources');
-    assert.deepEqual(readdirSync(join(two.dir, 'pcap')).sort(), ['loopback-ping-56.pcap', 'loopback-tcp_rr-1.pcap', 'loopback-udp_stream-1024.pcap', 'loopback-udp_stream-65507.pcap']);
+    assert.deepEqual(readdirSync(join(two.dir, 'pcap')).sort(), [
+      'loopback-ping-56.pcap',
+      'loopback-tcp_rr-1.pcap',
+      'loopback-udp_stream-1024.pcap',
+      'loopback-udp_stream-65507.pcap',
+    ]);
     const trace = JSON.parse(readFileSync(join(two.dir, 'trace', 'loopback-tcp_rr-1.json'), 'utf8')) as { traceEvents: { ph: string }[] };
-    assert.ok(trace.traceEvents.some((e) => e.ph === 'B'), 'pCPU slices in the trace');
+    assert.ok(
+      trace.traceEvents.some((e) => e.ph === 'B'),
+      'pCPU slices in the trace',
+    );
   });
 
   it('prints a table per metric, or results.json with --json', () => {

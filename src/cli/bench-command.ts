@@ -7,7 +7,18 @@ import cliProgress from 'cli-progress';
 import { Profile } from '../profile/index.js';
 import { defaultPaths } from '../vnet/index.js';
 import { benchHosts, type CaseResult, type CaseSpec } from '../bench/experiment.js';
-import { DEFAULT_SIZES, DEFAULT_TESTS, knownPaths, parseIntOption, parseList, parsePath, parseTest, planCases, SuiteError, type SuiteOptions } from '../bench/suite.js';
+import {
+  DEFAULT_SIZES,
+  DEFAULT_TESTS,
+  knownPaths,
+  parseIntOption,
+  parseList,
+  parsePath,
+  parseTest,
+  planCases,
+  SuiteError,
+  type SuiteOptions,
+} from '../bench/suite.js';
 import { toJson, type ResultsDocument } from '../bench/results.js';
 import { writeReport, writeWhole } from './report-files.js';
 import { formatTables } from '../bench/report/tables.js';
@@ -58,8 +69,13 @@ const caseFile = (s: CaseSpec, ext: string): string => `${s.path}-${s.test}-${s.
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
-    .description("the paper's evaluation: response time, throughput and CPU utilization of every path, with tables, results.json/csv and an HTML report")
-    .option('--paths <list>', `paths to run (default: every path this build knows, then the references: ${knownPaths(defaultPaths().names).join(',')})`)
+    .description(
+      "the paper's evaluation: response time, throughput and CPU utilization of every path, with tables, results.json/csv and an HTML report",
+    )
+    .option(
+      '--paths <list>',
+      `paths to run (default: every path this build knows, then the references: ${knownPaths(defaultPaths().names).join(',')})`,
+    )
     .option('--tests <list>', 'tests to run', DEFAULT_TESTS.join(','))
     .option('--sizes <list>', 'stream message sizes, bytes', DEFAULT_SIZES.join(','))
     .option('--rr-size <bytes>', 'request and response size of tcp_rr and udp_rr', '1')
@@ -69,20 +85,33 @@ export function registerBenchCommand(program: Command): void {
     .option('--duration-ms <ms>', 'simulated measurement time per case, after the warm-up', '50')
     .option('--warmup-ms <ms>', 'simulated time per case before the measurement (connection set-up, ARP, slow start)', '10')
     .option('--ping-count <n>', 'echo requests per ping case', '100')
-    .option('--jobs <n>', 'cases run in parallel on worker threads (default: the machine\'s cores)')
+    .option('--jobs <n>', "cases run in parallel on worker threads (default: the machine's cores)")
     .option('--out <dir>', 'where results.json, results.csv and index.html go', 'hv2m-report')
-    .option('--pcap', 'write a pcap of the client guest\'s NIC per case (DIR/pcap/)')
+    .option('--pcap', "write a pcap of the client guest's NIC per case (DIR/pcap/)")
     .option('--trace', `write a Chrome/Perfetto trace of the pCPUs per case (DIR/trace/, first ${TRACE_EVENTS} events)`)
     .option('--quiet', 'no progress bar and no tables')
     .option('--json', 'print results.json on stdout instead of the tables')
-    .option('--timing', 'also put each case\'s simulation speed (simulated s per wall s) in results.json, which then depends on the machine (it is always in timing.json)')
+    .option(
+      '--timing',
+      "also put each case's simulation speed (simulated s per wall s) in results.json, which then depends on the machine (it is always in timing.json)",
+    )
     .action(async (flags: BenchFlags) => {
       const profile = Profile.load(flags.profile);
       const opts = parseBenchFlags(flags, defaultPaths().names);
       const cases = planCases(opts);
       const started = performance.now();
-      const pool = new Tinypool({ filename: new URL('./bench-worker.js', import.meta.url).href, maxThreads: opts.jobs, minThreads: Math.min(opts.jobs, cases.length) });
-      const bar = flags.quiet !== true && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'hv2m bench [{bar}] {value}/{total} cases  {case}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+      const pool = new Tinypool({
+        filename: new URL('./bench-worker.js', import.meta.url).href,
+        maxThreads: opts.jobs,
+        minThreads: Math.min(opts.jobs, cases.length),
+      });
+      const bar =
+        flags.quiet !== true && process.stderr.isTTY
+          ? new cliProgress.SingleBar(
+              { format: 'hv2m bench [{bar}] {value}/{total} cases  {case}', stream: process.stderr, hideCursor: true },
+              cliProgress.Presets.shades_classic,
+            )
+          : null;
       bar?.start(cases.length, 0, { case: '' });
       const outputs: CaseOutput[] = [];
       try {
@@ -127,7 +156,9 @@ export function registerBenchCommand(program: Command): void {
       const slowest = speeds.reduce((a, b) => ((b.simSpeed ?? Infinity) < (a.simSpeed ?? Infinity) ? b : a));
       if (flags.json === true) process.stdout.write(toJson(doc));
       else if (flags.quiet !== true) {
-        process.stdout.write(`${formatTables(doc)}\n\n${cases.length} cases in ${wallS.toFixed(1)} s on ${opts.jobs} worker${opts.jobs === 1 ? '' : 's'}; every case verified byte-exact; slowest simulation ${slowest.simSpeed?.toFixed(2) ?? '-'} simulated s per wall s (${slowest.path} ${slowest.test} ${slowest.size}). Report: ${join(flags.out, 'index.html')}\n`);
+        process.stdout.write(
+          `${formatTables(doc)}\n\n${cases.length} cases in ${wallS.toFixed(1)} s on ${opts.jobs} worker${opts.jobs === 1 ? '' : 's'}; every case verified byte-exact; slowest simulation ${slowest.simSpeed?.toFixed(2) ?? '-'} simulated s per wall s (${slowest.path} ${slowest.test} ${slowest.size}). Report: ${join(flags.out, 'index.html')}\n`,
+        );
       }
     });
 }

@@ -29,6 +29,8 @@ export default function runTask(task: CaseTask): CaseOutput {
     return runCaseWithArtifacts(p, task.spec, { wallMs: () => performance.now(), pcap: task.pcap, traceEvents: task.traceEvents });
   } catch (e) {
     const s = task.spec;
-    throw new Error(`case ${s.path} ${s.test} ${s.size} (seed ${s.seed}): ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, { cause: e });
+    throw new Error(`case ${s.path} ${s.test} ${s.size} (seed ${s.seed}): ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, {
+      cause: e,
+    });
   }
 }

@@ -47,7 +47,13 @@ describe('hv2m run', () => {
   it('refuses a bad scenario with its file and line, and writes nothing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hv2m-bad-'));
     const f = join(dir, 'bad.yaml');
-    writeFileSync(f, readFileSync(join(examples, 'two-guests.yaml'), 'utf8').replace('client: vm1, server: vm2, durationMs: 20', 'client: vm1, server: vm9, durationMs: 20'));
+    writeFileSync(
+      f,
+      readFileSync(join(examples, 'two-guests.yaml'), 'utf8').replace(
+        'client: vm1, server: vm2, durationMs: 20',
+        'client: vm1, server: vm9, durationMs: 20',
+      ),
+    );
     const r = run(f);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /bad\.yaml:\d+: workloads\.0\.server: no guest named "vm9"/);

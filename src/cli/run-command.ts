@@ -19,7 +19,9 @@ interface RunFlags {
 export function registerRunCommand(program: Command): void {
   program
     .command('run')
-    .description('run a scenario file (hosts, guests inline or from xl.cfg files, workloads with start times); writes results.json/csv and index.html as bench does')
+    .description(
+      'run a scenario file (hosts, guests inline or from xl.cfg files, workloads with start times); writes results.json/csv and index.html as bench does',
+    )
     .argument('<scenario>', 'scenario file (YAML); xl.cfg files it names are read relative to it')
     .option('--profile <name|file>', "cost profile (default: the scenario's, else default)")
     .option('--seed <n>', "seed (default: the scenario's)")
@@ -49,8 +51,13 @@ export function registerRunCommand(program: Command): void {
       if (flags.json === true) process.stdout.write(toJson(doc));
       else if (flags.quiet !== true) {
         const speed = wallS > 0 ? run.simSeconds / wallS : Infinity;
-        for (const m of run.migrations) process.stdout.write(`migration of ${m.guest} ${m.from} → ${m.to} at ${(m.startedAt / 1e6).toFixed(1)} ms: ${(m.totalNs / 1e6).toFixed(1)} ms, pause ${(m.pauseNs / 1e6).toFixed(2)} ms, ${m.liveRounds} live rounds, ${m.pagesSent} pages sent (${m.finalPages} in the pause)\n`);
-        process.stdout.write(`${formatTables(doc)}\n\n${run.results.length} workloads, ${(run.simSeconds * 1000).toFixed(1)} ms simulated in ${wallS.toFixed(1)} s (${speed.toFixed(2)} simulated s per wall s); every workload verified byte-exact. Report: ${flags.out}/index.html\n`);
+        for (const m of run.migrations)
+          process.stdout.write(
+            `migration of ${m.guest} ${m.from} → ${m.to} at ${(m.startedAt / 1e6).toFixed(1)} ms: ${(m.totalNs / 1e6).toFixed(1)} ms, pause ${(m.pauseNs / 1e6).toFixed(2)} ms, ${m.liveRounds} live rounds, ${m.pagesSent} pages sent (${m.finalPages} in the pause)\n`,
+          );
+        process.stdout.write(
+          `${formatTables(doc)}\n\n${run.results.length} workloads, ${(run.simSeconds * 1000).toFixed(1)} ms simulated in ${wallS.toFixed(1)} s (${speed.toFixed(2)} simulated s per wall s); every workload verified byte-exact. Report: ${flags.out}/index.html\n`,
+        );
       }
     });
 }

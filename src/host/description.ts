@@ -15,7 +15,10 @@ const nicSchema = z
     path: z.string().min(1),
     mac,
     ip: cidr,
-    bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a bridge name (IFNAMSIZ: 1-15 characters)').default('xenbr0'),
+    bridge: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a bridge name (IFNAMSIZ: 1-15 characters)')
+      .default('xenbr0'),
     options: z.record(z.string(), z.unknown()).default({}),
   })
   .strict();
@@ -36,7 +39,10 @@ const guestSchema = z
 
 const hostSchema = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, "1-32 letters, digits, '_', '.', '-'").default('host'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,32}$/, "1-32 letters, digits, '_', '.', '-'")
+      .default('host'),
     pcpus: z.number().int().min(1).max(256),
     dom0: z
       .object({
@@ -49,7 +55,10 @@ const hostSchema = z
       })
       .strict()
       .default({ vcpus: 1, memoryMiB: 1024 }),
-    bridges: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/)).min(1).default(['xenbr0']),
+    bridges: z
+      .array(z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/))
+      .min(1)
+      .default(['xenbr0']),
     guests: z.array(guestSchema).default([]),
     /** HV²M's control plane in Dom0: present → hv2m-discoveryd runs, with this policy (checked by parseHv2mPolicy). */
     hv2m: z.object({ policy: z.unknown().optional() }).strict().optional(),
@@ -100,7 +109,8 @@ function checkPinning(h: HostDescription, p: readonly number[] | readonly (reado
   const out: string[] = [];
   const lists = (p.length > 0 && Array.isArray(p[0]) ? p : [p]) as readonly (readonly number[])[];
   if (lists.length > 1 && lists.length !== vcpus) out.push(`${at}.pinning: ${lists.length} lists for ${vcpus} vCPUs (one per vCPU, or one for all)`);
-  for (const l of lists) for (const c of l) if (c >= h.pcpus) out.push(`${at}.pinning: pCPU ${c} does not exist (the host has pCPUs 0-${h.pcpus - 1})`);
+  for (const l of lists)
+    for (const c of l) if (c >= h.pcpus) out.push(`${at}.pinning: pCPU ${c} does not exist (the host has pCPUs 0-${h.pcpus - 1})`);
   return out;
 }
 
@@ -146,10 +156,11 @@ export function parseGuest(input: unknown, host: HostDescription, existing: read
   if (!r.success) throw new HostDescriptionError(where, problemsOf(r.error));
   const macs = new Map<string, string>();
   const ips = new Map<string, string>();
-  for (const g of existing) for (const n of g.nics) {
-    macs.set(n.mac, `guest ${g.name}`);
-    ips.set(n.ip.split('/')[0]!, `guest ${g.name}`);
-  }
+  for (const g of existing)
+    for (const n of g.nics) {
+      macs.set(n.mac, `guest ${g.name}`);
+      ips.set(n.ip.split('/')[0]!, `guest ${g.name}`);
+    }
   const problems = existing.some((g) => g.name === r.data.name) ? [`name: "${r.data.name}" is used twice`] : [];
   problems.push(...checkGuestNics(host, r.data, '(guest)', macs, ips));
   if (problems.length > 0) throw new HostDescriptionError(where, problems);

@@ -24,7 +24,12 @@ class PairPath implements IoPath {
     this.calls.push({ guest: guest.domain.name, nic, devid });
     let dev: NetDevice;
     if (this.link === null) {
-      this.link = new DirectLink(host.env, 'pair', mac(nic.mac), mac('02:00:00:00:00:ff'), { bandwidth: 1e9, delay: 10 * US, rxRing: 256, irqCost: 0 });
+      this.link = new DirectLink(host.env, 'pair', mac(nic.mac), mac('02:00:00:00:00:ff'), {
+        bandwidth: 1e9,
+        delay: 10 * US,
+        rxRing: 256,
+        irqCost: 0,
+      });
       dev = this.link.a;
     } else {
       dev = this.link.b;
@@ -69,7 +74,10 @@ describe('host builder', () => {
     assert.equal((a.stack.cpu as MovableCpu).current, a.domain.vcpus[0], "the stack runs on the guest's first vCPU");
     assert.equal(a.domain.vcpus[0]!.name, `h1:d${a.domid}v0`);
     assert.equal(host.dom0.domain.vcpus.length, 2);
-    assert.deepEqual(host.dom0.domain.config.affinity, [[0, 1], [0, 1]]);
+    assert.deepEqual(host.dom0.domain.config.affinity, [
+      [0, 1],
+      [0, 1],
+    ]);
     assert.equal(host.dom0.threads.length, 2);
     const name = host.toolstack.xs.read(`/local/domain/${b.domid}/name`);
     assert.ok(name.ok && Buffer.from(name.value).toString() === 'b');
@@ -109,7 +117,10 @@ describe('host builder', () => {
 
   it('adds a guest to a running host and removes one (its NICs detached, the domain gone)', () => {
     const pair = new PairPath();
-    const { env, host } = build({ pcpus: 2, guests: [{ name: 'a', nics: [{ path: 'pair', mac: '00:16:3e:00:00:01', ip: '10.1.0.1/24' }] }] }, new PathRegistry().register(pair));
+    const { env, host } = build(
+      { pcpus: 2, guests: [{ name: 'a', nics: [{ path: 'pair', mac: '00:16:3e:00:00:01', ip: '10.1.0.1/24' }] }] },
+      new PathRegistry().register(pair),
+    );
     const add = env.process(host.addGuest({ name: 'b', nics: [{ path: 'pair', mac: '00:16:3e:00:00:02', ip: '10.1.0.2/24' }] }));
     env.run({ until: add });
     assert.ok(add.ok);
@@ -123,13 +134,25 @@ describe('host builder', () => {
 
   it('rejects a bad description naming every field at fault', () => {
     const bad = (input: unknown, re: RegExp): void => {
-      assert.throws(() => parseHost(input, 'scenario.yaml'), (e: unknown) => e instanceof HostDescriptionError && re.test(e.message));
+      assert.throws(
+        () => parseHost(input, 'scenario.yaml'),
+        (e: unknown) => e instanceof HostDescriptionError && re.test(e.message),
+      );
     };
     bad({ pcpus: 0 }, /scenario\.yaml: invalid host description:\n {2}- pcpus: /);
     bad({ pcpus: 2, guests: [{ name: 'a b' }] }, /guests\.0\.name: 1-64 letters/);
-    bad({ pcpus: 2, guests: [{ name: 'a', nics: [{ path: 'pv', mac: '00:16:3E:00:00:01', ip: '10.0.0.1/24' }] }] }, /guests\.0\.nics\.0\.mac: a MAC address/);
-    bad({ pcpus: 2, guests: [{ name: 'a', nics: [{ path: 'pv', mac: '00:16:3e:00:00:01', ip: '10.0.0.300/24' }] }] }, /guests\.0\.nics\.0\.ip: "10\.0\.0\.300\/24" is not/);
-    bad({ pcpus: 2, guests: [{ name: 'a', nics: [{ path: 'pv', mac: '00:16:3e:00:00:01', ip: '10.0.0.1/24', bridge: 'br9' }] }] }, /bridge: "br9" is not one of the host's bridges \(xenbr0\)/);
+    bad(
+      { pcpus: 2, guests: [{ name: 'a', nics: [{ path: 'pv', mac: '00:16:3E:00:00:01', ip: '10.0.0.1/24' }] }] },
+      /guests\.0\.nics\.0\.mac: a MAC address/,
+    );
+    bad(
+      { pcpus: 2, guests: [{ name: 'a', nics: [{ path: 'pv', mac: '00:16:3e:00:00:01', ip: '10.0.0.300/24' }] }] },
+      /guests\.0\.nics\.0\.ip: "10\.0\.0\.300\/24" is not/,
+    );
+    bad(
+      { pcpus: 2, guests: [{ name: 'a', nics: [{ path: 'pv', mac: '00:16:3e:00:00:01', ip: '10.0.0.1/24', bridge: 'br9' }] }] },
+      /bridge: "br9" is not one of the host's bridges \(xenbr0\)/,
+    );
     bad(
       {
         pcpus: 2,
@@ -142,7 +165,9 @@ describe('host builder', () => {
     );
     bad({ pcpus: 2, gusts: [] }, /Unrecognized key/i);
     const env = new SimEnvironment({ seed: 1 });
-    const p = env.process(Host.build(env, profile, { pcpus: 1, guests: [{ name: 'a', nics: [{ path: 'warp', mac: '00:16:3e:00:00:01', ip: '10.0.0.1/24' }] }] }));
+    const p = env.process(
+      Host.build(env, profile, { pcpus: 1, guests: [{ name: 'a', nics: [{ path: 'warp', mac: '00:16:3e:00:00:01', ip: '10.0.0.1/24' }] }] }),
+    );
     assert.throws(() => env.run({ until: p }), /guests\.0\.nics\.0\.path: "warp" is not an I\/O path this build knows/);
   });
 });

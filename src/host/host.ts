@@ -3,8 +3,32 @@ import type { Profile } from '../profile/index.js';
 import { Stack, ipv4, mac, type Interface, type NetDevice } from '../net/index.js';
 import { Hypervisor, Toolstack, bootGuestKernel, type Domain, type XenbusClient } from '../xen/index.js';
 import type { XenGuest } from '../xen/guest/index.js';
-import { GuestPacketMemory, Hv2mDiscoveryd, PhysicalNic, sriovNicOf, physicalNicCosts, defaultPaths, parseHv2mPolicy, type PathRegistry, type WirePort, type AttachedNic, type BridgePortHandle, type NicSpec, type PathDom0, type PathHost, type PathKernel } from '../vnet/index.js';
-import { parseGuest, parseHost, HostDescriptionError, type GuestDescription, type GuestInput, type HostDescription, type HostInput } from './description.js';
+import {
+  GuestPacketMemory,
+  Hv2mDiscoveryd,
+  PhysicalNic,
+  sriovNicOf,
+  physicalNicCosts,
+  defaultPaths,
+  parseHv2mPolicy,
+  type PathRegistry,
+  type WirePort,
+  type AttachedNic,
+  type BridgePortHandle,
+  type NicSpec,
+  type PathDom0,
+  type PathHost,
+  type PathKernel,
+} from '../vnet/index.js';
+import {
+  parseGuest,
+  parseHost,
+  HostDescriptionError,
+  type GuestDescription,
+  type GuestInput,
+  type HostDescription,
+  type HostInput,
+} from './description.js';
 import { Dom0Network } from './dom0-network.js';
 
 /** Paths whose guests need hv2m-discoveryd in Dom0. */
@@ -55,7 +79,8 @@ export class KernelSide implements PathKernel {
    * support it re-initialised there; its CPUs are rebound to that domain's vCPUs.
    */
   rehome(domain: Domain, kernel: XenGuest, xenbus: XenbusClient): void {
-    if (domain.vcpus.length !== this.cpus.length) throw new Error(`${this.stack.name}: resuming ${this.cpus.length} vCPUs in a domain of ${domain.vcpus.length} (model bug)`);
+    if (domain.vcpus.length !== this.cpus.length)
+      throw new Error(`${this.stack.name}: resuming ${this.cpus.length} vCPUs in a domain of ${domain.vcpus.length} (model bug)`);
     this.home = domain;
     this.xen = kernel;
     this.bus = xenbus;
@@ -154,12 +179,21 @@ export class Host implements PathHost {
     const paths = opts.paths ?? defaultPaths();
     for (const [i, g] of desc.guests.entries()) {
       for (const [j, n] of g.nics.entries()) {
-        if (paths.get(n.path) === undefined) throw new HostDescriptionError(where, [`guests.${i}.nics.${j}.path: "${n.path}" is not an I/O path this build knows (${paths.names.join(', ') || 'none'})`]);
+        if (paths.get(n.path) === undefined)
+          throw new HostDescriptionError(where, [
+            `guests.${i}.nics.${j}.path: "${n.path}" is not an I/O path this build knows (${paths.names.join(', ') || 'none'})`,
+          ]);
       }
     }
     const hv = new Hypervisor(env, profile, { pcpus: desc.pcpus, tag: desc.name });
     const d0 = desc.dom0;
-    const ts = yield* Toolstack.boot(hv, profile, { name: 'Domain-0', vcpus: d0.vcpus, memoryMiB: d0.memoryMiB, ...(d0.weight !== undefined ? { weight: d0.weight } : {}), ...(d0.pinning !== undefined ? { pinning: d0.pinning } : {}) });
+    const ts = yield* Toolstack.boot(hv, profile, {
+      name: 'Domain-0',
+      vcpus: d0.vcpus,
+      memoryMiB: d0.memoryMiB,
+      ...(d0.weight !== undefined ? { weight: d0.weight } : {}),
+      ...(d0.pinning !== undefined ? { pinning: d0.pinning } : {}),
+    });
     const dom0 = new Dom0Side(env, profile, ts.dom0, ts.dom0Kernel, ts.dom0Xenbus!, `${desc.name}:Domain-0`);
     dom0.network = new Dom0Network(env, profile, dom0, desc, (bridge) => {
       const r = hv.rng(`mac/${bridge}`);
@@ -178,9 +212,17 @@ export class Host implements PathHost {
 
   /** Adds a guest to the running host (xl create). */
   *addGuest(input: GuestInput): Generator<SimEvent<unknown>, Guest, unknown> {
-    const g = parseGuest(input, this.desc, [...this.guests.values()].map((x) => x.desc), `${this.name}: guest`);
+    const g = parseGuest(
+      input,
+      this.desc,
+      [...this.guests.values()].map((x) => x.desc),
+      `${this.name}: guest`,
+    );
     for (const [j, n] of g.nics.entries()) {
-      if (this.paths.get(n.path) === undefined) throw new HostDescriptionError(`${this.name}: guest ${g.name}`, [`nics.${j}.path: "${n.path}" is not an I/O path this build knows (${this.paths.names.join(', ')})`]);
+      if (this.paths.get(n.path) === undefined)
+        throw new HostDescriptionError(`${this.name}: guest ${g.name}`, [
+          `nics.${j}.path: "${n.path}" is not an I/O path this build knows (${this.paths.names.join(', ')})`,
+        ]);
     }
     return yield* this.startGuest(g);
   }
@@ -207,7 +249,8 @@ export class Host implements PathHost {
     if (nic === undefined) return;
     nic.pfFilter.clear();
     nic.pfFilter.add(this.dom0.network.bridge(nic.pf.bridge).mac);
-    for (const g of this.guests.values()) for (const n of g.nics) if (n.spec.path !== 'sriov' && n.spec.bridge === nic.pf.bridge) nic.pfFilter.add(mac(n.spec.mac));
+    for (const g of this.guests.values())
+      for (const n of g.nics) if (n.spec.path !== 'sriov' && n.spec.bridge === nic.pf.bridge) nic.pfFilter.add(mac(n.spec.mac));
   }
 
   /**

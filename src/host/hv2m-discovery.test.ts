@@ -133,7 +133,14 @@ describe('hv2m-discoveryd', () => {
   });
 
   it('a bad policy in the description is an error naming the field', () => {
-    assert.throws(() => build({ default: 'sometimes', rules: [{ action: 'maybe', a: { name: 'a' }, b: 'x' }] }), (e: Error) => /hv2m\.policy/.test(e.message) && /default: expected same-tenant/.test(e.message) && /rules\.0\.action/.test(e.message) && /rules\.0\.b/.test(e.message));
+    assert.throws(
+      () => build({ default: 'sometimes', rules: [{ action: 'maybe', a: { name: 'a' }, b: 'x' }] }),
+      (e: Error) =>
+        /hv2m\.policy/.test(e.message) &&
+        /default: expected same-tenant/.test(e.message) &&
+        /rules\.0\.action/.test(e.message) &&
+        /rules\.0\.b/.test(e.message),
+    );
   });
 
   it('the guest module announces on load, learns its peers by IP from Dom0’s list, and hears of arrivals, departures and its own unload', () => {

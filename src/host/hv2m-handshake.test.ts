@@ -30,7 +30,11 @@ function build(): { env: SimEnvironment; host: Host } {
   return { env, host: p.value };
 }
 
-const end = (g: Guest, peer: Guest, rxBuffers = 32): ChannelEnd => new ChannelEnd(g.side.kernel, g.side.xenbus, g.domain.vcpus[0]!, g.side.memory, peer.domid, { rxBuffers, eagainStep: profile.ns('guest.gnttab.eagainRetryStep') });
+const end = (g: Guest, peer: Guest, rxBuffers = 32): ChannelEnd =>
+  new ChannelEnd(g.side.kernel, g.side.xenbus, g.domain.vcpus[0]!, g.side.memory, peer.domid, {
+    rxBuffers,
+    eagainStep: profile.ns('guest.gnttab.eagainRetryStep'),
+  });
 
 describe('hv2m channel handshake', () => {
   it('an HVM and a PV guest connect: each maps the other’s control ring, sees its posted write-granted buffers, binds its port; close revokes and closes', () => {
@@ -89,7 +93,10 @@ describe('hv2m channel handshake', () => {
   });
 
   it('a peer that names a grant it never gave, or a port it never opened, fails the handshake without a crash; closing still ends every grant', () => {
-    for (const bad of [{ ref: '77', port: '3' }, { ref: 'own', port: '999' }]) {
+    for (const bad of [
+      { ref: '77', port: '3' },
+      { ref: 'own', port: '999' },
+    ]) {
       const { env, host } = build();
       const a = host.guest('a');
       const b = host.guest('b');
@@ -138,12 +145,23 @@ describe('hv2m channel handshake', () => {
     const base = new Map<string, number>();
     const t0 = env.now;
     let allUp = -1;
-    const up = (): boolean => ['a', 'b', 'c'].every((n) => { const m = mods.get(n); return m !== undefined && m.channels.size === 2 && [...m.channels.values()].every((e) => e.connected); });
+    const up = (): boolean =>
+      ['a', 'b', 'c'].every((n) => {
+        const m = mods.get(n);
+        return m !== undefined && m.channels.size === 2 && [...m.channels.values()].every((e) => e.connected);
+      });
     for (const g of host.guests.values()) {
       base.set(g.name, g.side.memory.outstanding);
       const link = { mac: 0, upper: () => null, iface: () => null, memory: g.side.memory };
-      const m = new Hv2mModule(env, g.side.kernel, g.side.xenbus, g.domain.vcpus[0]!, link, hv2mCosts(profile), { rxBuffers: 16, batchOps: 64, queueLen: 64, eagainStep: profile.ns('guest.gnttab.eagainRetryStep') });
-      m.onChange = () => { if (allUp < 0 && up()) allUp = env.now; };
+      const m = new Hv2mModule(env, g.side.kernel, g.side.xenbus, g.domain.vcpus[0]!, link, hv2mCosts(profile), {
+        rxBuffers: 16,
+        batchOps: 64,
+        queueLen: 64,
+        eagainStep: profile.ns('guest.gnttab.eagainRetryStep'),
+      });
+      m.onChange = () => {
+        if (allUp < 0 && up()) allUp = env.now;
+      };
       mods.set(g.name, m);
       run(env, m.load());
     }
@@ -159,7 +177,8 @@ describe('hv2m channel handshake', () => {
     assert.deepEqual([...mods.get('a')!.channels.keys()], [host.guest('c').domid]);
     assert.deepEqual([...mods.get('b')!.channels.keys()], [host.guest('c').domid]);
     assert.equal([...mods.get('c')!.channels.values()].filter((e) => e.connected).length, 2, 'c is unaffected');
-    for (const n of ['a', 'b']) assert.equal(host.guest(n).side.memory.outstanding, base.get(n)! + 16, `${n}: only the 16 buffers posted to c are still out`);
+    for (const n of ['a', 'b'])
+      assert.equal(host.guest(n).side.memory.outstanding, base.get(n)! + 16, `${n}: only the 16 buffers posted to c are still out`);
     const st = host.toolstack.xs.read(`${channelNode(a.domid, b.domid)}/state`);
     assert.equal(st.ok ? Buffer.from(st.value).toString() : null, String(XenbusStateClosed));
     // c is destroyed: a and b close their channels with it; every buffer they posted is back

@@ -1,5 +1,15 @@
 // The host builder's public surface.
-export { parseGuest, parseHost, HostDescriptionError, type GuestDescription, type GuestInput, type HostDescription, type HostInput, type NicDescription, type NicInput } from './description.js';
+export {
+  parseGuest,
+  parseHost,
+  HostDescriptionError,
+  type GuestDescription,
+  type GuestInput,
+  type HostDescription,
+  type HostInput,
+  type NicDescription,
+  type NicInput,
+} from './description.js';
 export { parseXlConfig, xlGuest, XlConfigError, type XlGuestOptions, type XlSetting, type XlValue } from './xl-config.js';
 export { Dom0Network } from './dom0-network.js';
 export { Dom0Side, Guest, Host, KernelSide, type GuestNic, type HostOptions } from './host.js';

@@ -1,6 +1,16 @@
 import type { Env, ProcessGenerator, Work } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
-import { ARP_REQUEST, MAC_BROADCAST, isSocketError, type DeviceFeatures, type DeviceUpper, type NetDevice, type Packet, type SocketError, type TcpSocket } from '../net/index.js';
+import {
+  ARP_REQUEST,
+  MAC_BROADCAST,
+  isSocketError,
+  type DeviceFeatures,
+  type DeviceUpper,
+  type NetDevice,
+  type Packet,
+  type SocketError,
+  type TcpSocket,
+} from '../net/index.js';
 import { PAGE_SIZE } from '../xen/abi/index.js';
 import { bootGuestKernel, type Domain, type GuestMemory } from '../xen/index.js';
 import { Hv2mNic, PvNic, type AttachedNic } from '../vnet/index.js';
@@ -154,15 +164,24 @@ function pvOf(a: AttachedNic): PvNic {
 }
 
 /** Migrates guest `name` from host `from` to host `to` (xl migrate) — a process; see the design above. */
-export function* migrateGuest(env: Env, profile: Profile, from: Host, to: Host, name: string, opts: MigrationOptions = {}): ProcessGenerator<MigrationResult> {
+export function* migrateGuest(
+  env: Env,
+  profile: Profile,
+  from: Host,
+  to: Host,
+  name: string,
+  opts: MigrationOptions = {},
+): ProcessGenerator<MigrationResult> {
   const g: Guest = from.guest(name);
   if (from === to) throw new MigrationError(`${name}: already on ${to.name}`);
   if (to.guests.has(name)) throw new MigrationError(`${to.name} already has a guest named "${name}"`);
   const srcIf = from.dom0.network.iface;
   const dstIf = to.dom0.network.iface;
-  if (srcIf === null || dstIf === null) throw new MigrationError(`migrating ${name} from ${from.name} to ${to.name}: both Dom0s need an address (dom0.ip) for the migration stream`);
+  if (srcIf === null || dstIf === null)
+    throw new MigrationError(`migrating ${name} from ${from.name} to ${to.name}: both Dom0s need an address (dom0.ip) for the migration stream`);
   for (const n of g.nics) {
-    if (!(n.attached instanceof Hv2mNic || n.attached instanceof PvNic)) throw new MigrationError(`${name}: NIC ${n.devid} is on path "${n.spec.path}", which cannot migrate (pv and hv2m can)`);
+    if (!(n.attached instanceof Hv2mNic || n.attached instanceof PvNic))
+      throw new MigrationError(`${name}: NIC ${n.devid} is on path "${n.spec.path}", which cannot migrate (pv and hv2m can)`);
     if (to.paths.get(n.spec.path) === undefined) throw new MigrationError(`${name}: ${to.name} does not know path "${n.spec.path}"`);
   }
   const maxIters = opts.maxIterations ?? profile.count('migration.maxIterations');
@@ -276,7 +295,10 @@ export function* migrateGuest(env: Env, profile: Profile, from: Host, to: Host, 
   // The copy must be the guest's RAM, byte for byte.
   for (let i = 0; i < nPages; i++) {
     const gfn = src.ramGfnAt(i);
-    if (!samePage(src.peekRam(gfn), fresh.peekRam(gfn))) throw new MigrationError(`${name}: page 0x${gfn.toString(16)} on ${to.name} differs from the guest's after the stop-and-copy (a write escaped log-dirty: model bug)`);
+    if (!samePage(src.peekRam(gfn), fresh.peekRam(gfn)))
+      throw new MigrationError(
+        `${name}: page 0x${gfn.toString(16)} on ${to.name} differs from the guest's after the stop-and-copy (a write escaped log-dirty: model bug)`,
+      );
   }
 
   // The source lets go: pending vCPU work kept to move, the domain destroyed.
@@ -326,7 +348,11 @@ export function* migrateGuest(env: Env, profile: Profile, from: Host, to: Host, 
 }
 
 /** The target Dom0's side (xc_domain_restore): records read and their pages written into the new domain's memory, until END. */
-function* receive(env: Env, listener: { accept(): ProcessGenerator<TcpSocket | SocketError>; close(): void }, mem: GuestMemory): ProcessGenerator<number> {
+function* receive(
+  env: Env,
+  listener: { accept(): ProcessGenerator<TcpSocket | SocketError>; close(): void },
+  mem: GuestMemory,
+): ProcessGenerator<number> {
   const s = ok('accept', yield* listener.accept());
   listener.close();
   const buf = new Uint8Array(65536);
@@ -356,7 +382,8 @@ function* receive(env: Env, listener: { accept(): ProcessGenerator<TcpSocket | S
     const type = h.getUint32(0, true);
     if (type === REC_END) break;
     const k = h.getUint32(4, true);
-    if (type !== REC_PAGE_DATA || k < 1 || k > MAX_BATCH) throw new MigrationError(`migration stream: record type ${type} with ${k} pages (expected PAGE_DATA with 1…${MAX_BATCH}, or END)`);
+    if (type !== REC_PAGE_DATA || k < 1 || k > MAX_BATCH)
+      throw new MigrationError(`migration stream: record type ${type} with ${k} pages (expected PAGE_DATA with 1…${MAX_BATCH}, or END)`);
     const pv = new DataView((yield* exact(8 * k)).buffer);
     for (let j = 0; j < k; j++) {
       const gfn = pv.getUint32(8 * j, true) + pv.getUint32(8 * j + 4, true) * 2 ** 32;

@@ -59,7 +59,7 @@ const twoGuests = (extraA: HostInput['guests'] = []): HostInput => ({
 });
 
 describe('pv handshake (Linux 3.18 xenbus)', () => {
-  it('both ends reach Connected with the real keys: backend features first, then the frontend\'s rings, channels and requests', () => {
+  it("both ends reach Connected with the real keys: backend features first, then the frontend's rings, channels and requests", () => {
     const { env, host } = build(twoGuests());
     const a = nic(host, 'a');
     const d = host.guest('a').domid;
@@ -67,15 +67,26 @@ describe('pv handshake (Linux 3.18 xenbus)', () => {
     const F = `/local/domain/${d}/device/vif/0`;
     assert.equal(rd(host, `${B}/state`), String(XenbusStateConnected));
     assert.equal(rd(host, `${F}/state`), String(XenbusStateConnected));
-    for (const [k, v] of Object.entries({ 'feature-sg': '1', 'feature-gso-tcpv4': '1', 'feature-rx-copy': '1', 'feature-rx-flip': '0', 'feature-split-event-channels': '1', 'multi-queue-max-queues': '2', 'hotplug-status': 'connected' })) {
+    for (const [k, v] of Object.entries({
+      'feature-sg': '1',
+      'feature-gso-tcpv4': '1',
+      'feature-rx-copy': '1',
+      'feature-rx-flip': '0',
+      'feature-split-event-channels': '1',
+      'multi-queue-max-queues': '2',
+      'hotplug-status': 'connected',
+    })) {
       assert.equal(rd(host, `${B}/${k}`), v, `${B}/${k}`);
     }
-    for (const [k, v] of Object.entries({ 'request-rx-copy': '1', 'feature-rx-notify': '1', 'feature-sg': '1', 'feature-gso-tcpv4': '1' })) assert.equal(rd(host, `${F}/${k}`), v, `${F}/${k}`);
+    for (const [k, v] of Object.entries({ 'request-rx-copy': '1', 'feature-rx-notify': '1', 'feature-sg': '1', 'feature-gso-tcpv4': '1' }))
+      assert.equal(rd(host, `${F}/${k}`), v, `${F}/${k}`);
     const rings = a.device.rings!;
     assert.equal(rd(host, `${F}/event-channel-tx`), String(rings.txPort));
     assert.equal(rd(host, `${F}/event-channel-rx`), String(rings.rxPort));
     assert.equal(rd(host, `${F}/event-channel`), null, 'split channels: no single event-channel key');
-    assert.ok(Number(rd(host, `${F}/tx-ring-ref`)) >= GNTTAB_NR_RESERVED_ENTRIES && Number(rd(host, `${F}/rx-ring-ref`)) >= GNTTAB_NR_RESERVED_ENTRIES);
+    assert.ok(
+      Number(rd(host, `${F}/tx-ring-ref`)) >= GNTTAB_NR_RESERVED_ENTRIES && Number(rd(host, `${F}/rx-ring-ref`)) >= GNTTAB_NR_RESERVED_ENTRIES,
+    );
     assert.equal(a.back.mappedRings, 2);
     assert.equal(a.device.rxPosted, 256, 'the RX ring holds 256 posted pages');
     assert.ok(host.dom0.network.bridge('xenbr0').port(`vif${d}.0`) !== undefined, 'the vif is a bridge port');
@@ -86,7 +97,8 @@ describe('pv handshake (Linux 3.18 xenbus)', () => {
     off1();
     off2();
     const db = host.guest('b').domid;
-    for (const e of [`tx pv d${d} eth0`, `rx pv d${db} eth0`, `tx pv d${db} eth0`, `rx pv d${d} eth0`]) assert.ok(seen.includes(e), `trace ${e} in ${seen.join(', ')}`);
+    for (const e of [`tx pv d${d} eth0`, `rx pv d${db} eth0`, `tx pv d${db} eth0`, `rx pv d${d} eth0`])
+      assert.ok(seen.includes(e), `trace ${e} in ${seen.join(', ')}`);
     assert.ok(pings(env, host, 'a', '10.0.0.254'), 'ping to Dom0 over its bridge');
   });
 
@@ -125,7 +137,10 @@ describe('pv handshake (Linux 3.18 xenbus)', () => {
   it('a frontend that omits a required key (tx-ring-ref): xenbus_dev_fatal — error node, Closing then Closed — and its guest keeps running', () => {
     const { env, host, c } = broken({ faults: { omitKeys: ['tx-ring-ref'] } });
     const d = host.guest('c').domid;
-    assert.match(rd(host, `/local/domain/0/error/backend/vif/${d}/0/error`) ?? '', new RegExp(`^2 reading /local/domain/${d}/device/vif/0/ring-ref$`));
+    assert.match(
+      rd(host, `/local/domain/0/error/backend/vif/${d}/0/error`) ?? '',
+      new RegExp(`^2 reading /local/domain/${d}/device/vif/0/ring-ref$`),
+    );
     assert.ok(c.back.state === XenbusStateClosing || c.back.state === XenbusStateClosed, `backend ${c.back.stateName}`);
     env.run({ until: env.now + 1_000_000 });
     assert.equal(c.front.state, XenbusStateClosed, 'the frontend closed in answer (xenbus_frontend_closed)');
@@ -175,7 +190,7 @@ describe('pv teardown', () => {
     const d0mem = host.dom0.memory;
     const d0base = d0mem.outstanding;
     assert.ok(pings(env, host, 'a', '10.0.0.2'));
-    assert.ok(ga.side.memory.outstanding >= 256, 'the posted RX pages are the guest\'s');
+    assert.ok(ga.side.memory.outstanding >= 256, "the posted RX pages are the guest's");
     run(env, a.detach());
     const d = ga.domid;
     assert.equal(a.front.state, XenbusStateClosed);
@@ -186,8 +201,8 @@ describe('pv teardown', () => {
     assert.equal(host.dom0.network.bridge('xenbr0').port(`vif${d}.0`), undefined);
     assert.equal(xg.gnttab.available, xg.gnttab.capacity - GNTTAB_NR_RESERVED_ENTRIES, 'every grant ref of the guest ended and free');
     env.run({ until: env.now + 1_000_000 });
-    assert.equal(ga.side.memory.outstanding, 0, 'the guest\'s packet buffers are all back');
-    assert.equal(d0mem.outstanding, d0base, 'Dom0\'s packet buffers are back to their baseline');
+    assert.equal(ga.side.memory.outstanding, 0, "the guest's packet buffers are all back");
+    assert.equal(d0mem.outstanding, d0base, "Dom0's packet buffers are back to their baseline");
     assert.ok(pings(env, host, 'b', '10.0.0.254'), 'b still reaches Dom0');
     assert.ok(!pings(env, host, 'b', '10.0.0.1'), 'a is gone from the network');
   });

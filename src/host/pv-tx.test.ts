@@ -86,7 +86,7 @@ describe('pv TX ring: full ring and notification hold-off', () => {
     assert.equal(sent, a.device.txInFlight);
     // Hold-off: the backend asked (req_event) for a kick on the first request only.
     assert.equal(a.device.stats.txNotify - before.txNotify, 1, `${sent} requests pushed with one notification`);
-    assert.equal(vif.rings!.tx.sring.reqEvent, ((vif.rings!.tx.reqCons + 1) >>> 0));
+    assert.equal(vif.rings!.tx.sring.reqEvent, (vif.rings!.tx.reqCons + 1) >>> 0);
     // The backend runs again: the pending event is delivered at unmask.
     const vnb = { ...vif.stats };
     run(env, d0.evtchn.unmask(host.dom0.domain.vcpus[0]!, port));
@@ -100,14 +100,26 @@ describe('pv TX ring: full ring and notification hold-off', () => {
       if (isSocketError(d)) break;
       got.push(d.data[0]! | (d.data[1]! << 8));
     }
-    assert.deepEqual(got, Array.from({ length: N }, (_, i) => i), 'every datagram arrived, in order');
+    assert.deepEqual(
+      got,
+      Array.from({ length: N }, (_, i) => i),
+      'every datagram arrived, in order',
+    );
     const frames = vif.stats.txFrames - vnb.txFrames;
-    assert.ok(vif.stats.txNotify - vnb.txNotify < frames / 4, `TX-response events ${vif.stats.txNotify - vnb.txNotify} for ${frames} responses (rsp_event half-way)`);
+    assert.ok(
+      vif.stats.txNotify - vnb.txNotify < frames / 4,
+      `TX-response events ${vif.stats.txNotify - vnb.txNotify} for ${frames} responses (rsp_event half-way)`,
+    );
   });
 });
 
 /** Writes raw TX requests into guest a's ring (as a hostile kernel would), pushes them and kicks the backend. */
-function inject(env: SimEnvironment, host: Host, reqs: (gref: number) => { offset: number; flags: number; size: number }[], badGref = false): number[] {
+function inject(
+  env: SimEnvironment,
+  host: Host,
+  reqs: (gref: number) => { offset: number; flags: number; size: number }[],
+  badGref = false,
+): number[] {
   const ga = host.guest('a');
   const a = nic(host, 'a');
   const r = a.device.rings!;
@@ -154,7 +166,7 @@ describe('pv TX: malformed requests handled as Linux 3.18 netback', () => {
       assert.equal(vif.stats.fatalErrors, 1);
       assert.match(vif.fatal ?? '', re);
       assert.equal(vif.disabled, true);
-      assert.equal(vif.carrier, false, 'queue 0\'s kthread turned the carrier off');
+      assert.equal(vif.carrier, false, "queue 0's kthread turned the carrier off");
       assert.equal(host.dom0.network.bridge('xenbr0').port(vif.name)?.state, 'disabled', 'and the bridge disabled the port');
       assert.ok(!pings(env, host, 'a', '10.0.0.2'), 'the misbehaving guest is cut off');
       assert.ok(pings(env, host, 'b', '10.0.0.3'), 'other guests are unaffected');

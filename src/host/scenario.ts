@@ -17,7 +17,10 @@ export const SCENARIO_TESTS = ['ping', 'tcp_rr', 'udp_rr', 'tcp_stream', 'udp_st
 const xlGuestRef = z
   .object({
     xl: z.string().min(1),
-    tenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 letters, digits, '_', '.', '-'").optional(),
+    tenant: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 letters, digits, '_', '.', '-'")
+      .optional(),
     /** The I/O path of each vif in the file, in order (default: what its type/model implies). */
     paths: z.array(z.string().min(1)).optional(),
     prefix: z.number().int().min(0).max(32).optional(),
@@ -31,7 +34,12 @@ const workloadSchema = z
     client: z.string().min(1),
     server: z.string().min(1),
     /** Stream message size, RR request/response size, ping data size. */
-    size: z.number().int().min(1).max(1 << 20).optional(),
+    size: z
+      .number()
+      .int()
+      .min(1)
+      .max(1 << 20)
+      .optional(),
     startMs: z.number().min(0).default(0),
     warmupMs: z.number().min(0).default(10),
     durationMs: z.number().positive().default(50),
@@ -105,7 +113,8 @@ export function loadScenario(file: string): Scenario {
 export function parseScenario(file: string, text: string, readXl: (path: string) => string): Scenario {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length > 0) throw new ScenarioError(doc.errors.map((e) => `${file}:${lc.linePos(e.pos[0]).line}: YAML: ${e.message.split('\n')[0]}`));
+  if (doc.errors.length > 0)
+    throw new ScenarioError(doc.errors.map((e) => `${file}:${lc.linePos(e.pos[0]).line}: YAML: ${e.message.split('\n')[0]}`));
   const lineOf = (path: readonly (string | number)[]): number => {
     for (let n = path.length; n >= 0; n--) {
       const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
@@ -113,7 +122,8 @@ export function parseScenario(file: string, text: string, readXl: (path: string)
     }
     return 1;
   };
-  const at = (path: readonly (string | number)[], msg: string): string => `${file}:${lineOf(path)}: ${path.length === 0 ? '(top)' : path.join('.')}: ${msg}`;
+  const at = (path: readonly (string | number)[], msg: string): string =>
+    `${file}:${lineOf(path)}: ${path.length === 0 ? '(top)' : path.join('.')}: ${msg}`;
   /** A host-description problem (`field.path: message`) placed under `prefix` at its line. */
   const atProblem = (prefix: readonly (string | number)[], p: string): string => {
     const m = /^([\w.]+): (.*)$/.exec(p);
@@ -136,7 +146,13 @@ export function parseScenario(file: string, text: string, readXl: (path: string)
         }
         try {
           const xlText = readXl(ref.data.xl);
-          guests.push(xlGuest(ref.data.xl, xlText, { ...(ref.data.paths !== undefined ? { paths: ref.data.paths } : {}), ...(ref.data.tenant !== undefined ? { tenant: ref.data.tenant } : {}), ...(ref.data.prefix !== undefined ? { prefix: ref.data.prefix } : {}) }));
+          guests.push(
+            xlGuest(ref.data.xl, xlText, {
+              ...(ref.data.paths !== undefined ? { paths: ref.data.paths } : {}),
+              ...(ref.data.tenant !== undefined ? { tenant: ref.data.tenant } : {}),
+              ...(ref.data.prefix !== undefined ? { prefix: ref.data.prefix } : {}),
+            }),
+          );
         } catch (e) {
           if (e instanceof XlConfigError) problems.push(`${e.message} (from ${at(['hosts', hi, 'guests', gi, 'xl'], 'this xl.cfg')})`);
           else problems.push(at(['hosts', hi, 'guests', gi, 'xl'], `cannot read ${ref.data.xl} (${(e as Error).message})`));
@@ -167,12 +183,15 @@ export function parseScenario(file: string, text: string, readXl: (path: string)
   const workloads: WorkloadSpec[] = s.workloads.map((w, i) => {
     for (const role of ['client', 'server'] as const) {
       const g = w[role];
-      if (!guestNames.has(g)) problems.push(at(['workloads', i, role], `no guest named "${g}" (guests: ${[...guestNames.keys()].join(', ') || 'none'})`));
-      else if (guestNames.get(g)!.guests.find((x) => x.name === g)!.nics.length === 0) problems.push(at(['workloads', i, role], `guest "${g}" has no NIC`));
+      if (!guestNames.has(g))
+        problems.push(at(['workloads', i, role], `no guest named "${g}" (guests: ${[...guestNames.keys()].join(', ') || 'none'})`));
+      else if (guestNames.get(g)!.guests.find((x) => x.name === g)!.nics.length === 0)
+        problems.push(at(['workloads', i, role], `guest "${g}" has no NIC`));
     }
     if (w.client === w.server) problems.push(at(['workloads', i, 'server'], 'client and server are the same guest'));
     const size = w.size ?? DEFAULT_SIZE[w.test];
-    if (w.test === 'udp_stream' && size > 65507) problems.push(at(['workloads', i, 'size'], `${size} bytes do not fit one UDP datagram over IPv4 (at most 65507)`));
+    if (w.test === 'udp_stream' && size > 65507)
+      problems.push(at(['workloads', i, 'size'], `${size} bytes do not fit one UDP datagram over IPv4 (at most 65507)`));
     const name = w.name ?? `${w.test}:${w.client}->${w.server}`;
     if (names.has(name)) problems.push(at(['workloads', i, 'name'], `"${name}" names two workloads (give each a name)`));
     names.add(name);
@@ -185,12 +204,15 @@ export function parseScenario(file: string, text: string, readXl: (path: string)
   for (const { m, i } of order) {
     const from = where.get(m.guest);
     const to = hosts.find((h) => h.name === m.to);
-    if (from === undefined) problems.push(at(['migrations', i, 'guest'], `no guest named "${m.guest}" (guests: ${[...guestNames.keys()].join(', ') || 'none'})`));
+    if (from === undefined)
+      problems.push(at(['migrations', i, 'guest'], `no guest named "${m.guest}" (guests: ${[...guestNames.keys()].join(', ') || 'none'})`));
     else if (to === undefined) problems.push(at(['migrations', i, 'to'], `no host named "${m.to}" (hosts: ${hosts.map((h) => h.name).join(', ')})`));
     else if (from === to.name) problems.push(at(['migrations', i, 'to'], `guest "${m.guest}" is already on ${to.name} by ${m.atMs} ms`));
     else {
       const src = hosts.find((h) => h.name === from)!;
-      for (const h of [src, to]) if (h.dom0.ip === undefined) problems.push(at(['migrations', i], `host ${h.name} has no dom0.ip: the migration stream runs between the Dom0s' addresses`));
+      for (const h of [src, to])
+        if (h.dom0.ip === undefined)
+          problems.push(at(['migrations', i], `host ${h.name} has no dom0.ip: the migration stream runs between the Dom0s' addresses`));
       where.set(m.guest, to.name);
     }
   }

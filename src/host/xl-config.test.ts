@@ -24,7 +24,10 @@ describe('xl.cfg files', () => {
     assert.equal((c.get('extra')!.value as { text: string }).text, 'xy');
     const v = c.get('vif')!.value;
     assert.ok(v.kind === 'list');
-    assert.deepEqual(v.items.map((x) => (x as { text: string }).text), ['a', 'b', 'c']);
+    assert.deepEqual(
+      v.items.map((x) => (x as { text: string }).text),
+      ['a', 'b', 'c'],
+    );
     assert.equal(c.get('memory')!.line, 7);
     assert.equal((c.get('memory')!.value as { text: string }).text, '010', 'numbers stay text until a key reads them');
   });

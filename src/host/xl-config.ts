@@ -131,7 +131,8 @@ export function parseXlConfig(file: string, text: string): Map<string, XlSetting
     i++;
     const v = value();
     const end = peek();
-    if (end !== undefined && end.t !== 'nl' && end.t !== ';') throw new XlConfigError(file, end.line, `syntax error: the setting ${t.v} must end at the end of the line or with ";"`);
+    if (end !== undefined && end.t !== 'nl' && end.t !== ';')
+      throw new XlConfigError(file, end.line, `syntax error: the setting ${t.v} must end at the end of the line or with ";"`);
     const prev = out.get(t.v);
     if (op.t === '+=' && prev !== undefined) {
       // xlu__cfg_concat_vals: two strings concatenate, two lists append; anything else is an error.
@@ -187,9 +188,51 @@ function cpuList(file: string, line: number, text: string): number[] {
 /** The settings this model reads; others xl knows are accepted and ignored (listed here), anything else is an error. */
 const USED = new Set(['name', 'type', 'builder', 'memory', 'vcpus', 'cpus', 'cpu_weight', 'cap', 'vif', 'pci']);
 const IGNORED = new Set([
-  'maxmem', 'maxvcpus', 'kernel', 'ramdisk', 'cmdline', 'extra', 'root', 'disk', 'boot', 'bootloader', 'on_poweroff', 'on_reboot', 'on_crash', 'uuid', 'vnc', 'vnclisten', 'sdl',
-  'serial', 'stdvga', 'vga', 'videoram', 'acpi', 'apic', 'pae', 'hap', 'viridian', 'usb', 'usbdevice', 'localtime', 'device_model_version', 'device_model_override', 'xen_platform_pci',
-  'shadow_memory', 'seclabel', 'pool', 'cpus_soft', 'nographic', 'keymap', 'pci_permissive', 'pci_msitranslate', 'pci_power_mgmt', 'gfx_passthru', 'tsc_mode', 'timer_mode', 'nestedhvm',
+  'maxmem',
+  'maxvcpus',
+  'kernel',
+  'ramdisk',
+  'cmdline',
+  'extra',
+  'root',
+  'disk',
+  'boot',
+  'bootloader',
+  'on_poweroff',
+  'on_reboot',
+  'on_crash',
+  'uuid',
+  'vnc',
+  'vnclisten',
+  'sdl',
+  'serial',
+  'stdvga',
+  'vga',
+  'videoram',
+  'acpi',
+  'apic',
+  'pae',
+  'hap',
+  'viridian',
+  'usb',
+  'usbdevice',
+  'localtime',
+  'device_model_version',
+  'device_model_override',
+  'xen_platform_pci',
+  'shadow_memory',
+  'seclabel',
+  'pool',
+  'cpus_soft',
+  'nographic',
+  'keymap',
+  'pci_permissive',
+  'pci_msitranslate',
+  'pci_power_mgmt',
+  'gfx_passthru',
+  'tsc_mode',
+  'timer_mode',
+  'nestedhvm',
 ]);
 
 /** One entry of `vif = [...]` (xl-network-configuration(5)): comma-separated key=value pairs. */
@@ -201,7 +244,12 @@ function parseVif(file: string, line: number, text: string): Record<string, stri
     if (eq < 0) throw new XlConfigError(file, line, `vif: "${part.trim()}" is not key=value`);
     const k = part.slice(0, eq).trim();
     const v = part.slice(eq + 1).trim();
-    if (!['mac', 'bridge', 'ip', 'type', 'model', 'vifname', 'script', 'backend', 'rate', 'gatewaydev', 'devid', 'mtu'].includes(k)) throw new XlConfigError(file, line, `vif: unknown key "${k}" (xl-network-configuration(5) keys: mac, bridge, ip, type, model, vifname, script, backend, rate, mtu…)`);
+    if (!['mac', 'bridge', 'ip', 'type', 'model', 'vifname', 'script', 'backend', 'rate', 'gatewaydev', 'devid', 'mtu'].includes(k))
+      throw new XlConfigError(
+        file,
+        line,
+        `vif: unknown key "${k}" (xl-network-configuration(5) keys: mac, bridge, ip, type, model, vifname, script, backend, rate, mtu…)`,
+      );
     out[k] = v;
   }
   return out;
@@ -226,7 +274,8 @@ export interface XlGuestOptions {
 export function xlGuest(file: string, text: string, opts: XlGuestOptions = {}): GuestInput {
   const cfg = parseXlConfig(file, text);
   for (const s of cfg.values()) {
-    if (!USED.has(s.key) && !IGNORED.has(s.key)) throw new XlConfigError(file, s.line, `unknown setting "${s.key}" (xl.cfg(5)); this model reads ${[...USED].join(', ')}`);
+    if (!USED.has(s.key) && !IGNORED.has(s.key))
+      throw new XlConfigError(file, s.line, `unknown setting "${s.key}" (xl.cfg(5)); this model reads ${[...USED].join(', ')}`);
   }
   const get = (k: string): XlSetting | undefined => cfg.get(k);
   const nameS = get('name');
@@ -262,7 +311,8 @@ export function xlGuest(file: string, text: string, opts: XlGuestOptions = {}): 
   if (pciS !== undefined) {
     for (const p of xlStrings(file, pciS)) {
       const [bdf, ...rest] = p.text.split(',');
-      if (!/^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(bdf!.trim())) throw new XlConfigError(file, p.line, `pci: "${bdf}" is not a PCI address [DDDD:]BB:DD.F`);
+      if (!/^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(bdf!.trim()))
+        throw new XlConfigError(file, p.line, `pci: "${bdf}" is not a PCI address [DDDD:]BB:DD.F`);
       const kv: Record<string, string> = {};
       for (const r of rest) {
         const eq = r.indexOf('=');
@@ -273,9 +323,13 @@ export function xlGuest(file: string, text: string, opts: XlGuestOptions = {}): 
   }
   entries.forEach((e, i) => {
     const override = opts.paths?.[i];
-    const path = override ?? (e.sriov ? 'sriov' : g.type === 'pv' || e.kv.type === 'vif' ? 'pv' : e.kv.model !== undefined || e.kv.type === 'ioemu' ? 'emulated' : 'pv');
-    if (e.kv.mac === undefined) throw new XlConfigError(file, e.line, `${e.sriov ? 'pci' : 'vif'} ${i}: mac= is required here (the model does not invent addresses)`);
-    if (e.kv.ip === undefined) throw new XlConfigError(file, e.line, `${e.sriov ? 'pci' : 'vif'} ${i}: ip= is required here (the guest's address on that NIC)`);
+    const path =
+      override ??
+      (e.sriov ? 'sriov' : g.type === 'pv' || e.kv.type === 'vif' ? 'pv' : e.kv.model !== undefined || e.kv.type === 'ioemu' ? 'emulated' : 'pv');
+    if (e.kv.mac === undefined)
+      throw new XlConfigError(file, e.line, `${e.sriov ? 'pci' : 'vif'} ${i}: mac= is required here (the model does not invent addresses)`);
+    if (e.kv.ip === undefined)
+      throw new XlConfigError(file, e.line, `${e.sriov ? 'pci' : 'vif'} ${i}: ip= is required here (the guest's address on that NIC)`);
     const ip = e.kv.ip.split(/\s+/)[0]!;
     const nic: NicInput = { path, mac: e.kv.mac.toLowerCase(), ip: ip.includes('/') ? ip : `${ip}/${prefix}` };
     if (e.kv.bridge !== undefined) nic.bridge = e.kv.bridge;
@@ -283,7 +337,8 @@ export function xlGuest(file: string, text: string, opts: XlGuestOptions = {}): 
     if (e.sriov && path === 'sriov') nic.options = { vf: e.kv.vf! };
     nics.push(nic);
   });
-  if (opts.paths !== undefined && opts.paths.length > entries.length) throw new XlConfigError(file, 1, `paths names ${opts.paths.length} NICs but the file has ${entries.length} vif/pci entries`);
+  if (opts.paths !== undefined && opts.paths.length > entries.length)
+    throw new XlConfigError(file, 1, `paths names ${opts.paths.length} NICs but the file has ${entries.length} vif/pci entries`);
   g.nics = nics;
   return g;
 }

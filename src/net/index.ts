@@ -3,13 +3,43 @@
  * the benchmarks. Internals of TCP (control blocks, input/output, timers) stay inside.
  */
 export * from './wire/index.js';
-export { Stack, Interface, stackRx, stackTx, StackPort, type InterfaceConfig, type RxHandler, type StackOptions, type StackPortStats, type StackStats } from './stack.js';
-export { Bridge, BridgeDevice, BridgePort, bridgeCosts, type BridgeCosts, type BridgeDropReason, type BridgeOptions, type BridgePortStats, type BridgeStats } from './bridge/bridge.js';
+export {
+  Stack,
+  Interface,
+  stackRx,
+  stackTx,
+  StackPort,
+  type InterfaceConfig,
+  type RxHandler,
+  type StackOptions,
+  type StackPortStats,
+  type StackStats,
+} from './stack.js';
+export {
+  Bridge,
+  BridgeDevice,
+  BridgePort,
+  bridgeCosts,
+  type BridgeCosts,
+  type BridgeDropReason,
+  type BridgeOptions,
+  type BridgePortStats,
+  type BridgeStats,
+} from './bridge/bridge.js';
 export { Fdb, type FdbEntry, type FdbStats } from './bridge/fdb.js';
 export { NetRxSoftirq, type NetRxParams, type SoftnetStats } from './softirq.js';
 export { stackCosts, type StackCosts } from './costs.js';
 export { directPair, type DirectPair, type DirectPairOptions } from './pair.js';
-export { DeviceWrapper, NapiTap, NO_OFFLOADS, fixFeatures, type DeviceFeatures, type DeviceUpper, type Napi, type NetDevice } from './iface/device.js';
+export {
+  DeviceWrapper,
+  NapiTap,
+  NO_OFFLOADS,
+  fixFeatures,
+  type DeviceFeatures,
+  type DeviceUpper,
+  type Napi,
+  type NetDevice,
+} from './iface/device.js';
 export { DirectLink, LinkEnd, type DirectLinkOptions, type LinkStats } from './iface/direct-link.js';
 export { gsoSegment } from './iface/gso.js';
 export { fragmentIpv4 } from './ip/fragment.js';

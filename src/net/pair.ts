@@ -37,7 +37,11 @@ export function directPair(env: SimEnvironment, profile: Profile, opts: DirectPa
   const serverCpu = new SimpleCpu(env, 'server-cpu');
   const client = new Stack({ env, cpu: clientCpu, profile, name: 'client', memory: opts.memory?.client });
   const server = new Stack({ env, cpu: serverCpu, profile, name: 'server', memory: opts.memory?.server });
-  const link = new DirectLink(env, 'wire', mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), { ...opts, rxRing: opts.rxRing ?? client.costs.rxRing, irqCost: client.costs.irq });
+  const link = new DirectLink(env, 'wire', mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), {
+    ...opts,
+    rxRing: opts.rxRing ?? client.costs.rxRing,
+    irqCost: client.costs.irq,
+  });
   const clientAddr = ipv4('10.0.0.1');
   const serverAddr = ipv4('10.0.0.2');
   const clientIf = client.addInterface(opts.pcap !== undefined ? new PcapTap(link.a, opts.pcap, env) : link.a, { address: clientAddr, prefix: 24 });

@@ -32,7 +32,13 @@ function setup(perFrame: number, params: NetRxParams = PARAMS): { env: SimEnviro
   const env = new SimEnvironment({ seed: 1 });
   const cpu = new SimpleCpu(env, 'cpu');
   const order: number[] = [];
-  const rx = new NetRxSoftirq(env, cpu, params, () => perFrame, (p) => order.push(p.data[0]!));
+  const rx = new NetRxSoftirq(
+    env,
+    cpu,
+    params,
+    () => perFrame,
+    (p) => order.push(p.data[0]!),
+  );
   return { env, cpu, rx, order };
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MS, S, SimEnvironment, SimpleCpu, US, type ProcessGenerator } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
-import type { Packet} from './iface/packet.js';
+import type { Packet } from './iface/packet.js';
 import { GSO_TCPV4, CSUM_PARTIAL, HEAP_MEMORY } from './iface/packet.js';
 import { gsoSegment } from './iface/gso.js';
 import { directPair } from './pair.js';
@@ -30,24 +30,28 @@ describe('TCP connection lifecycle', () => {
     const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
     let srv: TcpSocket | null = null;
     let cli: TcpSocket | null = null;
-    env.process((function* (): ProcessGenerator<void> {
-      const l = ok(p.server.tcp.listen(80));
-      srv = ok(yield* l.accept());
-      const d = ok(yield* srv.recv(100));
-      assert.equal(Buffer.from(d).toString(), 'hello');
-      ok(yield* srv.send(Buffer.from('world')));
-      const eof = ok(yield* srv.recv(100));
-      assert.equal(eof.length, 0);
-      yield* srv.close();
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      cli = p.client.tcp.socket();
-      ok(yield* cli.connect(p.serverAddr, 80));
-      assert.equal(cli.state, 'ESTABLISHED');
-      ok(yield* cli.send(Buffer.from('hello')));
-      assert.equal(Buffer.from(ok(yield* cli.recv(100))).toString(), 'world');
-      yield* cli.close();
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const l = ok(p.server.tcp.listen(80));
+        srv = ok(yield* l.accept());
+        const d = ok(yield* srv.recv(100));
+        assert.equal(Buffer.from(d).toString(), 'hello');
+        ok(yield* srv.send(Buffer.from('world')));
+        const eof = ok(yield* srv.recv(100));
+        assert.equal(eof.length, 0);
+        yield* srv.close();
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        cli = p.client.tcp.socket();
+        ok(yield* cli.connect(p.serverAddr, 80));
+        assert.equal(cli.state, 'ESTABLISHED');
+        ok(yield* cli.send(Buffer.from('hello')));
+        assert.equal(Buffer.from(ok(yield* cli.recv(100))).toString(), 'world');
+        yield* cli.close();
+      })(),
+    );
     env.run({ until: 1 * S });
     assert.equal(cli!.state, 'TIME_WAIT', 'the active closer waits');
     assert.equal(srv!.state, 'CLOSED');
@@ -60,14 +64,18 @@ describe('TCP connection lifecycle', () => {
     const p = directPair(env, profile, { bandwidth: 1e9, delay: 100 * US });
     let srv: TcpSocket | null = null;
     let cli: TcpSocket | null = null;
-    env.process((function* (): ProcessGenerator<void> {
-      const l = ok(p.server.tcp.listen(80));
-      srv = ok(yield* l.accept());
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      cli = p.client.tcp.socket();
-      ok(yield* cli.connect(p.serverAddr, 80));
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const l = ok(p.server.tcp.listen(80));
+        srv = ok(yield* l.accept());
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        cli = p.client.tcp.socket();
+        ok(yield* cli.connect(p.serverAddr, 80));
+      })(),
+    );
     env.run({ until: 10 * MS });
     env.process(srv!.close());
     env.process(cli!.close());
@@ -81,9 +89,11 @@ describe('TCP connection lifecycle', () => {
     const env = new SimEnvironment({ seed: 3 });
     const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
     let result: unknown;
-    env.process((function* (): ProcessGenerator<void> {
-      result = yield* p.client.tcp.socket().connect(p.serverAddr, 9);
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        result = yield* p.client.tcp.socket().connect(p.serverAddr, 9);
+      })(),
+    );
     env.run({ until: 1 * S });
     assert.ok(isSocketError(result) && result.code === 'ECONNREFUSED');
     assert.equal(p.server.tcp.stats.rstsOut, 1);
@@ -102,22 +112,29 @@ describe('TCP connection lifecycle', () => {
       return 'drop';
     });
     let err: unknown;
-    env.process((function* (): ProcessGenerator<void> {
-      const l = ok(p.server.tcp.listen(80));
-      yield* l.accept();
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      const c = p.client.tcp.socket();
-      ok(yield* c.connect(p.serverAddr, 80));
-      blackhole = true;
-      ok(yield* c.send(new Uint8Array(1000)));
-      err = yield* c.recv(10);
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const l = ok(p.server.tcp.listen(80));
+        yield* l.accept();
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const c = p.client.tcp.socket();
+        ok(yield* c.connect(p.serverAddr, 80));
+        blackhole = true;
+        ok(yield* c.send(new Uint8Array(1000)));
+        err = yield* c.recv(10);
+      })(),
+    );
     env.run({ until: 2000 * S });
     const gaps = sent.slice(1).map((t, i) => t - sent[i]!);
     assert.ok(gaps[0]! >= 200 * MS && gaps[0]! < 250 * MS, `first RTO ${gaps[0]! / MS} ms`);
     for (let i = 1; i < 8; i++) assert.ok(Math.abs(gaps[i]! / gaps[i - 1]! - 2) < 0.01, `gap ${i} is ${gaps[i]! / MS} ms after ${gaps[i - 1]! / MS}`);
-    assert.ok(gaps.every((g) => g <= 120 * S), 'capped at TCP_RTO_MAX');
+    assert.ok(
+      gaps.every((g) => g <= 120 * S),
+      'capped at TCP_RTO_MAX',
+    );
     assert.ok(gaps.some((g) => g === 120 * S));
     assert.equal(sent.length, 16, 'the original and tcp_retries2 = 15 retransmissions');
     assert.equal(rsts, 0, 'tcp_write_err gives up without a RST');
@@ -129,22 +146,26 @@ describe('TCP connection lifecycle', () => {
     const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
     let c: TcpSocket | null = null;
     let total = 0;
-    env.process((function* (): ProcessGenerator<void> {
-      const l = ok(p.server.tcp.listen(80, { rcvbuf: 8192 }));
-      const s = ok(yield* l.accept());
-      yield env.timeout(2 * S); // not reading: the window closes
-      for (;;) {
-        const d = ok(yield* s.recv(65536));
-        if (d.length === 0) break;
-        total += d.length;
-      }
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      c = p.client.tcp.socket();
-      ok(yield* c.connect(p.serverAddr, 80));
-      ok(yield* c.send(new Uint8Array(100_000)));
-      yield* c.close();
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const l = ok(p.server.tcp.listen(80, { rcvbuf: 8192 }));
+        const s = ok(yield* l.accept());
+        yield env.timeout(2 * S); // not reading: the window closes
+        for (;;) {
+          const d = ok(yield* s.recv(65536));
+          if (d.length === 0) break;
+          total += d.length;
+        }
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        c = p.client.tcp.socket();
+        ok(yield* c.connect(p.serverAddr, 80));
+        ok(yield* c.send(new Uint8Array(100_000)));
+        yield* c.close();
+      })(),
+    );
     env.run({ until: 10 * S });
     assert.ok(c!.stats.zeroWindowProbes >= 2, `${c!.stats.zeroWindowProbes} probes`);
     assert.equal(total, 100_000);
@@ -153,39 +174,50 @@ describe('TCP connection lifecycle', () => {
 
 describe('TIME_WAIT and reusing a four-tuple', () => {
   /** One short connection from client port `cport` to server port 80; `serverFirst` makes the server close first. */
-  const once = (env: SimEnvironment, p: ReturnType<typeof directPair>, cport: number, opts: { timestamps?: boolean; serverFirst?: boolean } = {}): { err: string | null; at: number } => {
+  const once = (
+    env: SimEnvironment,
+    p: ReturnType<typeof directPair>,
+    cport: number,
+    opts: { timestamps?: boolean; serverFirst?: boolean } = {},
+  ): { err: string | null; at: number } => {
     const out = { err: null as string | null, at: -1 };
     const tcp = opts.timestamps === false ? { timestamps: false } : {};
-    env.process((function* (): ProcessGenerator<void> {
-      const c = p.client.tcp.socket(tcp);
-      const b = c.bind(cport);
-      if (b !== undefined) {
-        out.err = b.code;
-        return;
-      }
-      const t0 = env.now;
-      const e = yield* c.connect(p.serverAddr, 80);
-      if (isSocketError(e)) {
-        out.err = e.code;
-        return;
-      }
-      out.at = env.now - t0;
-      if (opts.serverFirst === true) assert.equal(ok(yield* c.recv(10)).length, 0);
-      yield* c.close();
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const c = p.client.tcp.socket(tcp);
+        const b = c.bind(cport);
+        if (b !== undefined) {
+          out.err = b.code;
+          return;
+        }
+        const t0 = env.now;
+        const e = yield* c.connect(p.serverAddr, 80);
+        if (isSocketError(e)) {
+          out.err = e.code;
+          return;
+        }
+        out.at = env.now - t0;
+        if (opts.serverFirst === true) assert.equal(ok(yield* c.recv(10)).length, 0);
+        yield* c.close();
+      })(),
+    );
     return out;
   };
   const serve = (env: SimEnvironment, p: ReturnType<typeof directPair>, serverFirst: boolean, timestamps = true): void => {
     const l = ok(p.server.tcp.listen(80, timestamps ? {} : { timestamps: false }));
-    env.process((function* (): ProcessGenerator<void> {
-      for (;;) {
-        const s = ok(yield* l.accept());
-        env.process((function* (): ProcessGenerator<void> {
-          if (!serverFirst) assert.equal(ok(yield* s.recv(10)).length, 0);
-          yield* s.close();
-        })());
-      }
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        for (;;) {
+          const s = ok(yield* l.accept());
+          env.process(
+            (function* (): ProcessGenerator<void> {
+              if (!serverFirst) assert.equal(ok(yield* s.recv(10)).length, 0);
+              yield* s.close();
+            })(),
+          );
+        }
+      })(),
+    );
   };
 
   it('a bound connect takes over its four-tuple in TIME_WAIT when timestamps were used (tcp_twsk_unique), and fails without', () => {
@@ -216,11 +248,13 @@ describe('TIME_WAIT and reusing a four-tuple', () => {
     const port = (): number => {
       const c = p.client.tcp.socket();
       let lport = -1;
-      env.process((function* (): ProcessGenerator<void> {
-        ok(yield* c.connect(p.serverAddr, 80));
-        lport = c.localPort;
-        yield* c.close();
-      })());
+      env.process(
+        (function* (): ProcessGenerator<void> {
+          ok(yield* c.connect(p.serverAddr, 80));
+          lport = c.localPort;
+          yield* c.close();
+        })(),
+      );
       env.run({ until: env.now + 100 * MS });
       return lport;
     };
@@ -260,22 +294,26 @@ describe('devices, routing, neighbours, hooks', () => {
     const cpu = new SimpleCpu(env);
     const s = new Stack({ env, cpu, profile, name: 'solo' });
     let got = 0;
-    env.process((function* (): ProcessGenerator<void> {
-      const l = ok(s.tcp.listen(80));
-      const a = ok(yield* l.accept());
-      for (;;) {
-        const d = ok(yield* a.recv(1 << 20));
-        if (d.length === 0) break;
-        got += d.length;
-      }
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      const c = s.tcp.socket();
-      ok(yield* c.connect(ipv4('127.0.0.1'), 80));
-      assert.ok(c.maxSegment > 60000, 'MSS from lo\'s 64 KiB MTU');
-      ok(yield* c.send(new Uint8Array(1_000_000)));
-      yield* c.close();
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const l = ok(s.tcp.listen(80));
+        const a = ok(yield* l.accept());
+        for (;;) {
+          const d = ok(yield* a.recv(1 << 20));
+          if (d.length === 0) break;
+          got += d.length;
+        }
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const c = s.tcp.socket();
+        ok(yield* c.connect(ipv4('127.0.0.1'), 80));
+        assert.ok(c.maxSegment > 60000, "MSS from lo's 64 KiB MTU");
+        ok(yield* c.send(new Uint8Array(1_000_000)));
+        yield* c.close();
+      })(),
+    );
     env.run({ until: 1 * S });
     assert.equal(got, 1_000_000);
     assert.ok(cpu.busy.softirq > 0 && cpu.busy.kernel > 0);
@@ -284,11 +322,13 @@ describe('devices, routing, neighbours, hooks', () => {
   it('ARP resolves once, queues packets meanwhile; an absent neighbour fails after 3 probes and drops them (counted)', () => {
     const env = new SimEnvironment({ seed: 7 });
     const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US });
-    env.process((function* (): ProcessGenerator<void> {
-      const u = p.client.udp.socket();
-      for (let i = 0; i < 3; i++) ok(yield* u.sendTo(p.serverAddr, 7, new Uint8Array(10)));
-      ok(yield* u.sendTo(ipv4('10.0.0.99'), 7, new Uint8Array(10)));
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const u = p.client.udp.socket();
+        for (let i = 0; i < 3; i++) ok(yield* u.sendTo(p.serverAddr, 7, new Uint8Array(10)));
+        ok(yield* u.sendTo(ipv4('10.0.0.99'), 7, new Uint8Array(10)));
+      })(),
+    );
     env.run({ until: 10 * S });
     const n = p.clientIf.neighbours.stats;
     assert.equal(n.resolved, 1);
@@ -310,14 +350,18 @@ describe('devices, routing, neighbours, hooks', () => {
       return 'stolen';
     });
     let got = 0;
-    env.process((function* (): ProcessGenerator<void> {
-      const u = p.server.udp.socket();
-      ok(u.bind(7));
-      got = ok(yield* u.recvFrom()).data.length;
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      ok(yield* p.client.udp.socket().sendTo(p.serverAddr, 7, new Uint8Array(100)));
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const u = p.server.udp.socket();
+        ok(u.bind(7));
+        got = ok(yield* u.recvFrom()).data.length;
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        ok(yield* p.client.udp.socket().sendTo(p.serverAddr, 7, new Uint8Array(100)));
+      })(),
+    );
     env.run({ until: 1 * S });
     assert.equal(got, 100);
     assert.equal(stolen, 1);
@@ -335,14 +379,18 @@ describe('devices, routing, neighbours, hooks', () => {
       return 'accept';
     });
     let got = 0;
-    env.process((function* (): ProcessGenerator<void> {
-      const u = p.server.udp.socket();
-      ok(u.bind(7));
-      got = ok(yield* u.recvFrom()).data.length;
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      ok(yield* p.client.udp.socket().sendTo(p.serverAddr, 7, new Uint8Array(8000)));
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const u = p.server.udp.socket();
+        ok(u.bind(7));
+        got = ok(yield* u.recvFrom()).data.length;
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        ok(yield* p.client.udp.socket().sendTo(p.serverAddr, 7, new Uint8Array(8000)));
+      })(),
+    );
     env.run({ until: 1 * S });
     assert.deepEqual(seen, [{ ipLen: 8028, flagsFrag: 0 }], 'one whole datagram, DF clear (too big for the MTU)');
     assert.equal(p.client.stats.fragmentsOut, 6);
@@ -356,20 +404,25 @@ describe('devices, routing, neighbours, hooks', () => {
     let fragments = 0;
     p.server.hooks.preRouting.add((pkt) => {
       // Corrupt the second fragment's payload in flight; its IP header stays valid.
-      if (((pkt.data[pkt.l3 + 6]! & 0x1f) | pkt.data[pkt.l3 + 7]!) !== 0 && fragments++ === 0) pkt.data[pkt.l4 + 100] = pkt.data[pkt.l4 + 100]! ^ 0xff;
+      if (((pkt.data[pkt.l3 + 6]! & 0x1f) | pkt.data[pkt.l3 + 7]!) !== 0 && fragments++ === 0)
+        pkt.data[pkt.l4 + 100] = pkt.data[pkt.l4 + 100]! ^ 0xff;
       return 'accept';
     });
     const got: number[] = [];
-    env.process((function* (): ProcessGenerator<void> {
-      const u = p.server.udp.socket();
-      ok(u.bind(7));
-      for (;;) got.push(ok(yield* u.recvFrom()).data.length);
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      const u = p.client.udp.socket();
-      ok(yield* u.sendTo(p.serverAddr, 7, new Uint8Array(8000))); // corrupted
-      ok(yield* u.sendTo(p.serverAddr, 7, new Uint8Array(100))); // one frame, validated by the NIC
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const u = p.server.udp.socket();
+        ok(u.bind(7));
+        for (;;) got.push(ok(yield* u.recvFrom()).data.length);
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const u = p.client.udp.socket();
+        ok(yield* u.sendTo(p.serverAddr, 7, new Uint8Array(8000))); // corrupted
+        ok(yield* u.sendTo(p.serverAddr, 7, new Uint8Array(100))); // one frame, validated by the NIC
+      })(),
+    );
     env.run({ until: 1 * S });
     assert.equal(p.server.reassembler.stats.reassembled, 1);
     assert.deepEqual(got, [100]);
@@ -384,12 +437,14 @@ describe('devices, routing, neighbours, hooks', () => {
     const server: boolean[] = [];
     p.client.hooks.postRouting.add((pkt) => (client.push(df(pkt)), 'accept'));
     p.server.hooks.postRouting.add((pkt) => (server.push(df(pkt)), 'accept'));
-    env.process((function* (): ProcessGenerator<void> {
-      ok(yield* p.client.udp.socket().sendTo(p.serverAddr, 7, new Uint8Array(1472)));
-      const s = p.client.icmp.openPing();
-      ok(yield* s.send(p.serverAddr, 1, new Uint8Array(56)));
-      yield* s.recv();
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        ok(yield* p.client.udp.socket().sendTo(p.serverAddr, 7, new Uint8Array(1472)));
+        const s = p.client.icmp.openPing();
+        ok(yield* s.send(p.serverAddr, 1, new Uint8Array(56)));
+        yield* s.recv();
+      })(),
+    );
     env.run({ until: 1 * S });
     assert.deepEqual(client, [true, true], 'a 1472-byte UDP datagram and an echo request');
     assert.deepEqual(server, [false], 'the echo reply');
@@ -399,21 +454,25 @@ describe('devices, routing, neighbours, hooks', () => {
     const env = new SimEnvironment({ seed: 9 });
     const p = directPair(env, profile, { bandwidth: 1e8, delay: 10 * US, txRing: 4 });
     let got = 0;
-    env.process((function* (): ProcessGenerator<void> {
-      const l = ok(p.server.tcp.listen(80));
-      const s = ok(yield* l.accept());
-      for (;;) {
-        const d = ok(yield* s.recv(1 << 20));
-        if (d.length === 0) break;
-        got += d.length;
-      }
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      const c = p.client.tcp.socket();
-      ok(yield* c.connect(p.serverAddr, 80));
-      ok(yield* c.send(new Uint8Array(2_000_000)));
-      yield* c.close();
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const l = ok(p.server.tcp.listen(80));
+        const s = ok(yield* l.accept());
+        for (;;) {
+          const d = ok(yield* s.recv(1 << 20));
+          if (d.length === 0) break;
+          got += d.length;
+        }
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const c = p.client.tcp.socket();
+        ok(yield* c.connect(p.serverAddr, 80));
+        ok(yield* c.send(new Uint8Array(2_000_000)));
+        yield* c.close();
+      })(),
+    );
     env.run({ until: 5 * S });
     assert.equal(got, 2_000_000);
     assert.ok(p.clientIf.txq.stats.stops > 0, 'the device refused frames while busy');
@@ -425,17 +484,21 @@ describe('devices, routing, neighbours, hooks', () => {
     const run = (features: { sg?: boolean; tso?: boolean }): { cpu: number; gso: number; sg: boolean; tso: boolean } => {
       const env = new SimEnvironment({ seed: 11 });
       const p = directPair(env, profile, { bandwidth: 1e9, delay: 10 * US, features });
-      env.process((function* (): ProcessGenerator<void> {
-        const l = ok(p.server.tcp.listen(80));
-        const s = ok(yield* l.accept());
-        while (ok(yield* s.recv(1 << 20)).length > 0);
-      })());
-      env.process((function* (): ProcessGenerator<void> {
-        const c = p.client.tcp.socket();
-        ok(yield* c.connect(p.serverAddr, 80));
-        ok(yield* c.send(new Uint8Array(1_000_000)));
-        yield* c.close();
-      })());
+      env.process(
+        (function* (): ProcessGenerator<void> {
+          const l = ok(p.server.tcp.listen(80));
+          const s = ok(yield* l.accept());
+          while (ok(yield* s.recv(1 << 20)).length > 0);
+        })(),
+      );
+      env.process(
+        (function* (): ProcessGenerator<void> {
+          const c = p.client.tcp.socket();
+          ok(yield* c.connect(p.serverAddr, 80));
+          ok(yield* c.send(new Uint8Array(1_000_000)));
+          yield* c.close();
+        })(),
+      );
       env.run({ until: 1 * S });
       return { cpu: p.clientCpu.busyTotal, gso: p.clientIf.txq.stats.gsoSegments, sg: p.clientIf.features.sg, tso: p.clientIf.features.tso };
     };
@@ -503,6 +566,10 @@ describe('devices, routing, neighbours, hooks', () => {
     env.run();
     assert.equal(iface.dev, neu);
     assert.equal(iface.txq.length, 0);
-    assert.deepEqual(neu.got.map((p) => p.data[ETH.HEADER_LEN + 27]), [2, 3], 'in order');
+    assert.deepEqual(
+      neu.got.map((p) => p.data[ETH.HEADER_LEN + 27]),
+      [2, 3],
+      'in order',
+    );
   });
 });

@@ -97,7 +97,9 @@ export class Interface implements DeviceUpper {
   replaceDevice(dev: NetDevice): void {
     const f = fixFeatures(dev.features);
     if (dev.mac !== this.device.mac || JSON.stringify(f) !== JSON.stringify(this.features) || dev.mtu !== this.device.mtu) {
-      throw new Error(`${this.stack.name}: interface ${this.name}: the replacement device differs (MAC, MTU or features) from the one the stack built for`);
+      throw new Error(
+        `${this.stack.name}: interface ${this.name}: the replacement device differs (MAC, MTU or features) from the one the stack built for`,
+      );
     }
     this.device = dev;
     dev.attach(this);
@@ -288,7 +290,18 @@ export class Stack {
   readonly tcp: TcpLayer;
   readonly udp: UdpLayer;
   readonly icmp: IcmpLayer;
-  readonly stats: StackStats = { ipIn: 0, ipOut: 0, malformed: {}, notForUs: 0, noRoute: 0, unknownProtocol: 0, hookDrops: 0, hookStolen: 0, fragmentsOut: 0, fragFails: 0 };
+  readonly stats: StackStats = {
+    ipIn: 0,
+    ipOut: 0,
+    malformed: {},
+    notForUs: 0,
+    noRoute: 0,
+    unknownProtocol: 0,
+    hookDrops: 0,
+    hookStolen: 0,
+    fragmentsOut: 0,
+    fragFails: 0,
+  };
   private ident = 0;
   private readonly txFifo = new Deque<TxEntry>();
   /** Receive processing: NAPI polling, the netif_rx backlog, ksoftirqd. */
@@ -311,7 +324,15 @@ export class Stack {
     this.softirq = new NetRxSoftirq(
       this.env,
       this.cpu,
-      { weight: c.napiWeight, budget: c.netdevBudget, netRxTime: c.netRxTime, maxTime: c.softirqMaxTime, maxRestart: c.softirqMaxRestart, maxBacklog: c.maxBacklog, wakeup: c.wakeup },
+      {
+        weight: c.napiWeight,
+        budget: c.netdevBudget,
+        netRxTime: c.netRxTime,
+        maxTime: c.softirqMaxTime,
+        maxRestart: c.softirqMaxRestart,
+        maxBacklog: c.maxBacklog,
+        wakeup: c.wakeup,
+      },
       (pkt) => (pkt.iface instanceof StackPort ? pkt.iface.rxCost(pkt) : this.rxCost(pkt)),
       (pkt) => (pkt.iface instanceof StackPort ? pkt.iface.input(pkt) : this.input(pkt)),
     );
@@ -323,7 +344,8 @@ export class Stack {
    * `handler.rxCost` and handed to `handler.handle` instead of IP.
    */
   attachPort(dev: NetDevice, handler: RxHandler): StackPort {
-    if (this.interfaces.some((i) => i.dev === dev) || this.ports.has(dev)) throw new Error(`${this.name}: ${dev.name} is already attached to this stack`);
+    if (this.interfaces.some((i) => i.dev === dev) || this.ports.has(dev))
+      throw new Error(`${this.name}: ${dev.name} is already attached to this stack`);
     const port = new StackPort(this, dev, handler);
     this.ports.set(dev, port);
     return port;
@@ -574,7 +596,22 @@ export class Stack {
     const pkt = Packet.alloc(this.memory, ETH.HEADER_LEN + IP.HEADER_LEN + l4Len);
     pkt.l3 = ETH.HEADER_LEN;
     pkt.l4 = ETH.HEADER_LEN + IP.HEADER_LEN;
-    emitIpv4({ src, dst, protocol, ttl: DEFAULT_TTL, tos: 0, ident: this.nextIdent(), dontFragment: df, moreFragments: false, fragOffset: 0, payloadLen: l4Len }, pkt.data, ETH.HEADER_LEN);
+    emitIpv4(
+      {
+        src,
+        dst,
+        protocol,
+        ttl: DEFAULT_TTL,
+        tos: 0,
+        ident: this.nextIdent(),
+        dontFragment: df,
+        moreFragments: false,
+        fragOffset: 0,
+        payloadLen: l4Len,
+      },
+      pkt.data,
+      ETH.HEADER_LEN,
+    );
     return pkt;
   }
 

@@ -99,7 +99,10 @@ export class Profile {
         origin,
         parsed.error.issues.map((i) => {
           const path = i.path.map(String);
-          const where = path[0] === 'entries' && path.length >= 2 ? `entry "${path[1]}"${path.length > 2 ? ` field "${path.slice(2).join('.')}"` : ''}` : `field "${path.join('.') || '(top level)'}"`;
+          const where =
+            path[0] === 'entries' && path.length >= 2
+              ? `entry "${path[1]}"${path.length > 2 ? ` field "${path.slice(2).join('.')}"` : ''}`
+              : `field "${path.join('.') || '(top level)'}"`;
           return `${where}: ${i.message}`;
         }),
       );
@@ -150,7 +153,10 @@ export class Profile {
 
   /** A copy that names another Xen release (for tests and experiments comparing releases). */
   withXen(version: string, name = `${this.name}@xen-${version}`): Profile {
-    return Profile.fromData({ ...this.data, name, xen: { version, source: `${this.data.xen.source} (overridden to ${version})` } }, `${this.origin} (Xen ${version})`);
+    return Profile.fromData(
+      { ...this.data, name, xen: { version, source: `${this.data.xen.source} (overridden to ${version})` } },
+      `${this.origin} (Xen ${version})`,
+    );
   }
 
   /** The entry as written in the profile. */

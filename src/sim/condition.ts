@@ -12,7 +12,10 @@ abstract class Condition<T> extends SimEvent<T> {
   protected first = -1;
   private readonly check: Callback;
 
-  constructor(env: Kernel, protected readonly events: readonly SimEvent<unknown>[]) {
+  constructor(
+    env: Kernel,
+    protected readonly events: readonly SimEvent<unknown>[],
+  ) {
     super(env);
     this.values = new Array<unknown>(events.length);
     this.check = (ev) => this.onEvent(ev);
@@ -75,7 +78,8 @@ export interface AnyOfResult {
  * Succeeds when any event has succeeded, with the first one's index and value. Over an
  * empty list it succeeds at once with index -1.
  */
-export class AnyOf extends Condition<AnyOfResult> {  protected settled(): boolean {
+export class AnyOf extends Condition<AnyOfResult> {
+  protected settled(): boolean {
     return this.done > 0 || this.events.length === 0;
   }
   protected result(): AnyOfResult {

@@ -42,7 +42,10 @@ describe('event ordering', () => {
         for (const e of entries) add(e.delay, e.priority, () => e.children.forEach((c) => add(c.delay, c.priority, () => {})));
         env.run();
         assert.equal(pending.size, 0);
-        assert.equal(count, entries.reduce((n, e) => n + 1 + e.children.length, 0));
+        assert.equal(
+          count,
+          entries.reduce((n, e) => n + 1 + e.children.length, 0),
+        );
       }),
       { numRuns: 300 },
     );
@@ -55,7 +58,10 @@ describe('event ordering', () => {
         const fired: number[] = [];
         specs.forEach(([delay, priority], i) => env.schedule({ fire: () => fired.push(i) }, delay, priority, 0));
         env.run();
-        const expected = specs.map((s, i) => ({ i, t: s[0], p: s[1] })).sort((a, b) => a.t - b.t || a.p - b.p || a.i - b.i).map((x) => x.i);
+        const expected = specs
+          .map((s, i) => ({ i, t: s[0], p: s[1] }))
+          .sort((a, b) => a.t - b.t || a.p - b.p || a.i - b.i)
+          .map((x) => x.i);
         assert.deepEqual(fired, expected);
       }),
       { numRuns: 300 },

@@ -94,7 +94,18 @@ describe('Store', () => {
       })(),
     );
     env.run();
-    assert.deepEqual(got, ['put 0 at 0', 'put 1 at 0', 'got 0 at 10', 'put 2 at 10', 'got 1 at 11', 'put 3 at 11', 'got 2 at 12', 'put 4 at 12', 'got 3 at 13', 'got 4 at 14']);
+    assert.deepEqual(got, [
+      'put 0 at 0',
+      'put 1 at 0',
+      'got 0 at 10',
+      'put 2 at 10',
+      'got 1 at 11',
+      'put 3 at 11',
+      'got 2 at 12',
+      'put 4 at 12',
+      'got 3 at 13',
+      'got 4 at 14',
+    ]);
   });
 
   it('tryPut refuses when full; tryGet returns undefined when empty', () => {
@@ -112,7 +123,10 @@ describe('Rng', () => {
     const a = new Rng(7);
     const b = new Rng(7);
     const xs = Array.from({ length: 10 }, () => a.nextU32());
-    assert.deepEqual(xs, Array.from({ length: 10 }, () => b.nextU32()));
+    assert.deepEqual(
+      xs,
+      Array.from({ length: 10 }, () => b.nextU32()),
+    );
     // Forking is a function of (seed, label) only: drawing from the parent does not shift it.
     const p1 = new Rng(7);
     const p2 = new Rng(7);

@@ -21,7 +21,10 @@ export class Resource {
   private readonly waiting = new Deque<Request>();
   private inUse = 0;
 
-  constructor(readonly env: Kernel, readonly capacity = 1) {
+  constructor(
+    readonly env: Kernel,
+    readonly capacity = 1,
+  ) {
     if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError(`resource capacity ${capacity} must be a positive integer`);
   }
 

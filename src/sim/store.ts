@@ -10,7 +10,10 @@ export class Store<T> {
   private readonly getters = new Deque<SimEvent<T>>();
   private readonly putters = new Deque<{ ev: SimEvent<void>; item: T }>();
 
-  constructor(readonly env: Kernel, readonly capacity = Infinity) {
+  constructor(
+    readonly env: Kernel,
+    readonly capacity = Infinity,
+  ) {
     if (!(capacity >= 1)) throw new RangeError(`store capacity ${capacity} must be at least 1`);
   }
 

@@ -115,7 +115,10 @@ export class SimpleCpu implements Executor {
   /** CPU time given to each context so far, ns. */
   readonly busy: Record<ExecContext, number> = { user: 0, kernel: 0, softirq: 0, irq: 0, xen: 0, kthread: 0, qemu: 0 };
 
-  constructor(private readonly env: Kernel, readonly name = 'cpu') {
+  constructor(
+    private readonly env: Kernel,
+    readonly name = 'cpu',
+  ) {
     this.timer = new Timer(env, () => this.complete());
   }
 

@@ -7,5 +7,10 @@ import { ShmemPath } from './shmem/index.js';
 
 /** Every I/O path this build has, registered under its name. */
 export function defaultPaths(): PathRegistry {
-  return new PathRegistry().register(new PvPath()).register(new EmulatedPath()).register(new Hv2mPath()).register(new ShmemPath()).register(new SriovPath());
+  return new PathRegistry()
+    .register(new PvPath())
+    .register(new EmulatedPath())
+    .register(new Hv2mPath())
+    .register(new ShmemPath())
+    .register(new SriovPath());
 }

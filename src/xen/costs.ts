@@ -32,7 +32,14 @@ export interface XenCosts {
 export function xenCosts(p: Profile): XenCosts {
   const other = p.ns('xen.hvm.exit.other');
   return {
-    exit: { vmcall: p.ns('xen.hvm.exit.vmcall'), io: p.ns('xen.hvm.exit.io'), ept: p.ns('xen.hvm.exit.ept'), extint: other, intwin: other, hlt: p.ns('xen.hvm.exit.hlt') },
+    exit: {
+      vmcall: p.ns('xen.hvm.exit.vmcall'),
+      io: p.ns('xen.hvm.exit.io'),
+      ept: p.ns('xen.hvm.exit.ept'),
+      extint: other,
+      intwin: other,
+      hlt: p.ns('xen.hvm.exit.hlt'),
+    },
     vmentry: p.ns('xen.hvm.vmentry'),
     eoi: p.ns('xen.hvm.eoi'),
     injectIrq: p.ns('xen.hvm.injectIrq'),

@@ -89,7 +89,12 @@ describe('domains: lifecycle', () => {
     // rcu_lock_domain_by_id still finds the dying domain; its frames can no longer be pinned.
     assert.equal(again.status, GNTST_general_error);
     const aFrame = filledFrame(a, 0xaa);
-    const cp: GnttabCopy = { source: { u: aFrame, domid: DOMID_SELF, offset: 0 }, dest: { u: ref, domid: b.domid, offset: 0 }, len: 8, flags: GNTCOPY_dest_gref };
+    const cp: GnttabCopy = {
+      source: { u: aFrame, domid: DOMID_SELF, offset: 0 },
+      dest: { u: ref, domid: b.domid, offset: 0 },
+      len: 8,
+      flags: GNTCOPY_dest_gref,
+    };
     h.run(h.hv.hypercall(av, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_copy, ops: [cp] }));
     assert.equal(cp.status, GNTST_general_error);
     assert.equal(h.run(a.evtchn.bindInterdomain(av, b.domid, 1, () => undefined)), -EINVAL, 'its ports are closed');
@@ -114,7 +119,12 @@ describe('domains: lifecycle', () => {
     const m: GnttabMapGrantRef = { host_addr: a.frames.allocUnpopulated() * P, flags: GNTMAP_host_map, ref: r1, dom: b.domid };
     h.run(h.hv.hypercall(av, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_map_grant_ref, ops: [m] }));
     const src = filledFrame(a, 0xaa);
-    const cp: GnttabCopy = { source: { u: src, domid: DOMID_SELF, offset: 0 }, dest: { u: r2, domid: b.domid, offset: 0 }, len: 4096, flags: GNTCOPY_dest_gref };
+    const cp: GnttabCopy = {
+      source: { u: src, domid: DOMID_SELF, offset: 0 },
+      dest: { u: r2, domid: b.domid, offset: 0 },
+      len: 4096,
+      flags: GNTCOPY_dest_gref,
+    };
     h.env.process(h.hv.hypercall(av, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_copy, ops: [cp] }));
     let pinnedMidCopy = false;
     h.env.process(
@@ -138,7 +148,7 @@ describe('domains: lifecycle', () => {
     assert.equal(b.domain.pageRefs, 0);
   });
 
-  it('foreign mapping is for the privileged: Dom0 maps a guest\'s RAM frames (real bytes), a guest gets -EPERM', () => {
+  it("foreign mapping is for the privileged: Dom0 maps a guest's RAM frames (real bytes), a guest gets -EPERM", () => {
     const h = makeHost();
     const g = h.guest('g');
     const other = h.guest('other');

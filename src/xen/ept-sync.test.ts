@@ -142,7 +142,13 @@ describe('EPT sync on an HVM unmap (ept_sync_domain)', () => {
     const m: GnttabMapGrantRef[] = [{ host_addr: gfn * P, flags: GNTMAP_host_map, ref, dom: b.domid }];
     h.run(h.hv.hypercall(v0, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_map_grant_ref, ops: m }));
     work(h, a.domain.vcpus[1]!, 10 * US);
-    h.run(h.hv.hypercall(v0, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_unmap_grant_ref, ops: [{ host_addr: gfn * P, dev_bus_addr: 0, handle: m[0]!.handle! }] }));
+    h.run(
+      h.hv.hypercall(v0, {
+        nr: __HYPERVISOR_grant_table_op,
+        cmd: GNTTABOP_unmap_grant_ref,
+        ops: [{ host_addr: gfn * P, dev_bus_addr: 0, handle: m[0]!.handle! }],
+      }),
+    );
     assert.equal(a.domain.counters.eptSyncIpis, 0);
   });
 });

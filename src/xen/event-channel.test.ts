@@ -168,7 +168,7 @@ describe('event channels: operations', () => {
     assert.throws(() => h.guest('huge', { maxEventChannels: EVTCHN_2L_NR_CHANNELS }), /maxEventChannels 4096 must be/);
   });
 
-  it('EVTCHNOP_status checks the port before the caller\'s right to look (evtchn_status)', () => {
+  it("EVTCHNOP_status checks the port before the caller's right to look (evtchn_status)", () => {
     const h = makeHost();
     const a = h.guest('a');
     const b = h.guest('b');
@@ -227,7 +227,14 @@ describe('event channels: operations', () => {
 
 describe('event channels: delivery', () => {
   /** a (sender) and b (receiver) with a bound channel and a handler in b that records its time. */
-  function pair(opts: { pin?: boolean; handlerWork?: number } = {}): { h: TestHost; a: XenGuest; b: XenGuest; pa: number; pb: number; got: number[] } {
+  function pair(opts: { pin?: boolean; handlerWork?: number } = {}): {
+    h: TestHost;
+    a: XenGuest;
+    b: XenGuest;
+    pa: number;
+    pb: number;
+    got: number[];
+  } {
     const h = makeHost({ pcpus: 3, dom0: { pinning: [2] } });
     const a = h.guest('a', opts.pin === false ? {} : { pinning: [0] });
     const b = h.guest('b', opts.pin === false ? {} : { pinning: [1] });
@@ -283,7 +290,16 @@ describe('event channels: delivery', () => {
     // a's exit and send handler, the IPI, the idle pCPU waking, its scheduling decision and the
     // switch from idle (b's state is still loaded: no vCPU switch), injection + VM entry, upcall, port dispatch.
     const sched = profile.ns('xen.sched.schedule') + profile.ns('xen.sched.idleSwitch');
-    const expected = c.exit.vmcall + c.evtchnSend + c.ipiLatency + profile.ns('xen.pcpu.idleWake') + sched + c.injectIrq + c.vmentry + c.guestUpcall + c.guestUpcallPort;
+    const expected =
+      c.exit.vmcall +
+      c.evtchnSend +
+      c.ipiLatency +
+      profile.ns('xen.pcpu.idleWake') +
+      sched +
+      c.injectIrq +
+      c.vmentry +
+      c.guestUpcall +
+      c.guestUpcallPort;
     assert.equal(got[0]! - sentAt, expected);
     assert.equal(b.domain.counters.upcalls, 2, 'bind-time event and this one');
   });

@@ -509,7 +509,13 @@ export class EventChannels {
     for (const p of d.evtchn.ports()) if (d.evtchn.get(p)!.state !== 'reserved') this.closePort(d, p);
   }
 
-  private trace(domid: number, port: number, remoteDomid: number | null, remotePort: number | null, outcome: 'kicked' | 'pending' | 'masked' | 'dropped' | 'xen'): void {
+  private trace(
+    domid: number,
+    port: number,
+    remoteDomid: number | null,
+    remotePort: number | null,
+    outcome: 'kicked' | 'pending' | 'masked' | 'dropped' | 'xen',
+  ): void {
     const t = this.hv.env.trace;
     if (t.enabled(TP_NOTIFY)) t.emit(TP_NOTIFY, { domid, port, remoteDomid, remotePort, outcome });
   }

@@ -127,12 +127,17 @@ describe('FIFO event channels: control and expansion', () => {
     const h = makeHost();
     const b = h.guest('b');
     const gfn = filledFrame(b, 0);
-    const init = (offset: number, vcpu = 0): number => hc(h, b, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_init_control, arg: { control_gfn: gfn, offset, vcpu } });
+    const init = (offset: number, vcpu = 0): number =>
+      hc(h, b, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_init_control, arg: { control_gfn: gfn, offset, vcpu } });
     assert.equal(hc(h, b, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_expand_array, arg: { array_gfn: gfn } }), -ENOSYS);
     assert.equal(init(0, 5), -ENOENT);
     assert.equal(init(P - EVTCHN_FIFO_CONTROL_BLOCK.size + 8), -EINVAL, 'crosses the page');
     assert.equal(init(4), -EINVAL, 'not 8-byte aligned');
-    assert.equal(hc(h, b, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_init_control, arg: { control_gfn: 1 << 30, offset: 0, vcpu: 0 } }), -EINVAL, 'not its RAM');
+    assert.equal(
+      hc(h, b, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_init_control, arg: { control_gfn: 1 << 30, offset: 0, vcpu: 0 } }),
+      -EINVAL,
+      'not its RAM',
+    );
     assert.equal(b.domain.evtchnFifo, null, 'still 2-level after failures');
     const a = { control_gfn: gfn, offset: P - EVTCHN_FIFO_CONTROL_BLOCK.size, vcpu: 0, link_bits: 0 };
     assert.equal(hc(h, b, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_init_control, arg: a }), 0);
@@ -163,7 +168,11 @@ describe('FIFO event channels by release (88910061ec in 4.4)', () => {
       const h = makeHost({ profile: profile.withXen(version) });
       const b = h.guest('b');
       const gfn = filledFrame(b, 0);
-      assert.equal(hc(h, b, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_init_control, arg: { control_gfn: gfn, offset: 0, vcpu: 0 } }), rc, version);
+      assert.equal(
+        hc(h, b, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_init_control, arg: { control_gfn: gfn, offset: 0, vcpu: 0 } }),
+        rc,
+        version,
+      );
       assert.equal(b.domain.evtchnFifo !== null, rc === 0);
     }
   });
@@ -248,7 +257,10 @@ describe('FIFO event channels: a hostile guest', () => {
     const pc = h.run(c.evtchn.bindInterdomain(cv, a.domid, pac, () => undefined));
     h.env.run({ until: h.env.now + 1 * MS });
     const cview = new FifoView(c, filledFrame(c, 0), filledFrame(c, 0));
-    assert.equal(hc(h, c, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_init_control, arg: { control_gfn: cview.cbGfn, offset: 0, vcpu: 0 } }), 0);
+    assert.equal(
+      hc(h, c, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_init_control, arg: { control_gfn: cview.cbGfn, offset: 0, vcpu: 0 } }),
+      0,
+    );
     assert.equal(hc(h, c, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_expand_array, arg: { array_gfn: cview.arrayGfn } }), 0);
     cview.drain();
     const rng = h.env.rng.fork('garbage');

@@ -79,7 +79,11 @@ export class EvtchnFifo {
   private readonly ports = new Map<number, FifoPort>();
 
   constructor(nvcpus: number) {
-    this.vcpus = Array.from({ length: nvcpus }, () => ({ page: null, offset: 0, queues: Array.from({ length: EVTCHN_FIFO_MAX_QUEUES }, () => ({ tail: 0 })) }));
+    this.vcpus = Array.from({ length: nvcpus }, () => ({
+      page: null,
+      offset: 0,
+      queues: Array.from({ length: EVTCHN_FIFO_MAX_QUEUES }, () => ({ tail: 0 })),
+    }));
   }
 
   /** Ports that have an event word (num_evtchns). */

@@ -197,7 +197,8 @@ export class GrantTableOps {
               }
             }
             // gnttab_copy_buf: checked once both sides are claimed (v1 grants cover the whole page).
-            if (status === GNTST_okay && ((op.source.offset & 0xffff) + len > PAGE_SIZE || (op.dest.offset & 0xffff) + len > PAGE_SIZE)) status = GNTST_bad_copy_arg;
+            if (status === GNTST_okay && ((op.source.offset & 0xffff) + len > PAGE_SIZE || (op.dest.offset & 0xffff) + len > PAGE_SIZE))
+              status = GNTST_bad_copy_arg;
           }
         }
         const claimTime = claims * c.copyClaim;
@@ -224,7 +225,13 @@ export class GrantTableOps {
         }
         const t = this.hv.env.trace;
         if (t.enabled(TP_COPY)) {
-          t.emit(TP_COPY, { domid: ld.domid, srcDomid: this.sideDomid(ld, op.source.domid), dstDomid: this.sideDomid(ld, op.dest.domid), len, status: op.status });
+          t.emit(TP_COPY, {
+            domid: ld.domid,
+            srcDomid: this.sideDomid(ld, op.source.domid),
+            dstDomid: this.sideDomid(ld, op.dest.domid),
+            len,
+            status: op.status,
+          });
         }
       }
     } finally {
@@ -285,7 +292,14 @@ export class GrantTableOps {
       else ld.counters.grantFailures++;
       const t = this.hv.env.trace;
       if (t.enabled(TP_MAP)) {
-        t.emit(TP_MAP, { domid: ld.domid, granter: op.dom & 0xffff, ref: op.ref >>> 0, handle: op.handle ?? -1, readonly: (op.flags & GNTMAP_readonly) !== 0, status: op.status! });
+        t.emit(TP_MAP, {
+          domid: ld.domid,
+          granter: op.dom & 0xffff,
+          ref: op.ref >>> 0,
+          handle: op.handle ?? -1,
+          readonly: (op.flags & GNTMAP_readonly) !== 0,
+          status: op.status!,
+        });
       }
     }
     return 0;

@@ -44,7 +44,11 @@ function mapped(version: string, kind: 'pv' | 'hvm'): { h: TestHost; m: XenGuest
   const b = h.guest('b');
   const ref = b.gnttab.grantAccess(m.domid, filledFrame(b, 0xbb), false);
   const gfn = m.frames.allocUnpopulated();
-  const op = map(h, m, kind === 'pv' ? { host_addr: 0, flags: GNTMAP_device_map, ref, dom: b.domid } : { host_addr: gfn * P, flags: GNTMAP_host_map, ref, dom: b.domid });
+  const op = map(
+    h,
+    m,
+    kind === 'pv' ? { host_addr: 0, flags: GNTMAP_device_map, ref, dom: b.domid } : { host_addr: gfn * P, flags: GNTMAP_host_map, ref, dom: b.domid },
+  );
   assert.equal(op.status, GNTST_okay);
   return { h, m, b, op, gfn, ref };
 }
@@ -61,7 +65,10 @@ describe('GNTTABOP_unmap_grant_ref dev_bus_addr by release (8fdfcb2b6b in 4.10)'
     const otherFrame = (a: number): number => a + P;
     assert.equal(run('4.9.0', otherFrame), GNTST_general_error);
     assert.equal(run('4.10.0', otherFrame), GNTST_general_error);
-    assert.equal(run('4.5.0', (a) => a), GNTST_okay);
+    assert.equal(
+      run('4.5.0', (a) => a),
+      GNTST_okay,
+    );
   });
 
   it('up to 4.9 a dev_bus_addr under one page counts as not given (the device mapping stays); 4.10 rejects it', () => {
@@ -109,7 +116,11 @@ describe('XENMEM_add_to_physmap over a grant mapping (guest_physmap_add_entry, b
     let rc = 1;
     h.env.process(
       (function* () {
-        rc = yield* h.hv.hypercall(m.domain.vcpus[0]!, { nr: __HYPERVISOR_memory_op, cmd: XENMEM_add_to_physmap, arg: { domid: DOMID_SELF, space: XENMAPSPACE_shared_info, idx: 0, gpfn: gfn } });
+        rc = yield* h.hv.hypercall(m.domain.vcpus[0]!, {
+          nr: __HYPERVISOR_memory_op,
+          cmd: XENMEM_add_to_physmap,
+          arg: { domid: DOMID_SELF, space: XENMAPSPACE_shared_info, idx: 0, gpfn: gfn },
+        });
       })(),
     );
     h.env.run({ until: h.env.now + 1 * MS });

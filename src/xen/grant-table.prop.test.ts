@@ -47,7 +47,18 @@ type RefChoice = { kind: 'mine' | 'granted'; i: number } | { kind: 'reserved' } 
 type Op =
   | { op: 'grant'; to: 0 | 1 | 2; page: number; readonly: boolean }
   | { op: 'end'; i: number }
-  | { op: 'copy'; by: 0 | 1; dir: 'to' | 'from'; ref: RefChoice; dom: DomChoice; gref: boolean; own: number; off: number; ownOff: number; len: number }
+  | {
+      op: 'copy';
+      by: 0 | 1;
+      dir: 'to' | 'from';
+      ref: RefChoice;
+      dom: DomChoice;
+      gref: boolean;
+      own: number;
+      off: number;
+      ownOff: number;
+      len: number;
+    }
   | { op: 'map'; by: 0 | 1; ref: RefChoice; dom: DomChoice; readonly: boolean; device: boolean }
   | { op: 'unmap'; by: 0 | 1; h: number; wrongAddr: boolean }
   | { op: 'poke'; by: 0 | 1; h: number; off: number; byte: number };
@@ -64,7 +75,15 @@ const domChoice: fc.Arbitrary<DomChoice> = fc.oneof(
 );
 const by = fc.constantFrom(0 as const, 1 as const);
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('grant' as const), to: fc.constantFrom(0 as const, 0 as const, 1 as const, 2 as const), page: fc.nat(3), readonly: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('grant' as const),
+      to: fc.constantFrom(0 as const, 0 as const, 1 as const, 2 as const),
+      page: fc.nat(3),
+      readonly: fc.boolean(),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('end' as const), i: fc.nat(20) }) },
   {
     weight: 5,
@@ -81,8 +100,26 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       len: fc.oneof(fc.nat(300), fc.constantFrom(0, 1, 96, 4096, 4097)),
     }),
   },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('map' as const), by, ref: refChoice, dom: domChoice, readonly: fc.boolean(), device: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('unmap' as const), by, h: fc.nat(6), wrongAddr: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('map' as const),
+      by,
+      ref: refChoice,
+      dom: domChoice,
+      readonly: fc.boolean(),
+      device: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('unmap' as const),
+      by,
+      h: fc.nat(6),
+      wrongAddr: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('poke' as const), by, h: fc.nat(6), off: fc.nat(4095), byte: fc.nat(255) }) },
 );
 
@@ -248,7 +285,8 @@ class Scenario {
     const grant: Side = { isGref: op.gref, domid, u: grantSide.u, off: op.off, readonly: !to };
     const mine: Side = { isGref: false, domid: DOMID_SELF, u: ownGfn, off: op.ownOff, readonly: to };
     const [src, dst] = to ? [mine, grant] : [grant, mine];
-    const lock = (x: Side): number => (x.domid !== DOMID_SELF && !x.isGref ? GNTST_permission_denied : x.domid === BAD_DOMID ? GNTST_bad_domain : GNTST_okay);
+    const lock = (x: Side): number =>
+      x.domid !== DOMID_SELF && !x.isGref ? GNTST_permission_denied : x.domid === BAD_DOMID ? GNTST_bad_domain : GNTST_okay;
     /** Status of claiming the side, and the page it reaches ("domid:gfn"). */
     const claim = (x: Side): [number, string] => {
       if (!x.isGref) return caller.mem.isRamGfn(x.u) ? [GNTST_okay, `${caller.domid}:${x.u}`] : [GNTST_bad_page, ''];
@@ -261,7 +299,9 @@ class Scenario {
     const dom = (x: Side): number => (x.domid === BAD_DOMID ? GNTST_bad_domain : GNTST_okay);
     // Xen 4.5 (__gnttab_copy) checks bounds, then both sides' addressing, then both domains,
     // before claiming; 4.6+ (gnttab_copy_one) locks, claims, and checks bounds last.
-    const first = this.h.hv.release.batchedGnttabCopy ? [() => lock(src), () => lock(dst)] : [bounds, () => perm(src), () => perm(dst), () => dom(src), () => dom(dst)];
+    const first = this.h.hv.release.batchedGnttabCopy
+      ? [() => lock(src), () => lock(dst)]
+      : [bounds, () => perm(src), () => perm(dst), () => dom(src), () => dom(dst)];
     let expected: number = GNTST_okay;
     for (const check of first) if (expected === GNTST_okay) expected = check();
     let srcKey = '';
@@ -359,41 +399,44 @@ class Scenario {
 
 describe('grant tables: isolation under random, partly hostile operation sequences', () => {
   // Under both GNTTABOP_copy regimes: 4.5's check order and 4.6+'s (d28f42f270).
-  for (const xen of ['4.5.0', '4.6.0']) it(`never touches a byte outside what was granted with that access, returns Xen's status for every failure, never throws (Xen ${xen})`, () => {
-    const seen = new Map<string, number>();
-    fc.assert(
-      fc.property(fc.array(opArb, { minLength: 1, maxLength: 40 }), (ops) => {
-        const s = new Scenario(xen);
-        // Some grants to start from (to b, to c, read-only to b, a non-RAM frame to b), then the random sequence.
-        const prefix: Op[] = [
-          { op: 'grant', to: 0, page: 0, readonly: false },
-          { op: 'grant', to: 1, page: 1, readonly: false },
-          { op: 'grant', to: 0, page: 2, readonly: true },
-          { op: 'grant', to: 0, page: 3, readonly: false },
-        ];
-        for (const op of [...prefix, ...ops]) {
-          s.run(op);
-          s.check();
-        }
-        // Clean up: unmap all, then every grant can be ended and no pin is left.
-        for (const k of [0, 1] as const) {
-          while (s.maps[k].length > 0) s.run({ op: 'unmap', by: k, h: 0, wrongAddr: false });
-        }
-        for (const r of s.refs) if (r.live) assert.ok(s.a.gnttab.endAccess(r.ref));
-        assert.equal(s.a.domain.grants.pinnedCount, 0);
-        assert.equal(s.a.domain.pageRefs, 0);
-        for (const [k, n] of s.stats) seen.set(k, (seen.get(k) ?? 0) + n);
-      }),
-      // 4.5 checks bounds and addressing before the domain, so GNTST_bad_domain is rarer: more runs.
-      // Seeded: the coverage check below must not depend on the run's luck (it did, once dying
-      // domains answered general_error until freed and bad_domain became rarer).
-      { numRuns: xen === '4.5.0' ? 300 : 200, seed: 20261206 },
-    );
-    // The sequences did exercise every outcome (a generator that never succeeds proves nothing).
-    const want = [
-      ['copy', [GNTST_okay, GNTST_general_error, GNTST_bad_domain, GNTST_bad_gntref, GNTST_permission_denied, GNTST_bad_page, GNTST_bad_copy_arg]],
-      ['map', [GNTST_okay, GNTST_general_error, GNTST_bad_domain, GNTST_bad_gntref, GNTST_bad_page]],
-    ] as const;
-    for (const [what, statuses] of want) for (const st of statuses) assert.ok((seen.get(`${what} ${st}`) ?? 0) > 0, `no ${what} ended in ${GNTST_NAMES[st]}: ${JSON.stringify([...seen])}`);
-  });
+  for (const xen of ['4.5.0', '4.6.0'])
+    it(`never touches a byte outside what was granted with that access, returns Xen's status for every failure, never throws (Xen ${xen})`, () => {
+      const seen = new Map<string, number>();
+      fc.assert(
+        fc.property(fc.array(opArb, { minLength: 1, maxLength: 40 }), (ops) => {
+          const s = new Scenario(xen);
+          // Some grants to start from (to b, to c, read-only to b, a non-RAM frame to b), then the random sequence.
+          const prefix: Op[] = [
+            { op: 'grant', to: 0, page: 0, readonly: false },
+            { op: 'grant', to: 1, page: 1, readonly: false },
+            { op: 'grant', to: 0, page: 2, readonly: true },
+            { op: 'grant', to: 0, page: 3, readonly: false },
+          ];
+          for (const op of [...prefix, ...ops]) {
+            s.run(op);
+            s.check();
+          }
+          // Clean up: unmap all, then every grant can be ended and no pin is left.
+          for (const k of [0, 1] as const) {
+            while (s.maps[k].length > 0) s.run({ op: 'unmap', by: k, h: 0, wrongAddr: false });
+          }
+          for (const r of s.refs) if (r.live) assert.ok(s.a.gnttab.endAccess(r.ref));
+          assert.equal(s.a.domain.grants.pinnedCount, 0);
+          assert.equal(s.a.domain.pageRefs, 0);
+          for (const [k, n] of s.stats) seen.set(k, (seen.get(k) ?? 0) + n);
+        }),
+        // 4.5 checks bounds and addressing before the domain, so GNTST_bad_domain is rarer: more runs.
+        // Seeded: the coverage check below must not depend on the run's luck (it did, once dying
+        // domains answered general_error until freed and bad_domain became rarer).
+        { numRuns: xen === '4.5.0' ? 300 : 200, seed: 20261206 },
+      );
+      // The sequences did exercise every outcome (a generator that never succeeds proves nothing).
+      const want = [
+        ['copy', [GNTST_okay, GNTST_general_error, GNTST_bad_domain, GNTST_bad_gntref, GNTST_permission_denied, GNTST_bad_page, GNTST_bad_copy_arg]],
+        ['map', [GNTST_okay, GNTST_general_error, GNTST_bad_domain, GNTST_bad_gntref, GNTST_bad_page]],
+      ] as const;
+      for (const [what, statuses] of want)
+        for (const st of statuses)
+          assert.ok((seen.get(`${what} ${st}`) ?? 0) > 0, `no ${what} ended in ${GNTST_NAMES[st]}: ${JSON.stringify([...seen])}`);
+    });
 });

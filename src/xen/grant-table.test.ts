@@ -107,7 +107,12 @@ describe('GNTTABOP_copy', () => {
 
   it('a batch gets one status per op; a failure does not stop the others', () => {
     const { h, a, b, ref, aFrame } = setup();
-    const ops = copy(h, a, [toGref(aFrame, b.domid, ref), toGref(aFrame, b.domid, 9999), toGref(aFrame, b.domid, ref, 8, 0, 4090), toGref(aFrame, b.domid, ref)]);
+    const ops = copy(h, a, [
+      toGref(aFrame, b.domid, ref),
+      toGref(aFrame, b.domid, 9999),
+      toGref(aFrame, b.domid, ref, 8, 0, 4090),
+      toGref(aFrame, b.domid, ref),
+    ]);
     assert.deepEqual(
       ops.map((o) => o.status),
       [GNTST_okay, GNTST_bad_gntref, GNTST_bad_copy_arg, GNTST_okay],
@@ -218,7 +223,8 @@ describe('GNTTABOP_copy', () => {
     const c = h.hv.costs;
     // Xen 4.5 (the default profile) claims both sides for each op.
     assert.equal(h.hv.release.batchedGnttabCopy, false);
-    const expected = c.exit.vmcall + 2 * (c.copyOp + 2 * c.copyClaim) + Math.round(1000 * c.copyPerByte) + Math.round(3000 * c.copyPerByte) + c.vmentry;
+    const expected =
+      c.exit.vmcall + 2 * (c.copyOp + 2 * c.copyClaim) + Math.round(1000 * c.copyPerByte) + Math.round(3000 * c.copyPerByte) + c.vmentry;
     const r = h.hv.cpuReport(before).domains.find((d) => d.domid === a.domid)!;
     assert.equal(r.byCategory.xen, expected);
     assert.equal(r.total, expected);
@@ -229,7 +235,10 @@ describe('GNTTABOP_copy', () => {
 
 describe('GNTTABOP_copy by release (d28f42f270 in 4.6)', () => {
   /** Xen time `ops` cost the caller, besides the hypercall round trip and the bytes. */
-  function overhead(xen: string, build: (s: ReturnType<typeof setup>, ref2: number, aFrame2: number) => GnttabCopy[]): { t: number; ops: GnttabCopy[]; s: ReturnType<typeof setup> } {
+  function overhead(
+    xen: string,
+    build: (s: ReturnType<typeof setup>, ref2: number, aFrame2: number) => GnttabCopy[],
+  ): { t: number; ops: GnttabCopy[]; s: ReturnType<typeof setup> } {
     const s = setup(false, xen);
     const ref2 = s.b.gnttab.grantAccess(s.a.domid, filledFrame(s.b, 0xcc), false);
     const aFrame2 = filledFrame(s.a, 0x11);
@@ -252,8 +261,14 @@ describe('GNTTABOP_copy by release (d28f42f270 in 4.6)', () => {
     assert.equal(v45.t, 4 * (c.copyOp + 2 * c.copyClaim), '4.5: 8 claims');
     assert.equal(v46.t, 4 * c.copyOp + 2 * c.copyClaim, '4.6: 2 claims for the run');
     for (const v of [v45, v46]) {
-      assert.deepEqual(v.ops.map((o) => o.status), [0, 0, 0, 0]);
-      assert.ok(v.s.b.mem.read(v.s.bFrame * P, P).every((x) => x === 0xaa), 'the whole granted page now holds a’s bytes');
+      assert.deepEqual(
+        v.ops.map((o) => o.status),
+        [0, 0, 0, 0],
+      );
+      assert.ok(
+        v.s.b.mem.read(v.s.bFrame * P, P).every((x) => x === 0xaa),
+        'the whole granted page now holds a’s bytes',
+      );
       assert.equal(v.s.b.domain.grants.pinnedCount, 0, 'every claim released at the batch end');
     }
   });
@@ -266,15 +281,27 @@ describe('GNTTABOP_copy by release (d28f42f270 in 4.6)', () => {
       toGref(s.aFrame, s.b.domid, ref2, 64), // both claimed again
     ]);
     const c = v46.s.h.hv.costs;
-    assert.deepEqual(v46.ops.map((o) => o.status), [GNTST_okay, GNTST_okay, GNTST_bad_gntref, GNTST_okay]);
+    assert.deepEqual(
+      v46.ops.map((o) => o.status),
+      [GNTST_okay, GNTST_okay, GNTST_bad_gntref, GNTST_okay],
+    );
     assert.equal(v46.t, 4 * c.copyOp + (2 + 1 + 0 + 2) * c.copyClaim);
     assert.equal(v46.s.b.domain.grants.pinnedCount, 0);
   });
 
   it('4.5 checks offset + len before anything else; 4.6 only once both sides are claimed', () => {
-    const bad = (s: ReturnType<typeof setup>): GnttabCopy[] => [toGref(s.aFrame, s.b.domid, 9999, 200, 0, 4000), toGref(s.aFrame, 77, s.ref, 200, 4000, 0)];
-    assert.deepEqual(overhead('4.5.0', bad).ops.map((o) => o.status), [GNTST_bad_copy_arg, GNTST_bad_copy_arg]);
-    assert.deepEqual(overhead('4.6.0', bad).ops.map((o) => o.status), [GNTST_bad_gntref, GNTST_bad_domain]);
+    const bad = (s: ReturnType<typeof setup>): GnttabCopy[] => [
+      toGref(s.aFrame, s.b.domid, 9999, 200, 0, 4000),
+      toGref(s.aFrame, 77, s.ref, 200, 4000, 0),
+    ];
+    assert.deepEqual(
+      overhead('4.5.0', bad).ops.map((o) => o.status),
+      [GNTST_bad_copy_arg, GNTST_bad_copy_arg],
+    );
+    assert.deepEqual(
+      overhead('4.6.0', bad).ops.map((o) => o.status),
+      [GNTST_bad_gntref, GNTST_bad_domain],
+    );
   });
 });
 
@@ -327,7 +354,7 @@ describe('GNTTABOP_map_grant_ref / unmap_grant_ref', () => {
     assert.equal(mapAt(h, a, b.domid, roRef, GNTMAP_host_map | GNTMAP_readonly).op.status, GNTST_okay);
   });
 
-  it('handles: reused after unmap; bad_handle for an unused, already unmapped or another domain\'s handle', () => {
+  it("handles: reused after unmap; bad_handle for an unused, already unmapped or another domain's handle", () => {
     const { h, a, b, ref } = setup();
     const c = h.guest('c');
     const first = mapAt(h, a, b.domid, ref);
@@ -441,10 +468,16 @@ describe('GNTTABOP_map_grant_ref / unmap_grant_ref', () => {
     const probe: boolean[] = [];
     const c = h.hv.costs;
     const ops: GnttabUnmapGrantRef[] = [{ host_addr: m.gfn * P, dev_bus_addr: 0, handle: m.op.handle! }];
-    const p = probeDuring(h, a, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_unmap_grant_ref, ops }, c.exit.vmcall + c.unmapOp + Math.round(c.tlbFlush / 2), () => {
-      probe.push(b.gnttab.endAccessRef(ref));
-      probe.push(a.mem.accessible(m.gfn * P, false));
-    });
+    const p = probeDuring(
+      h,
+      a,
+      { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_unmap_grant_ref, ops },
+      c.exit.vmcall + c.unmapOp + Math.round(c.tlbFlush / 2),
+      () => {
+        probe.push(b.gnttab.endAccessRef(ref));
+        probe.push(a.mem.accessible(m.gfn * P, false));
+      },
+    );
     h.env.run({ until: p });
     assert.deepEqual(probe, [false, false], 'pinned, though already unmapped from the mapper');
     assert.equal(ops[0]!.status, GNTST_okay);

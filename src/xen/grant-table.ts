@@ -117,10 +117,20 @@ export class GrantTable {
    * GTF_reading and, if writable, GTF_writing in the shared entry) on first or first writable
    * pin, then the page behind the frame. Returns a GNTST_* status.
    */
-  acquire(ref: number, ldomid: number, readonly: boolean, kind: PinKind, mapflag: boolean, memory: GuestMemory): { status: number; act?: ActiveGrant } {
+  acquire(
+    ref: number,
+    ldomid: number,
+    readonly: boolean,
+    kind: PinKind,
+    mapflag: boolean,
+    memory: GuestMemory,
+  ): { status: number; act?: ActiveGrant } {
     if (ref >= this.nrEntries) return { status: GNTST_bad_gntref };
     let act = this.active.get(ref);
-    if (act !== undefined && (act.domid !== ldomid || act.hstr >= PIN_LIMIT || act.hstw >= PIN_LIMIT || act.devr >= PIN_LIMIT || act.devw >= PIN_LIMIT)) {
+    if (
+      act !== undefined &&
+      (act.domid !== ldomid || act.hstr >= PIN_LIMIT || act.hstw >= PIN_LIMIT || act.devr >= PIN_LIMIT || act.devw >= PIN_LIMIT)
+    ) {
       return { status: GNTST_general_error };
     }
     if (act === undefined || (!readonly && act.hstw + act.devw === 0)) {

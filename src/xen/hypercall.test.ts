@@ -55,7 +55,12 @@ describe('hypercall entry', () => {
     // Each time it goes idle the HVM guest HLTs (an exit, no hypercall), the PV one calls SCHEDOP_block.
     assert.ok(hvm.domain.counters.exits.hlt > 0);
     assert.equal(hvm.domain.counters.exitTotal, 5 + hvm.domain.counters.exits.hlt);
-    assert.deepEqual([...pv.domain.counters.hypercalls.keys()].sort(), ['callback_op.register', 'event_channel_op.send', 'memory_op.add_to_physmap', 'sched_op.block']);
+    assert.deepEqual([...pv.domain.counters.hypercalls.keys()].sort(), [
+      'callback_op.register',
+      'event_channel_op.send',
+      'memory_op.add_to_physmap',
+      'sched_op.block',
+    ]);
     assert.equal(pv.domain.counters.exitTotal, 0);
     const blocks = pv.domain.counters.hypercalls.get('sched_op.block')!;
     assert.ok(blocks > 0);
@@ -69,10 +74,22 @@ describe('hypercall entry', () => {
     const pv = h.guest('pv', { kind: 'pv' });
     const c = h.hv.costs;
     const unknown = { nr: 99, cmd: 0 } as unknown as HypercallArgs;
-    assert.equal(xenTime(h, hvm, () => assert.equal(hc(h, hvm, unknown), -ENOSYS)), c.exit.vmcall + c.vmentry);
-    assert.equal(xenTime(h, pv, () => assert.equal(hc(h, pv, unknown), -ENOSYS)), c.pvTrap);
-    assert.equal(xenTime(h, hvm, () => hc(h, hvm, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_send, arg: { port: 0 } })), c.exit.vmcall + c.evtchnSend + c.vmentry);
-    assert.equal(xenTime(h, pv, () => hc(h, pv, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_send, arg: { port: 0 } })), c.pvTrap + c.evtchnSend);
+    assert.equal(
+      xenTime(h, hvm, () => assert.equal(hc(h, hvm, unknown), -ENOSYS)),
+      c.exit.vmcall + c.vmentry,
+    );
+    assert.equal(
+      xenTime(h, pv, () => assert.equal(hc(h, pv, unknown), -ENOSYS)),
+      c.pvTrap,
+    );
+    assert.equal(
+      xenTime(h, hvm, () => hc(h, hvm, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_send, arg: { port: 0 } })),
+      c.exit.vmcall + c.evtchnSend + c.vmentry,
+    );
+    assert.equal(
+      xenTime(h, pv, () => hc(h, pv, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_send, arg: { port: 0 } })),
+      c.pvTrap + c.evtchnSend,
+    );
     assert.equal(hvm.domain.counters.hypercalls.get('hypercall_99'), 1);
   });
 
@@ -90,7 +107,8 @@ describe('hypercall entry', () => {
     const h = makeHost();
     const g = h.guest('g');
     const pv = h.guest('pv', { kind: 'pv' });
-    const param = (caller: XenGuest, cmd: typeof HVMOP_set_param | typeof HVMOP_get_param, arg: XenHvmParam): number => hc(h, caller, { nr: __HYPERVISOR_hvm_op, cmd, arg });
+    const param = (caller: XenGuest, cmd: typeof HVMOP_set_param | typeof HVMOP_get_param, arg: XenHvmParam): number =>
+      hc(h, caller, { nr: __HYPERVISOR_hvm_op, cmd, arg });
     assert.equal(g.domain.callbackVector, 0xf3, 'set at boot');
     assert.equal(param(g, HVMOP_set_param, { domid: DOMID_SELF, index: HVM_PARAM_STORE_PFN, value: 5n }), -EPERM);
     assert.equal(param(h.dom0, HVMOP_set_param, { domid: g.domid, index: HVM_PARAM_STORE_PFN, value: 0xfeffen }), 0);
@@ -101,7 +119,11 @@ describe('hypercall entry', () => {
     const evt: XenHvmParam = { domid: DOMID_SELF, index: HVM_PARAM_STORE_EVTCHN, value: 0n };
     assert.equal(param(g, HVMOP_get_param, evt), 0);
     assert.equal(evt.value, 3n);
-    assert.equal(param(g, HVMOP_set_param, { domid: DOMID_SELF, index: HVM_PARAM_CALLBACK_IRQ, value: 5n }), -EOPNOTSUPP, 'GSI delivery is not modelled');
+    assert.equal(
+      param(g, HVMOP_set_param, { domid: DOMID_SELF, index: HVM_PARAM_CALLBACK_IRQ, value: 5n }),
+      -EOPNOTSUPP,
+      'GSI delivery is not modelled',
+    );
     assert.equal(param(g, HVMOP_set_param, { domid: pv.domid, index: HVM_PARAM_CALLBACK_IRQ, value: 0n }), -EINVAL, 'PV target');
     assert.equal(param(g, HVMOP_set_param, { domid: DOMID_SELF, index: 1000, value: 0n }), -EINVAL);
     assert.equal(param(g, HVMOP_set_param, { domid: DOMID_SELF, index: HVM_PARAM_CALLBACK_IRQ, value: 0n }), 0);
@@ -111,7 +133,10 @@ describe('hypercall entry', () => {
   it('callback_op exists only for PV guests', () => {
     const h = makeHost();
     const g = h.guest('g');
-    assert.equal(hc(h, g, { nr: __HYPERVISOR_callback_op, cmd: CALLBACKOP_register, arg: { type: CALLBACKTYPE_event, handler: function* () {} } }), -ENOSYS);
+    assert.equal(
+      hc(h, g, { nr: __HYPERVISOR_callback_op, cmd: CALLBACKOP_register, arg: { type: CALLBACKTYPE_event, handler: function* () {} } }),
+      -ENOSYS,
+    );
   });
 
   it('add_to_physmap: the shared-info page moves to the new frame; -EINVAL for idx ≠ 0; others -EPERM; unmodelled spaces -EOPNOTSUPP', () => {
@@ -119,12 +144,13 @@ describe('hypercall entry', () => {
     const g = h.guest('g');
     const other = h.guest('other');
     const old = g.domain.sharedInfoGfn!;
-    const add = (caller: XenGuest, domid: number, space: number, idx: number, gpfn: number): number => hc(h, caller, { nr: __HYPERVISOR_memory_op, cmd: XENMEM_add_to_physmap, arg: { domid, space, idx, gpfn } });
+    const add = (caller: XenGuest, domid: number, space: number, idx: number, gpfn: number): number =>
+      hc(h, caller, { nr: __HYPERVISOR_memory_op, cmd: XENMEM_add_to_physmap, arg: { domid, space, idx, gpfn } });
     const to = g.frames.allocUnpopulated();
     assert.equal(add(g, DOMID_SELF, XENMAPSPACE_shared_info, 0, to), 0);
     assert.throws(() => g.mem.readU8(old * 4096), GuestFault);
     g.domain.sharedInfo.setUpcallMask(0, true);
-    assert.equal(g.mem.readU8(to * 4096 + 1), 1, 'Xen\'s page, seen through the guest frame');
+    assert.equal(g.mem.readU8(to * 4096 + 1), 1, "Xen's page, seen through the guest frame");
     assert.equal(add(g, DOMID_SELF, XENMAPSPACE_shared_info, 1, to), -EINVAL);
     assert.equal(add(other, g.domid, XENMAPSPACE_shared_info, 0, to), -EPERM);
     assert.equal(add(g, DOMID_SELF, XENMAPSPACE_gmfn, 0, to), -EOPNOTSUPP);

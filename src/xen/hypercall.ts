@@ -112,12 +112,42 @@ export type HypercallArgs =
 
 const NAMES: Record<number, [string, Record<number, string>]> = {
   [__HYPERVISOR_grant_table_op]: ['grant_table_op', { 0: 'map_grant_ref', 1: 'unmap_grant_ref', 2: 'setup_table', 5: 'copy', 6: 'query_size' }],
-  [__HYPERVISOR_event_channel_op]: ['event_channel_op', { 0: 'bind_interdomain', 1: 'bind_virq', 3: 'close', 4: 'send', 5: 'status', 6: 'alloc_unbound', 7: 'bind_ipi', 8: 'bind_vcpu', 9: 'unmask', 11: 'init_control', 12: 'expand_array', 13: 'set_priority' }],
+  [__HYPERVISOR_event_channel_op]: [
+    'event_channel_op',
+    {
+      0: 'bind_interdomain',
+      1: 'bind_virq',
+      3: 'close',
+      4: 'send',
+      5: 'status',
+      6: 'alloc_unbound',
+      7: 'bind_ipi',
+      8: 'bind_vcpu',
+      9: 'unmask',
+      11: 'init_control',
+      12: 'expand_array',
+      13: 'set_priority',
+    },
+  ],
   [__HYPERVISOR_hvm_op]: ['hvm_op', { 0: 'set_param', 1: 'get_param' }],
   [__HYPERVISOR_memory_op]: ['memory_op', { 7: 'add_to_physmap', 28: 'acquire_resource' }],
   [__HYPERVISOR_callback_op]: ['callback_op', { 0: 'register' }],
   [__HYPERVISOR_sched_op]: ['sched_op', { 0: 'yield', 1: 'block' }],
-  [__HYPERVISOR_dm_op]: ['dm_op', { 1: 'create_ioreq_server', 2: 'get_ioreq_server_info', 3: 'map_io_range_to_ioreq_server', 4: 'unmap_io_range_from_ioreq_server', 5: 'set_ioreq_server_state', 6: 'destroy_ioreq_server', 8: 'set_pci_intx_level', 9: 'set_isa_irq_level', 10: 'set_pci_link_route', 14: 'inject_msi' }],
+  [__HYPERVISOR_dm_op]: [
+    'dm_op',
+    {
+      1: 'create_ioreq_server',
+      2: 'get_ioreq_server_info',
+      3: 'map_io_range_to_ioreq_server',
+      4: 'unmap_io_range_from_ioreq_server',
+      5: 'set_ioreq_server_state',
+      6: 'destroy_ioreq_server',
+      8: 'set_pci_intx_level',
+      9: 'set_isa_irq_level',
+      10: 'set_pci_link_route',
+      14: 'inject_msi',
+    },
+  ],
 };
 
 /** `event_channel_op.send`-style name of a hypercall, for counters and traces. */
@@ -128,7 +158,13 @@ export function hypercallName(nr: number, cmd: number): string {
 }
 
 /** HVM params a guest may read about itself (hvm_allow_get_param); it may set only the callback. */
-const GUEST_READABLE = new Set([HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_STORE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_CONSOLE_PFN, HVM_PARAM_CONSOLE_EVTCHN]);
+const GUEST_READABLE = new Set([
+  HVM_PARAM_CALLBACK_IRQ,
+  HVM_PARAM_STORE_PFN,
+  HVM_PARAM_STORE_EVTCHN,
+  HVM_PARAM_CONSOLE_PFN,
+  HVM_PARAM_CONSOLE_EVTCHN,
+]);
 
 /**
  * The hypercall entry: charges the way into Xen on the calling vCPU (an HVM VM exit by VMCALL,
@@ -145,7 +181,8 @@ export class Hypercalls {
     const name = hypercallName(a.nr, a.cmd);
     d.counters.hypercall(name);
     const t = this.hv.env.trace;
-    if (t.enabled(TP_HYPERCALL)) t.emit(TP_HYPERCALL, { domid: d.domid, vcpu: v.name, nr: a.nr, cmd: a.cmd, name, count: 'ops' in a ? a.ops.length : 1 });
+    if (t.enabled(TP_HYPERCALL))
+      t.emit(TP_HYPERCALL, { domid: d.domid, vcpu: v.name, nr: a.nr, cmd: a.cmd, name, count: 'ops' in a ? a.ops.length : 1 });
     if (d.isHvm) {
       d.counters.exits.vmcall++;
       if (t.enabled(TP_VMEXIT)) t.emit(TP_VMEXIT, { domid: d.domid, vcpu: v.name, reason: 'vmcall' });

@@ -201,17 +201,23 @@ export class Hypervisor implements VcpuHost {
     if (config.kind === 'dom0' ? this.domains.has(0) : !this.domains.has(0)) {
       throw new ConfigError(config.kind === 'dom0' ? `${where}: Domain-0 exists already` : `${where}: create Domain-0 first`);
     }
-    if (!Number.isInteger(config.vcpus) || config.vcpus < 1 || config.vcpus > 128) throw new ConfigError(`${where}: vcpus ${config.vcpus} must be a whole number from 1 to 128`);
+    if (!Number.isInteger(config.vcpus) || config.vcpus < 1 || config.vcpus > 128)
+      throw new ConfigError(`${where}: vcpus ${config.vcpus} must be a whole number from 1 to 128`);
     const weight = config.weight ?? 256;
-    if (!Number.isInteger(weight) || weight < 1 || weight > 65535) throw new ConfigError(`${where}: weight ${weight} must be a whole number from 1 to 65535`);
+    if (!Number.isInteger(weight) || weight < 1 || weight > 65535)
+      throw new ConfigError(`${where}: weight ${weight} must be a whole number from 1 to 65535`);
     const cap = config.cap ?? 0;
-    if (!Number.isInteger(cap) || cap < 0 || cap > 100 * config.vcpus) throw new ConfigError(`${where}: cap ${cap} must be 0 (none) or a percentage up to 100 × vcpus`);
+    if (!Number.isInteger(cap) || cap < 0 || cap > 100 * config.vcpus)
+      throw new ConfigError(`${where}: cap ${cap} must be 0 (none) or a percentage up to 100 × vcpus`);
     const memoryMiB = config.memoryMiB ?? 512;
-    if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > 256 * 1024) throw new ConfigError(`${where}: memoryMiB ${memoryMiB} must be a whole number from 1 to 262144`);
+    if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > 256 * 1024)
+      throw new ConfigError(`${where}: memoryMiB ${memoryMiB} must be a whole number from 1 to 262144`);
     const maxGrantFrames = config.maxGrantFrames ?? DEFAULT_MAX_GRANT_FRAMES;
-    if (!Number.isInteger(maxGrantFrames) || maxGrantFrames < 1 || maxGrantFrames > 4096) throw new ConfigError(`${where}: maxGrantFrames ${maxGrantFrames} must be a whole number from 1 to 4096`);
+    if (!Number.isInteger(maxGrantFrames) || maxGrantFrames < 1 || maxGrantFrames > 4096)
+      throw new ConfigError(`${where}: maxGrantFrames ${maxGrantFrames} must be a whole number from 1 to 4096`);
     const maxMaptrackFrames = config.maxMaptrackFrames ?? DEFAULT_MAX_MAPTRACK_FRAMES;
-    if (!Number.isInteger(maxMaptrackFrames) || maxMaptrackFrames < 0 || maxMaptrackFrames > 65536) throw new ConfigError(`${where}: maxMaptrackFrames ${maxMaptrackFrames} must be a whole number from 0 to 65536`);
+    if (!Number.isInteger(maxMaptrackFrames) || maxMaptrackFrames < 0 || maxMaptrackFrames > 65536)
+      throw new ConfigError(`${where}: maxMaptrackFrames ${maxMaptrackFrames} must be a whole number from 0 to 65536`);
     // libxl sets max_evtchn_port to xl.cfg's event_channels, 1023 by default; Dom0 is built
     // with no limit beyond the 2-level ABI's last port.
     const maxEventChannels = config.maxEventChannels ?? (config.kind === 'dom0' ? EVTCHN_2L_NR_CHANNELS - 1 : 1023);
@@ -222,9 +228,26 @@ export class Hypervisor implements VcpuHost {
 
     const domid = config.kind === 'dom0' ? 0 : this.nextDomid++;
     const tenant = config.tenant ?? config.name;
-    if (typeof tenant !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) throw new ConfigError(`${where}.tenant ${JSON.stringify(tenant)}: expected 1-64 letters, digits, '_', '.', '-'`);
+    if (typeof tenant !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(tenant))
+      throw new ConfigError(`${where}.tenant ${JSON.stringify(tenant)}: expected 1-64 letters, digits, '_', '.', '-'`);
     const cpuTime = this.acct.addDomain(domid, config.name);
-    const d = new Domain(domid, { name: config.name, kind: config.kind, vcpus: config.vcpus, weight, cap, memoryMiB, maxGrantFrames, maxMaptrackFrames, maxEventChannels, affinity: affinities, tenant }, cpuTime);
+    const d = new Domain(
+      domid,
+      {
+        name: config.name,
+        kind: config.kind,
+        vcpus: config.vcpus,
+        weight,
+        cap,
+        memoryMiB,
+        maxGrantFrames,
+        maxMaptrackFrames,
+        maxEventChannels,
+        affinity: affinities,
+        tenant,
+      },
+      cpuTime,
+    );
     const load = new Map<number, number>();
     for (const dom of this.domains.values()) for (const v of dom.vcpus) load.set(v.processor.id, (load.get(v.processor.id) ?? 0) + 1);
     for (let i = 0; i < config.vcpus; i++) {
@@ -322,7 +345,8 @@ export class Hypervisor implements VcpuHost {
     const check = (list: readonly number[], what: string): number[] => {
       if (list.length === 0) throw new ConfigError(`${where}: ${what} is empty`);
       for (const c of list) {
-        if (!Number.isInteger(c) || c < 0 || c >= this.pcpus.length) throw new ConfigError(`${where}: ${what} names pCPU ${c}; this host has pCPUs 0-${this.pcpus.length - 1}`);
+        if (!Number.isInteger(c) || c < 0 || c >= this.pcpus.length)
+          throw new ConfigError(`${where}: ${what} names pCPU ${c}; this host has pCPUs 0-${this.pcpus.length - 1}`);
       }
       return [...new Set(list)].sort((a, b) => a - b);
     };

@@ -14,7 +14,15 @@ export {
   type EvtchnState,
   type EvtchnStatus,
 } from './event-channel.js';
-export { devBusAddr, type GnttabCopy, type GnttabCopyPtr, type GnttabMapGrantRef, type GnttabQuerySize, type GnttabSetupTable, type GnttabUnmapGrantRef } from './gnttab-op.js';
+export {
+  devBusAddr,
+  type GnttabCopy,
+  type GnttabCopyPtr,
+  type GnttabMapGrantRef,
+  type GnttabQuerySize,
+  type GnttabSetupTable,
+  type GnttabUnmapGrantRef,
+} from './gnttab-op.js';
 export { DEFAULT_MAX_GRANT_FRAMES, DEFAULT_MAX_MAPTRACK_FRAMES, GrantTable } from './grant-table.js';
 export { hypercallName, type CallbackRegister, type HypercallArgs, type XenHvmParam } from './hypercall.js';
 export { ConfigError, Hypervisor, type DomainListener, type HostConfig } from './hypervisor.js';

@@ -72,7 +72,7 @@ describe('ioreq: emulated MMIO and port I/O through a device model in Dom0', () 
     assert.equal(g.domain.counters.ioreqs, 1);
   });
 
-  it('an MMIO read returns the device model\'s value, truncated to the access size', () => {
+  it("an MMIO read returns the device model's value, truncated to the access size", () => {
     const { h, g, regs } = setup();
     const v = g.domain.vcpus[0]!;
     assert.equal(h.run(h.hv.mmio(v, IOREQ_READ, BAR + 0x8, 4)), 0x80080783n);
@@ -154,7 +154,7 @@ describe('ioreq: emulated MMIO and port I/O through a device model in Dom0', () 
     assert.equal(seen.length, 0);
   });
 
-  it('a device model that corrupts the slot state crashes the guest, as Xen\'s domain_crash', () => {
+  it("a device model that corrupts the slot state crashes the guest, as Xen's domain_crash", () => {
     const h = makeHost({ pcpus: 2, dom0: { pinning: [0] } });
     const g = h.guest('hvm', { pinning: [1] });
     const dv = h.dom0.domain.vcpus[0]!;
@@ -195,7 +195,8 @@ describe('ioreq: emulated MMIO and port I/O through a device model in Dom0', () 
     const arg: DmOp = { op: XEN_DMOP_create_ioreq_server, domid: g.domid, handle_bufioreq: 0 };
     assert.equal(h.run(h.hv.hypercall(dv, { nr: __HYPERVISOR_dm_op, cmd: arg.op, arg })), 0);
     const id = arg.id!;
-    const range = (start: number, end: number, sid = id): number => dm(h.dom0, { op: XEN_DMOP_map_io_range_to_ioreq_server, domid: g.domid, id: sid, type: XEN_DMOP_IO_RANGE_MEMORY, start, end });
+    const range = (start: number, end: number, sid = id): number =>
+      dm(h.dom0, { op: XEN_DMOP_map_io_range_to_ioreq_server, domid: g.domid, id: sid, type: XEN_DMOP_IO_RANGE_MEMORY, start, end });
     assert.equal(range(0x1000, 0x1fff), 0);
     assert.equal(range(0x1800, 0x27ff), -EEXIST);
     assert.equal(range(0x3000, 0x2000), -EINVAL);

@@ -51,7 +51,14 @@ const MAX_NR_IO_RANGES = 256;
 export type DmOp =
   | { op: typeof XEN_DMOP_create_ioreq_server; domid: number; handle_bufioreq: number; id?: number }
   | { op: typeof XEN_DMOP_get_ioreq_server_info; domid: number; id: number; bufioreq_port?: number }
-  | { op: typeof XEN_DMOP_map_io_range_to_ioreq_server | typeof XEN_DMOP_unmap_io_range_from_ioreq_server; domid: number; id: number; type: number; start: number; end: number }
+  | {
+      op: typeof XEN_DMOP_map_io_range_to_ioreq_server | typeof XEN_DMOP_unmap_io_range_from_ioreq_server;
+      domid: number;
+      id: number;
+      type: number;
+      start: number;
+      end: number;
+    }
   | { op: typeof XEN_DMOP_set_ioreq_server_state; domid: number; id: number; enabled: number }
   | { op: typeof XEN_DMOP_destroy_ioreq_server; domid: number; id: number }
   | { op: typeof XEN_DMOP_set_pci_intx_level; domid: number; domain: number; bus: number; device: number; intx: number; level: number }
@@ -271,7 +278,16 @@ export class IoreqServers {
     return yield* this.emulate(v, IOREQ_TYPE_PIO, dir, port, size, data, 'io', this.hv.costs.pioDecode);
   }
 
-  private *emulate(v: Vcpu, type: number, dir: number, addr: number, size: number, data: bigint, reason: ExitReason & ('ept' | 'io'), decode: number): Generator<SimEvent<unknown>, bigint, unknown> {
+  private *emulate(
+    v: Vcpu,
+    type: number,
+    dir: number,
+    addr: number,
+    size: number,
+    data: bigint,
+    reason: ExitReason & ('ept' | 'io'),
+    decode: number,
+  ): Generator<SimEvent<unknown>, bigint, unknown> {
     const d = v.domain;
     if (!d.isHvm) throw new Error(`${v.name}: emulated I/O exits are for HVM guests (model bug)`);
     if (size !== 1 && size !== 2 && size !== 4 && size !== 8) throw new Error(`${v.name}: access size ${size} is not 1, 2, 4 or 8 (model bug)`);

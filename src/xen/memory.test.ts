@@ -4,7 +4,7 @@ import { FrameAllocator } from './guest/frame-alloc.js';
 import { GuestFault, GuestMemory, HIGH_RAM_START_GFN, MMIO_HOLE_START_GFN } from './memory.js';
 
 describe('guest memory', () => {
-  it('resumeAs (live migration): the RAM and its views kept, the old host\'s mappings gone, the new domain\'s special pages in, the new domid', () => {
+  it("resumeAs (live migration): the RAM and its views kept, the old host's mappings gone, the new domain's special pages in, the new domid", () => {
     const ram = new GuestMemory(5, 16);
     ram.write(0x3000, new Uint8Array([1, 2, 3]));
     const view = ram.view(3);
@@ -20,12 +20,12 @@ describe('guest memory', () => {
     assert.deepEqual([...ram.read(0x3000, 3)], [1, 2, 3]);
     assert.equal(ram.view(3), view, 'the same bytes behind the same view');
     assert.equal(ram.overlayAt(HIGH_RAM_START_GFN + 10), undefined);
-    assert.equal(ram.readU8(0xfeffc * 4096), 4, 'the xenstore page is the new domain\'s');
+    assert.equal(ram.readU8(0xfeffc * 4096), 4, "the xenstore page is the new domain's");
     assert.equal(ram.ramPage(0xfeffc), fresh.ramPage(0xfeffc));
     assert.throws(() => ram.resumeAs(8, new GuestMemory(8, 32)), /model bug/);
   });
 
-  it('allocates RAM pages on first touch, zeroed, up to the domain\'s memory', () => {
+  it("allocates RAM pages on first touch, zeroed, up to the domain's memory", () => {
     const m = new GuestMemory(3, 16);
     assert.equal(m.ramPages, 4096);
     assert.equal(m.populated, 0);
@@ -34,7 +34,10 @@ describe('guest memory', () => {
     assert.equal(m.populated, 1);
     assert.equal(m.readU32(0x5000), 0x700);
     assert.ok(m.isRamGfn(4095) && !m.isRamGfn(4096));
-    assert.throws(() => m.readU8(4096 * 4096), (e: unknown) => e instanceof GuestFault && /nothing is mapped/.test(e.message));
+    assert.throws(
+      () => m.readU8(4096 * 4096),
+      (e: unknown) => e instanceof GuestFault && /nothing is mapped/.test(e.message),
+    );
     assert.equal(m.ramPage(4096), null, 'Xen finds no page there either');
   });
 
@@ -66,7 +69,7 @@ describe('guest memory', () => {
     m.setOverlay(3, { type: 'grant_map_ro', page });
     assert.equal(m.readU8(0x3000), 0xee);
     assert.throws(() => m.writeU8(0x3000, 1), /read-only grant mapping/);
-    assert.equal(m.ramPage(3), null, 'not the domain\'s RAM any more');
+    assert.equal(m.ramPage(3), null, "not the domain's RAM any more");
     assert.ok(!m.clearOverlay(3, new Uint8Array(4096)), 'only the page mapped there is removed');
     assert.ok(m.clearOverlay(3, page));
     assert.throws(() => m.readU8(0x3000), GuestFault);

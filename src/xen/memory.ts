@@ -129,7 +129,8 @@ export class GuestMemory {
    * the old ones.
    */
   resumeAs(domid: number, fresh: GuestMemory): void {
-    if (fresh.ramPages !== this.ramPages) throw new Error(`d${domid}: resuming ${this.ramPages} pages of RAM in a domain of ${fresh.ramPages} (model bug)`);
+    if (fresh.ramPages !== this.ramPages)
+      throw new Error(`d${domid}: resuming ${this.ramPages} pages of RAM in a domain of ${fresh.ramPages} (model bug)`);
     this.owner = domid;
     this.overlays.clear();
     for (const gfn of this.special) this.ram.delete(gfn);

@@ -12,7 +12,7 @@ import { isIommuFault } from './iommu.js';
 import { makeHost, profile } from './test-fixture.js';
 
 describe('passed-through MSI', () => {
-  it('is taken on the target vCPU\'s pCPU as Xen\'s own time, injected (waking the blocked vCPU), and its handler ends with an EOI exit', () => {
+  it("is taken on the target vCPU's pCPU as Xen's own time, injected (waking the blocked vCPU), and its handler ends with an EOI exit", () => {
     const h = makeHost({ pcpus: 2 });
     const g = h.guest('g');
     const v = g.domain.vcpus[0]!;
@@ -41,7 +41,7 @@ describe('passed-through MSI', () => {
     assert.equal(sum, r.capacity, 'the accounting still sums exactly');
   });
 
-  it('holds up another domain\'s vCPU running on that pCPU by Xen\'s handling time', () => {
+  it("holds up another domain's vCPU running on that pCPU by Xen's handling time", () => {
     const h = makeHost({ pcpus: 1 });
     const g = h.guest('g');
     const hog = h.guest('hog');
@@ -76,7 +76,7 @@ describe('passed-through MSI', () => {
 });
 
 describe('IOMMU', () => {
-  it('translates DMA to the owner\'s RAM only: other frames, the MMIO hole, an unassigned device fault; the IOTLB misses once per page and evicts LRU', () => {
+  it("translates DMA to the owner's RAM only: other frames, the MMIO hole, an unassigned device fault; the IOTLB misses once per page and evicts LRU", () => {
     const h = makeHost({ pcpus: 1 });
     const a = h.guest('a', { memoryMiB: 16 });
     const b = h.guest('b', { memoryMiB: 16 });
@@ -100,7 +100,12 @@ describe('IOMMU', () => {
     const mb = io.translate('01:10.1', gfn * PAGE_SIZE + 100, 1, false);
     assert.ok(!isIommuFault(mb) && mb.pieces[0]![0] !== 0xaa);
     // Beyond RAM (16 MiB), in the MMIO hole, an unassigned BDF, a negative address.
-    for (const [bdf, gpa] of [['01:10.0', 16 * 1024 * 1024], ['01:10.0', 0xfee00000], ['01:10.2', gfn * PAGE_SIZE], ['01:10.0', -4096]] as const) {
+    for (const [bdf, gpa] of [
+      ['01:10.0', 16 * 1024 * 1024],
+      ['01:10.0', 0xfee00000],
+      ['01:10.2', gfn * PAGE_SIZE],
+      ['01:10.0', -4096],
+    ] as const) {
       const f = io.translate(bdf, gpa, 64, true);
       assert.ok(isIommuFault(f), `${bdf} ${gpa} should fault`);
     }

@@ -38,7 +38,10 @@ const u32Codec: SlotCodec<number> = {
   decode: (b, o) => new DataView(b.buffer, b.byteOffset).getUint32(o, true),
 };
 
-function pair(start?: number, page: RingPage = bytesPage(new Uint8Array(P))): { front: FrontRing<number, number>; back: BackRing<number, number>; page: RingPage } {
+function pair(
+  start?: number,
+  page: RingPage = bytesPage(new Uint8Array(P)),
+): { front: FrontRing<number, number>; back: BackRing<number, number>; page: RingPage } {
   const front = FrontRing.init(page, u32Codec, u32Codec);
   if (start === undefined) return { front, back: BackRing.init(page, u32Codec, u32Codec), page };
   // Both ends attached at `start`, as after a reconnect at that index.
@@ -62,8 +65,15 @@ describe('shared rings (io/ring.h)', () => {
     const bytes = new Uint8Array(P).fill(0xee);
     const front = FrontRing.init(bytesPage(bytes), netifTxRequestCodec, netifTxResponseCodec);
     const dv = new DataView(bytes.buffer);
-    assert.deepEqual([0, 4, 8, 12].map((o) => dv.getUint32(o, true)), [0, 1, 0, 1], 'req_prod, req_event, rsp_prod, rsp_event');
-    assert.ok(bytes.subarray(16, 64).every((b) => b === 0), 'pvt and padding zeroed');
+    assert.deepEqual(
+      [0, 4, 8, 12].map((o) => dv.getUint32(o, true)),
+      [0, 1, 0, 1],
+      'req_prod, req_event, rsp_prod, rsp_event',
+    );
+    assert.ok(
+      bytes.subarray(16, 64).every((b) => b === 0),
+      'pvt and padding zeroed',
+    );
     assert.equal(bytes[64], 0xee, 'slots untouched');
     front.putRequest({ gref: 0x11223344, offset: 0, flags: 0, id: 7, size: 60 });
     front.putRequest({ gref: 0x55, offset: 0, flags: 0, id: 8, size: 60 });
@@ -255,13 +265,21 @@ describe('shared rings (io/ring.h)', () => {
     // The copy is private: rewriting the shared slot later changes nothing consumed.
     bytes.fill(0x42, 64, 64 + 12);
     assert.deepEqual(got, sent);
-    assert.deepEqual(back.copyRequest(0), { gref: 0x42424242, offset: 0x4242, flags: 0x4242, id: 0x4242, size: 0x4242 }, 'a new copy sees the new bytes');
+    assert.deepEqual(
+      back.copyRequest(0),
+      { gref: 0x42424242, offset: 0x4242, flags: 0x4242, id: 0x4242, size: 0x4242 },
+      'a new copy sees the new bytes',
+    );
   });
 
   it('decodes a slot as another structure (netif: a GSO extra-info segment in a TX slot)', () => {
     const front = FrontRing.init(bytesPage(new Uint8Array(P)), netifTxRequestCodec, netifTxResponseCodec);
     const back = BackRing.init(front.sring.page, netifTxRequestCodec, netifTxResponseCodec);
-    const gso: NetifExtraInfo = { type: XEN_NETIF_EXTRA_TYPE_GSO, flags: 0, gso: { size: 1448, type: XEN_NETIF_GSO_TYPE_TCPV4, pad: 0, features: 0 } };
+    const gso: NetifExtraInfo = {
+      type: XEN_NETIF_EXTRA_TYPE_GSO,
+      flags: 0,
+      gso: { size: 1448, type: XEN_NETIF_GSO_TYPE_TCPV4, pad: 0, features: 0 },
+    };
     front.putRequest({ gref: 10, offset: 0, flags: NETTXF_extra_info, id: 1, size: 9000 });
     front.putRequestAs(netifExtraInfoCodec, gso);
     front.pushRequests();
@@ -341,7 +359,10 @@ describe('shared rings (io/ring.h)', () => {
       }
       assert.equal(front.finalCheckForResponses(), 0);
     }
-    assert.deepEqual(seen, Array.from({ length: 300 }, (_, i) => i));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 300 }, (_, i) => i),
+    );
     assert.deepEqual(
       answered.map((r) => r.id),
       seen,

@@ -186,7 +186,8 @@ export class SharedRing {
 /** Entry size of a ring of these codecs: the larger, as a C union of the two (pass `entrySize` when alignment adds padding). */
 function entryOf(req: SlotCodec<unknown>, rsp: SlotCodec<unknown>, entrySize?: number): number {
   const e = entrySize ?? Math.max(req.size, rsp.size);
-  if (req.size > e || rsp.size > e) throw new RangeError(`ring entry of ${e} bytes is smaller than its request (${req.size}) or response (${rsp.size})`);
+  if (req.size > e || rsp.size > e)
+    throw new RangeError(`ring entry of ${e} bytes is smaller than its request (${req.size}) or response (${rsp.size})`);
   return e;
 }
 
@@ -228,7 +229,8 @@ abstract class RingEnd<Req, Rsp> {
   }
 
   private checkCodec(codec: SlotCodec<unknown>): void {
-    if (codec.size > this.sring.entrySize) throw new RangeError(`a ${codec.size}-byte structure does not fit a ${this.sring.entrySize}-byte ring slot`);
+    if (codec.size > this.sring.entrySize)
+      throw new RangeError(`a ${codec.size}-byte structure does not fit a ${this.sring.entrySize}-byte ring slot`);
   }
 }
 
@@ -292,7 +294,10 @@ export class FrontRing<Req, Rsp> extends RingEnd<Req, Rsp> {
 
   /** putRequest with another structure in the slot (netif: an extra-info segment in a TX slot). */
   putRequestAs<T>(codec: SlotCodec<T>, v: T): number {
-    if (this.freeRequests() <= 0) throw new RangeError(`ring full: ${this.size} requests outstanding (req_prod_pvt ${this._reqProdPvt}, rsp_cons ${this._rspCons}); the driver must check RING_FULL`);
+    if (this.freeRequests() <= 0)
+      throw new RangeError(
+        `ring full: ${this.size} requests outstanding (req_prod_pvt ${this._reqProdPvt}, rsp_cons ${this._rspCons}); the driver must check RING_FULL`,
+      );
     const idx = this._reqProdPvt;
     this.writeSlot(idx, codec, v);
     this._reqProdPvt = (idx + 1) >>> 0;
@@ -320,7 +325,7 @@ export class FrontRing<Req, Rsp> extends RingEnd<Req, Rsp> {
   responseProd(): number | RingError {
     const prod = this.sring.rspProd;
     const n = (prod - this._rspCons) >>> 0;
-    if (n > this.size || n > ((this._reqProdPvt - this._rspCons) >>> 0)) return new RingError('rsp_prod', prod, this._rspCons, this.size);
+    if (n > this.size || n > (this._reqProdPvt - this._rspCons) >>> 0) return new RingError('rsp_prod', prod, this._rspCons, this.size);
     return prod;
   }
 

@@ -64,18 +64,37 @@ describe('Xen release from the profile', () => {
     assert.equal(base.xenVersion, '4.5.0');
     const r = xenRelease(base.xenVersion);
     assert.deepEqual(
-      { rl: r.hasRatelimit, rem: r.ratelimitRemainder, unpark: r.boostOnUnpark, mig: r.migratingSkipsBoost, aff: r.tickleChecksAffinity, idl: r.idlersClearedAtTickle, gnt: r.batchedGnttabCopy },
+      {
+        rl: r.hasRatelimit,
+        rem: r.ratelimitRemainder,
+        unpark: r.boostOnUnpark,
+        mig: r.migratingSkipsBoost,
+        aff: r.tickleChecksAffinity,
+        idl: r.idlersClearedAtTickle,
+        gnt: r.batchedGnttabCopy,
+      },
       { rl: true, rem: false, unpark: true, mig: false, aff: false, idl: false, gnt: false },
     );
     assert.deepEqual(
-      { ept: r.eptInvalidateOnVmentry, bus: r.unmapChecksFullBusAddr, modern: r.modernGnttabStatuses, crash: r.physmapOverGrantCrashes, bias: r.balanceBias, yf: r.yieldFlag, yrl: r.yieldSkipsRatelimit },
+      {
+        ept: r.eptInvalidateOnVmentry,
+        bus: r.unmapChecksFullBusAddr,
+        modern: r.modernGnttabStatuses,
+        crash: r.physmapOverGrantCrashes,
+        bias: r.balanceBias,
+        yf: r.yieldFlag,
+        yrl: r.yieldSkipsRatelimit,
+      },
       { ept: false, bus: false, modern: false, crash: true, bias: false, yf: true, yrl: false },
     );
   });
 
   it('an unknown or unsupported release is a profile error naming the field', () => {
     assert.throws(() => base.withXen('four'), /field "xen\.version"/);
-    assert.throws(() => xenRelease('4.19.0', 'p.json'), (e: unknown) => e instanceof ProfileError && /p\.json.*xen\.version.*4\.19\.0 is not a release the model knows/s.test(e.message));
+    assert.throws(
+      () => xenRelease('4.19.0', 'p.json'),
+      (e: unknown) => e instanceof ProfileError && /p\.json.*xen\.version.*4\.19\.0 is not a release the model knows/s.test(e.message),
+    );
     assert.throws(() => xenRelease('3.4.0'), /not a release the model knows/);
   });
 });
@@ -136,8 +155,16 @@ describe('credit1 BOOST rules by release', () => {
     const v412 = run('4.12.0');
     const v413 = run('4.13.0');
     assert.ok(v412.length >= 5, `expected several unparks in 1 s, got ${v412.length}`);
-    assert.deepEqual(v412, v412.map(() => true), '4.12: every unpark wake BOOSTs');
-    assert.deepEqual(v413, v413.map(() => false), '4.13: no unpark wake BOOSTs');
+    assert.deepEqual(
+      v412,
+      v412.map(() => true),
+      '4.12: every unpark wake BOOSTs',
+    );
+    assert.deepEqual(
+      v413,
+      v413.map(() => false),
+      '4.13: no unpark wake BOOSTs',
+    );
     assert.equal(v413.length, v412.length);
   });
 
@@ -295,7 +322,11 @@ describe('credit1 steal order by release (89216c7999 in 4.9)', () => {
 
 describe('credit1 YIELD by release (5fc9f5ef6c in 4.1, 9fdd2f3c9c in 4.8)', () => {
   /** Two hogs on one pCPU; at `at` the running one yields. `other`: later switches to the other one. */
-  function yieldAt(version: string, at: number, setup?: (running: Vcpu, queued: Vcpu) => void): { yieldedAt: number; runtime: number; other: number[] } {
+  function yieldAt(
+    version: string,
+    at: number,
+    setup?: (running: Vcpu, queued: Vcpu) => void,
+  ): { yieldedAt: number; runtime: number; other: number[] } {
     const { env, hv } = host(version, 1);
     const a = hv.createDomain({ name: 'a', kind: 'hvm', vcpus: 1 }).vcpus[0]!;
     const b = hv.createDomain({ name: 'b', kind: 'hvm', vcpus: 1 }).vcpus[0]!;

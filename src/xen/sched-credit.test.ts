@@ -136,11 +136,14 @@ describe('credit scheduler: shares', () => {
     );
     env.run({ until: 16 * MS });
     const t0 = 15 * MS;
-    assert.deepEqual(where.filter((w) => w.to !== null), [
-      { t: t0, to: pinned.name, pcpu: 0 },
-      // vcpu_migrate wakes it on pCPU 1 from pCPU 0's Xen code: an IPI, then the idle exit.
-      { t: t0 + profile.ns('xen.ipi.latency') + IDLE_WAKE, to: mobile.name, pcpu: 1 },
-    ]);
+    assert.deepEqual(
+      where.filter((w) => w.to !== null),
+      [
+        { t: t0, to: pinned.name, pcpu: 0 },
+        // vcpu_migrate wakes it on pCPU 1 from pCPU 0's Xen code: an IPI, then the idle exit.
+        { t: t0 + profile.ns('xen.ipi.latency') + IDLE_WAKE, to: mobile.name, pcpu: 1 },
+      ],
+    );
   });
 
   it('destroying a domain takes its weight out of the credit accounting', () => {
@@ -288,7 +291,10 @@ describe('credit scheduler: pinning and accounting', () => {
 
   it('rejects bad pinning and bad parameters with a message naming them', () => {
     const { hv } = makeHost({ pcpus: 2 });
-    assert.throws(() => hv.createDomain({ name: 'x', kind: 'hvm', vcpus: 1, pinning: [5] }), /domain "x": pinning names pCPU 5; this host has pCPUs 0-1/);
+    assert.throws(
+      () => hv.createDomain({ name: 'x', kind: 'hvm', vcpus: 1, pinning: [5] }),
+      /domain "x": pinning names pCPU 5; this host has pCPUs 0-1/,
+    );
     assert.throws(() => hv.createDomain({ name: 'x', kind: 'hvm', vcpus: 2, pinning: [[0]] }), /pinning has 1 lists for 2 vcpus/);
     assert.throws(() => hv.createDomain({ name: 'x', kind: 'hvm', vcpus: 1, weight: 0 }), /weight 0 must be/);
     assert.throws(() => hv.createDomain({ name: 'x', kind: 'hvm', vcpus: 1, cap: 150 }), /cap 150/);
@@ -301,38 +307,51 @@ describe('credit scheduler: pinning and accounting', () => {
       vcpus: fc.integer({ min: 1, max: 2 }),
       cap: fc.constantFrom(0, 0, 30, 60),
       weight: fc.constantFrom(128, 256, 512),
-      pieces: fc.array(fc.record({ sleep: fc.integer({ min: 0, max: 3 * MS }), work: fc.integer({ min: 1, max: 2 * MS }), ctx: fc.constantFrom('user' as const, 'kernel' as const, 'irq' as const, 'xen' as const) }), { minLength: 1, maxLength: 30 }),
+      pieces: fc.array(
+        fc.record({
+          sleep: fc.integer({ min: 0, max: 3 * MS }),
+          work: fc.integer({ min: 1, max: 2 * MS }),
+          ctx: fc.constantFrom('user' as const, 'kernel' as const, 'irq' as const, 'xen' as const),
+        }),
+        { minLength: 1, maxLength: 30 },
+      ),
     });
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 3 }), fc.array(job, { minLength: 1, maxLength: 4 }), fc.integer({ min: 1, max: 200 }), (pcpus, jobs, horizonMs) => {
-        const { env, hv } = makeHost({ pcpus });
-        jobs.forEach((j, i) => {
-          const d = hv.createDomain({ name: `g${i}`, kind: 'hvm', vcpus: j.vcpus, cap: j.cap, weight: j.weight });
-          for (const v of d.vcpus) {
-            env.process(
-              (function* (): ProcessGenerator<void> {
-                for (;;) {
-                  for (const p of j.pieces) {
-                    if (p.sleep > 0) yield env.timeout(p.sleep);
-                    yield v.exec(p.work, p.ctx);
+      fc.property(
+        fc.integer({ min: 1, max: 3 }),
+        fc.array(job, { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 1, max: 200 }),
+        (pcpus, jobs, horizonMs) => {
+          const { env, hv } = makeHost({ pcpus });
+          jobs.forEach((j, i) => {
+            const d = hv.createDomain({ name: `g${i}`, kind: 'hvm', vcpus: j.vcpus, cap: j.cap, weight: j.weight });
+            for (const v of d.vcpus) {
+              env.process(
+                (function* (): ProcessGenerator<void> {
+                  for (;;) {
+                    for (const p of j.pieces) {
+                      if (p.sleep > 0) yield env.timeout(p.sleep);
+                      yield v.exec(p.work, p.ctx);
+                    }
                   }
-                }
-              })(),
-            );
+                })(),
+              );
+            }
+          });
+          const snaps = [hv.snapshot()];
+          for (const t of [horizonMs / 3, horizonMs]) {
+            env.run({ until: Math.round(t * MS) });
+            snaps.push(hv.snapshot());
           }
-        });
-        const snaps = [hv.snapshot()];
-        for (const t of [horizonMs / 3, horizonMs]) {
-          env.run({ until: Math.round(t * MS) });
-          snaps.push(hv.snapshot());
-        }
-        for (let i = 1; i < snaps.length; i++) {
-          const r = hv.acct.report(snaps[i]!, snaps[i - 1]);
-          const sum = r.domains.reduce((s, d) => s + d.total, 0) + r.xenOwn + r.idle;
-          assert.equal(sum, r.capacity, `parts ${sum} != elapsed × pCPUs ${r.capacity}`);
-          for (const d of r.domains) assert.ok(d.total >= 0 && d.total <= (r.to - r.from) * Math.min(pcpus, d.domid === 0 ? 1 : jobs[d.domid - 1]!.vcpus));
-        }
-      }),
+          for (let i = 1; i < snaps.length; i++) {
+            const r = hv.acct.report(snaps[i]!, snaps[i - 1]);
+            const sum = r.domains.reduce((s, d) => s + d.total, 0) + r.xenOwn + r.idle;
+            assert.equal(sum, r.capacity, `parts ${sum} != elapsed × pCPUs ${r.capacity}`);
+            for (const d of r.domains)
+              assert.ok(d.total >= 0 && d.total <= (r.to - r.from) * Math.min(pcpus, d.domid === 0 ? 1 : jobs[d.domid - 1]!.vcpus));
+          }
+        },
+      ),
       { numRuns: 40 },
     );
   });

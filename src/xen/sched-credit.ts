@@ -97,7 +97,8 @@ export class CreditScheduler implements SchedPolicy {
     this.creditsPerMs = profile.count('xen.sched.creditsPerMs');
     this.creditsPerTslice = Math.round((this.creditsPerMs * this.tslice) / MS);
     this.creditTotal = this.creditsPerTslice * pcpus.length;
-    if (this.tick <= 0 || this.tslice <= 0 || this.creditsPerMs <= 0) throw new Error('credit scheduler: tick, tslice and creditsPerMs must be positive');
+    if (this.tick <= 0 || this.tslice <= 0 || this.creditsPerMs <= 0)
+      throw new Error('credit scheduler: tick, tslice and creditsPerMs must be positive');
     for (const p of pcpus) {
       p.policy = this;
       const t = env.timer(() => {
@@ -431,7 +432,9 @@ export class CreditScheduler implements SchedPolicy {
     this.creditBalance = creditBalance;
     this.runqSort++;
     if (this.env.trace.enabled(TP_SCHED_ACCT)) {
-      const credits = this.pcpus.flatMap((p) => [...(p.curr ? [p.curr] : []), ...p.runq]).map((v) => ({ vcpu: v.name, credit: v.csched.credit, pri: v.csched.pri }));
+      const credits = this.pcpus
+        .flatMap((p) => [...(p.curr ? [p.curr] : []), ...p.runq])
+        .map((v) => ({ vcpu: v.name, credit: v.csched.credit, pri: v.csched.pri }));
       this.env.trace.emit(TP_SCHED_ACCT, { credits });
     }
   }

@@ -100,7 +100,10 @@ describe('toolstack and XenStore', () => {
     const r = w.hv.cpuReport(before);
     const dom0 = r.domains.find((d) => d.domid === 0)!;
     const ga = r.domains.find((d) => d.domid === a.domid)!;
-    assert.ok(dom0.byCategory.user >= 6 * profile.ns('xen.xenstore.daemonRequest') + profile.ns('xen.xenstore.daemonModify'), 'xenstored ran in Dom0 user space');
+    assert.ok(
+      dom0.byCategory.user >= 6 * profile.ns('xen.xenstore.daemonRequest') + profile.ns('xen.xenstore.daemonModify'),
+      'xenstored ran in Dom0 user space',
+    );
     assert.ok(ga.byCategory.kernel > 0 && ga.byCategory.xen > 0, 'the guest kernel and Xen on its behalf did the rest');
   });
 
@@ -219,7 +222,9 @@ describe('toolstack and XenStore', () => {
     const page = g.kernel.mem.view(XENSTORE_SPECIAL_GFN);
     const { req, rsp } = xenstoreRings(page);
     const send = (n: number, first: number): void => {
-      const chunks = Array.from({ length: n }, (_, i) => encodeMessage({ type: XS_READ, reqId: first + i, txId: 0, payload: latin1ToBytes('name\0') }));
+      const chunks = Array.from({ length: n }, (_, i) =>
+        encodeMessage({ type: XS_READ, reqId: first + i, txId: 0, payload: latin1ToBytes('name\0') }),
+      );
       const all = new Uint8Array(chunks.reduce((k, c) => k + c.length, 0));
       let at = 0;
       for (const c of chunks) {
@@ -250,7 +255,11 @@ describe('toolstack and XenStore', () => {
     }
     assert.equal(replies.length, 96);
     const bad = replies.filter((m) => m.type !== XS_READ || bytesToLatin1(m.payload) !== 'g');
-    assert.deepEqual(bad.map((m) => bytesToLatin1(m.payload)), [], 'every request answered normally');
+    assert.deepEqual(
+      bad.map((m) => bytesToLatin1(m.payload)),
+      [],
+      'every request answered normally',
+    );
     assert.deepEqual(
       replies.map((m) => m.reqId),
       Array.from({ length: 96 }, (_, i) => i),

@@ -65,7 +65,12 @@ export class Toolstack {
    * Creates Dom0, boots its kernel's Xen support, starts xenstored on Dom0's first vCPU and
    * connects Dom0's own kernel xenbus to it (as xenbus_backend does when xenstored runs in Dom0).
    */
-  static *boot(hv: Hypervisor, profile: Profile, dom0: Omit<DomainConfig, 'kind'>, store = new XenStore({ domainExists: (id) => hv.domain(id) !== undefined })): Generator<SimEvent<unknown>, Toolstack, unknown> {
+  static *boot(
+    hv: Hypervisor,
+    profile: Profile,
+    dom0: Omit<DomainConfig, 'kind'>,
+    store = new XenStore({ domainExists: (id) => hv.domain(id) !== undefined }),
+  ): Generator<SimEvent<unknown>, Toolstack, unknown> {
     const d0 = hv.createDomain({ ...dom0, kind: 'dom0' });
     const k0 = new XenGuest(hv, d0);
     const v0 = d0.vcpus[0]!;
@@ -101,7 +106,8 @@ export class Toolstack {
     if (config.kind === 'dom0') throw new ToolstackError(`domain "${config.name}": Dom0 is created by boot()`);
     const d = this.hv.createDomain(config);
     const gfn = XENSTORE_SPECIAL_GFN;
-    if (!d.memory.populateSpecial(gfn)) throw new ToolstackError(`domain "${config.name}": cannot populate the xenstore page at gfn 0x${gfn.toString(16)}`);
+    if (!d.memory.populateSpecial(gfn))
+      throw new ToolstackError(`domain "${config.name}": cannot populate the xenstore page at gfn 0x${gfn.toString(16)}`);
     // libxl: xc_evtchn_alloc_unbound(domid, store_domid = 0), a privileged hypercall from Dom0.
     const arg: { dom: number; remote_dom: number; port?: number } = { dom: d.domid, remote_dom: 0 };
     const rc = yield* this.hv.hypercall(this.dom0.vcpus[0]!, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_alloc_unbound, arg });
@@ -145,9 +151,14 @@ export class Toolstack {
    * backend, with the toolstack's keys (mac, handle, bridge…) in the frontend made read-only
    * to the guest as libxl does. Returns the two paths.
    */
-  addVif(d: Domain, devid: number, vif: { mac: string; bridge: string; backend?: number; mtu?: number; script?: string; ip?: string }): { frontend: string; backend: string } {
+  addVif(
+    d: Domain,
+    devid: number,
+    vif: { mac: string; bridge: string; backend?: number; mtu?: number; script?: string; ip?: string },
+  ): { frontend: string; backend: string } {
     if (!Number.isInteger(devid) || devid < 0) throw new ToolstackError(`domain "${d.name}": vif devid ${devid} is not a whole number >= 0`);
-    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(vif.mac)) throw new ToolstackError(`domain "${d.name}" vif ${devid}: mac "${vif.mac}" is not xx:xx:xx:xx:xx:xx (lower-case hex)`);
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(vif.mac))
+      throw new ToolstackError(`domain "${d.name}" vif ${devid}: mac "${vif.mac}" is not xx:xx:xx:xx:xx:xx (lower-case hex)`);
     const be = vif.backend ?? 0;
     const frontend = `/local/domain/${d.domid}/device/vif/${devid}`;
     const backend = `/local/domain/${be}/backend/vif/${d.domid}/${devid}`;

@@ -19,7 +19,13 @@ export const TP_VMEXIT = tracePoint<{ domid: number; vcpu: string; reason: ExitR
  * port): where it went and whether it raised an upcall (`kicked`), found the port already
  * pending or masked, or was dropped on an unbound port.
  */
-export const TP_NOTIFY = tracePoint<{ domid: number; port: number; remoteDomid: number | null; remotePort: number | null; outcome: 'kicked' | 'pending' | 'masked' | 'dropped' | 'xen' }>('notify');
+export const TP_NOTIFY = tracePoint<{
+  domid: number;
+  port: number;
+  remoteDomid: number | null;
+  remotePort: number | null;
+  outcome: 'kicked' | 'pending' | 'masked' | 'dropped' | 'xen';
+}>('notify');
 /** Xen entered a guest vCPU at its event upcall (vector = the HVM callback vector; null for PV). */
 export const TP_UPCALL = tracePoint<{ domid: number; vcpu: string; vector: number | null }>('upcall');
 /** One GNTTABOP_copy op finished (`status` GNTST_*; bytes moved only when okay). */
@@ -29,6 +35,15 @@ export const TP_MAP = tracePoint<{ domid: number; granter: number; ref: number; 
 /** One GNTTABOP_unmap_grant_ref op finished. */
 export const TP_UNMAP = tracePoint<{ domid: number; handle: number; status: number }>('unmap');
 /** Xen forwarded an emulated access to an ioreq server (or, `server` null, to the null handler). */
-export const TP_IOREQ = tracePoint<{ domid: number; vcpu: string; server: number | null; type: number; dir: number; addr: number; size: number; data: bigint }>('ioreq');
+export const TP_IOREQ = tracePoint<{
+  domid: number;
+  vcpu: string;
+  server: number | null;
+  type: number;
+  dir: number;
+  addr: number;
+  size: number;
+  data: bigint;
+}>('ioreq');
 /** Xen took a passed-through device's MSI as a physical interrupt on `pcpu`, for guest vector `vector`. */
 export const TP_PIRQ = tracePoint<{ domid: number; vcpu: string; pcpu: number; bdf: string; vector: number }>('pirq');

@@ -40,7 +40,9 @@ export function chartSpecs(doc: ResultsDocument): { title: string; spec: TopLeve
   const res = doc.results;
   const paths = [...new Set(res.map((r) => r.path))];
   const out: { title: string; spec: TopLevelSpec }[] = [];
-  const latency = res.filter((r) => r.latencyUs !== null).map((r) => ({ path: r.path, test: r.test, mean: r.latencyUs!.mean, p99: r.latencyUs!.p99 }));
+  const latency = res
+    .filter((r) => r.latencyUs !== null)
+    .map((r) => ({ path: r.path, test: r.test, mean: r.latencyUs!.mean, p99: r.latencyUs!.p99 }));
   if (latency.length > 0) {
     out.push({
       title: 'Response time per path (bars: mean; ticks: p99), µs',
@@ -51,8 +53,18 @@ export function chartSpecs(doc: ResultsDocument): { title: string; spec: TopLeve
         facet: { column: { field: 'test', type: 'nominal', title: null } },
         spec: {
           layer: [
-            { mark: 'bar', encoding: { x: { field: 'path', type: 'nominal', sort: paths, title: null }, y: { field: 'mean', type: 'quantitative', title: 'µs' }, color: { field: 'path', type: 'nominal', sort: paths } } },
-            { mark: { type: 'tick', color: 'black', thickness: 2 }, encoding: { x: { field: 'path', type: 'nominal', sort: paths }, y: { field: 'p99', type: 'quantitative' } } },
+            {
+              mark: 'bar',
+              encoding: {
+                x: { field: 'path', type: 'nominal', sort: paths, title: null },
+                y: { field: 'mean', type: 'quantitative', title: 'µs' },
+                color: { field: 'path', type: 'nominal', sort: paths },
+              },
+            },
+            {
+              mark: { type: 'tick', color: 'black', thickness: 2 },
+              encoding: { x: { field: 'path', type: 'nominal', sort: paths }, y: { field: 'p99', type: 'quantitative' } },
+            },
           ],
         },
       },
@@ -79,7 +91,9 @@ export function chartSpecs(doc: ResultsDocument): { title: string; spec: TopLeve
     });
   }
   const rep = representative(res);
-  const cpu = rep.flatMap((r) => Object.entries(r.cpu).map(([who, pct]) => ({ path: r.path, case: caseLabel(r), who: who === 'xen' ? 'Xen (own)' : who, pct })));
+  const cpu = rep.flatMap((r) =>
+    Object.entries(r.cpu).map(([who, pct]) => ({ path: r.path, case: caseLabel(r), who: who === 'xen' ? 'Xen (own)' : who, pct })),
+  );
   if (cpu.length > 0) {
     out.push({
       title: 'CPU utilization per path, stacked by domain and Xen (100% = one pCPU)',
@@ -90,13 +104,22 @@ export function chartSpecs(doc: ResultsDocument): { title: string; spec: TopLeve
         facet: { column: { field: 'case', type: 'nominal', title: null } },
         spec: {
           mark: 'bar',
-          encoding: { x: { field: 'path', type: 'nominal', sort: paths, title: null }, y: { field: 'pct', type: 'quantitative', stack: 'zero', title: 'CPU %' }, color: { field: 'who', type: 'nominal', title: 'domain' } },
+          encoding: {
+            x: { field: 'path', type: 'nominal', sort: paths, title: null },
+            y: { field: 'pct', type: 'quantitative', stack: 'zero', title: 'CPU %' },
+            color: { field: 'who', type: 'nominal', title: 'domain' },
+          },
         },
       },
     });
   }
   const per = rep.flatMap((r) =>
-    (['vmexits', 'hypercalls', 'grantCopies', 'notifications', 'interrupts'] as const).map((k) => ({ path: r.path, case: caseLabel(r), counter: k, value: r.perFrame[k] })),
+    (['vmexits', 'hypercalls', 'grantCopies', 'notifications', 'interrupts'] as const).map((k) => ({
+      path: r.path,
+      case: caseLabel(r),
+      counter: k,
+      value: r.perFrame[k],
+    })),
   );
   if (per.length > 0) {
     out.push({
@@ -108,7 +131,12 @@ export function chartSpecs(doc: ResultsDocument): { title: string; spec: TopLeve
         facet: { column: { field: 'case', type: 'nominal', title: null } },
         spec: {
           mark: 'bar',
-          encoding: { x: { field: 'counter', type: 'nominal', title: null }, xOffset: { field: 'path', type: 'nominal', sort: paths }, y: { field: 'value', type: 'quantitative', title: 'per frame' }, color: { field: 'path', type: 'nominal', sort: paths } },
+          encoding: {
+            x: { field: 'counter', type: 'nominal', title: null },
+            xOffset: { field: 'path', type: 'nominal', sort: paths },
+            y: { field: 'value', type: 'quantitative', title: 'per frame' },
+            color: { field: 'path', type: 'nominal', sort: paths },
+          },
         },
       },
     });
@@ -118,10 +146,17 @@ export function chartSpecs(doc: ResultsDocument): { title: string; spec: TopLeve
 
 /** One line for a host description (or a scenario's hosts). */
 function setupLine(host: unknown): string {
-  const hosts = (Array.isArray(host) ? host : [host]) as { name?: string; pcpus?: number; dom0?: { vcpus?: number; memoryMiB?: number }; guests?: { name: string; type?: string; vcpus?: number; memoryMiB?: number }[] }[];
+  const hosts = (Array.isArray(host) ? host : [host]) as {
+    name?: string;
+    pcpus?: number;
+    dom0?: { vcpus?: number; memoryMiB?: number };
+    guests?: { name: string; type?: string; vcpus?: number; memoryMiB?: number }[];
+  }[];
   return hosts
     .map((h) => {
-      const gs = (h.guests ?? []).map((g) => `${g.name} (${(g.type ?? 'hvm').toUpperCase()}, ${g.vcpus ?? 1} vCPU, ${g.memoryMiB ?? 512} MiB)`).join(', ');
+      const gs = (h.guests ?? [])
+        .map((g) => `${g.name} (${(g.type ?? 'hvm').toUpperCase()}, ${g.vcpus ?? 1} vCPU, ${g.memoryMiB ?? 512} MiB)`)
+        .join(', ');
       return `host ${h.name ?? ''}: ${h.pcpus ?? '?'} pCPUs; Dom0 ${h.dom0?.vcpus ?? 1} vCPUs, ${h.dom0?.memoryMiB ?? 1024} MiB; guests ${gs || 'none'}`;
     })
     .join('; ');

@@ -13,9 +13,33 @@ const CHROMIUM = process.env.HV2M_CHROMIUM ?? '/usr/bin/chromium';
 describe('the HTML report in a real browser', () => {
   it('opens in headless Chromium without console errors; every chart is visible with one mark per data point', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hv2m-report-'));
-    const r = spawnSync(process.execPath, [main, 'bench', '--out', dir, '--quiet', '--paths', 'loopback', '--tests', 'ping,tcp_rr,udp_rr,tcp_stream,udp_stream', '--sizes', '256,4096', '--duration-ms', '2', '--warmup-ms', '1', '--ping-count', '5'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        main,
+        'bench',
+        '--out',
+        dir,
+        '--quiet',
+        '--paths',
+        'loopback',
+        '--tests',
+        'ping,tcp_rr,udp_rr,tcp_stream,udp_stream',
+        '--sizes',
+        '256,4096',
+        '--duration-ms',
+        '2',
+        '--warmup-ms',
+        '1',
+        '--ping-count',
+        '5',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(r.status, 0, r.stderr);
-    const doc = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as { results: { latencyUs: unknown; throughputMbps: unknown; test: string; size: number; cpu: Record<string, number> }[] };
+    const doc = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as {
+      results: { latencyUs: unknown; throughputMbps: unknown; test: string; size: number; cpu: Record<string, number> }[];
+    };
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     try {
       const page = await browser.newPage();
@@ -26,7 +50,9 @@ describe('the HTML report in a real browser', () => {
       page.on('pageerror', (e) => errors.push(String(e)));
       await page.goto(`file://${join(dir, 'index.html')}`);
       // In the page's own JavaScript (this project's TypeScript has no DOM types).
-      const charts = await page.evaluate<{ title: string; w: number; h: number; rects: number; symbols: number }[]>(`[...document.querySelectorAll('figure')].map((f) => {
+      const charts = await page.evaluate<
+        { title: string; w: number; h: number; rects: number; symbols: number }[]
+      >(`[...document.querySelectorAll('figure')].map((f) => {
         const svg = f.querySelector('svg');
         const box = svg.getBoundingClientRect();
         return { title: f.querySelector('figcaption').textContent, w: box.width, h: box.height,
@@ -43,7 +69,11 @@ describe('the HTML report in a real browser', () => {
       const largest = (t: string): number => Math.max(...doc.results.filter((x) => x.test === t).map((x) => x.size));
       const shown = doc.results.filter((x) => x.latencyUs !== null || x.size === largest(x.test));
       assert.equal(shown.length, rr + 2);
-      assert.equal(charts[2]!.rects, shown.reduce((n, x) => n + Object.keys(x.cpu).length, 0), 'a bar segment per domain and Xen');
+      assert.equal(
+        charts[2]!.rects,
+        shown.reduce((n, x) => n + Object.keys(x.cpu).length, 0),
+        'a bar segment per domain and Xen',
+      );
       assert.equal(charts[3]!.rects, shown.length * 5, 'a bar per counter');
     } finally {
       await browser.close();

@@ -31,10 +31,12 @@ const column = (r: Named): string => r.workload ?? r.path;
 function table(title: string, paths: readonly string[], rows: readonly Row[], cell: (r: CaseResult) => string, results: readonly Named[]): string {
   if (rows.length === 0) return '';
   const find = (p: string, row: Row): CaseResult | undefined => results.find((r) => column(r) === p && r.test === row.test && r.size === row.size);
-  const cells = rows.map((row) => paths.map((p) => {
-    const r = find(p, row);
-    return r === undefined ? '' : cell(r);
-  }));
+  const cells = rows.map((row) =>
+    paths.map((p) => {
+      const r = find(p, row);
+      return r === undefined ? '' : cell(r);
+    }),
+  );
   const w0 = Math.max(title.length, ...rows.map((r) => r.label.length));
   const w = paths.map((p, i) => Math.max(p.length, ...cells.map((c) => c[i]!.length)));
   const line = (first: string, rest: readonly string[]): string => [first.padEnd(w0), ...rest.map((s, i) => s.padStart(w[i]!))].join('  ');
@@ -66,12 +68,24 @@ export function formatTables(doc: ResultsDocument): string {
     table('response time, p99 µs', paths, rr, (r) => f(r.latencyUs?.p99, 1), res),
     table('transactions/s', paths, rowsOf(res, ['tcp_rr', 'udp_rr']), (r) => f(r.transactionsPerSec, 0), res),
     table('throughput, Mbit/s', paths, streams, (r) => f(r.throughputMbps, 0), res),
-    table('CPU %: guests / Dom0 / Xen', paths, all, (r) => {
-      const c = cpuByRole(r);
-      return `${f(c.guests, 0)}/${f(c.dom0, 0)}/${f(c.xen, 0)}`;
-    }, res),
+    table(
+      'CPU %: guests / Dom0 / Xen',
+      paths,
+      all,
+      (r) => {
+        const c = cpuByRole(r);
+        return `${f(c.guests, 0)}/${f(c.dom0, 0)}/${f(c.xen, 0)}`;
+      },
+      res,
+    ),
     res.some((r) => r.devices !== undefined) ? table('NIC busy % (apart from every CPU)', paths, all, (r) => f(r.devices?.nic, 1), res) : '',
-    table('per frame: exits / grant copies / notifications', paths, all, (r) => `${f(r.perFrame.vmexits, 1)}/${f(r.perFrame.grantCopies, 1)}/${f(r.perFrame.notifications, 2)}`, res),
+    table(
+      'per frame: exits / grant copies / notifications',
+      paths,
+      all,
+      (r) => `${f(r.perFrame.vmexits, 1)}/${f(r.perFrame.grantCopies, 1)}/${f(r.perFrame.notifications, 2)}`,
+      res,
+    ),
   ].filter((s) => s !== '');
   return parts.join('\n\n');
 }

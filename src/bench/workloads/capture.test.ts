@@ -11,7 +11,11 @@ import { PcapWriter } from '../../net/iface/pcap.js';
 import { tcpStream } from './index.js';
 
 function tshark(file: string, ...args: string[]): string[] {
-  const r = spawnSync('tshark', ['-n', '-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', ...args], { encoding: 'utf8' });
+  const r = spawnSync(
+    'tshark',
+    ['-n', '-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', ...args],
+    { encoding: 'utf8' },
+  );
   if (r.error !== undefined) assert.fail(`tshark could not run (${r.error.message}): install it (Debian: apt-get install tshark; .ci/run does)`);
   assert.equal(r.status, 0, `tshark failed: ${r.stderr}`);
   return r.stdout.split('\n').filter((l) => l.trim().length > 0);
@@ -33,7 +37,19 @@ describe('tshark reads our captures', () => {
       const all = tshark(file, '-T', 'fields', '-e', 'frame.number');
       assert.equal(all.length, writer.frames);
       assert.deepEqual(tshark(file, '-Y', '_ws.malformed', '-T', 'fields', '-e', 'frame.number'), [], 'malformed packets');
-      assert.deepEqual(tshark(file, '-Y', 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad" || _ws.expert.group == "Checksum"', '-T', 'fields', '-e', 'frame.number'), [], 'checksum errors');
+      assert.deepEqual(
+        tshark(
+          file,
+          '-Y',
+          'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad" || _ws.expert.group == "Checksum"',
+          '-T',
+          'fields',
+          '-e',
+          'frame.number',
+        ),
+        [],
+        'checksum errors',
+      );
       const good = tshark(file, '-Y', 'tcp.checksum.status == "Good" && ip.checksum.status == "Good"', '-T', 'fields', '-e', 'frame.number');
       const arp = tshark(file, '-Y', 'arp', '-T', 'fields', '-e', 'frame.number');
       assert.equal(arp.length, 2, 'one ARP request and its reply');
@@ -41,7 +57,15 @@ describe('tshark reads our captures', () => {
       // The capture is on the sender's side of the link, where nothing is reordered: a segment
       // tshark calls out-of-order (its heuristic for a resend soon after a higher one) is a
       // retransmission too.
-      const retrans = tshark(file, '-Y', 'tcp.analysis.retransmission || tcp.analysis.fast_retransmission || tcp.analysis.spurious_retransmission || tcp.analysis.out_of_order', '-T', 'fields', '-e', 'frame.number');
+      const retrans = tshark(
+        file,
+        '-Y',
+        'tcp.analysis.retransmission || tcp.analysis.fast_retransmission || tcp.analysis.spurious_retransmission || tcp.analysis.out_of_order',
+        '-T',
+        'fields',
+        '-e',
+        'frame.number',
+      );
       assert.equal(retrans.length, ours, `tshark sees ${retrans.length} retransmissions, we counted ${ours}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });

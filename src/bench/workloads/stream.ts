@@ -104,7 +104,15 @@ export function tcpStream(env: Env, ends: Endpoints, opts: TcpStreamOptions = {}
       yield srv;
       if (!done || received !== sent) throw new IntegrityError(`tcp_stream: sent ${sent} bytes, received ${received}`);
       const ns = timing !== undefined ? timing.duration : lastMeasured - firstMeasured;
-      return { throughputMbps: megabitsPerSecond(measured, ns), bytesMeasured: measured, measuredNs: ns, bytesVerified: received, retransmissions: ends.client.tcp.stats.retransSegs, outOfOrder, dupAcks };
+      return {
+        throughputMbps: megabitsPerSecond(measured, ns),
+        bytesMeasured: measured,
+        measuredNs: ns,
+        bytesVerified: received,
+        retransmissions: ends.client.tcp.stats.retransSegs,
+        outOfOrder,
+        dupAcks,
+      };
     })(),
     'tcp_stream',
   );

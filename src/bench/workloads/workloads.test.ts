@@ -6,7 +6,19 @@ import { Profile } from '../../profile/index.js';
 import { directPair, type DirectPairOptions } from '../../net/pair.js';
 import { PcapWriter } from '../../net/iface/pcap.js';
 import { PacketBuffer, type PacketMemory } from '../../net/iface/packet.js';
-import { LatencyRecorder, ping, tcpCrr, tcpRr, tcpStream, udpRr, udpStream, checkPattern, fillPattern, patternByte, type Endpoints } from './index.js';
+import {
+  LatencyRecorder,
+  ping,
+  tcpCrr,
+  tcpRr,
+  tcpStream,
+  udpRr,
+  udpStream,
+  checkPattern,
+  fillPattern,
+  patternByte,
+  type Endpoints,
+} from './index.js';
 
 const profile = Profile.load('default');
 const GBIT = 1e9;
@@ -30,21 +42,29 @@ describe('content pattern', () => {
 
   it('fills any slice byte for byte as the pattern defines it, and finds the first broken byte', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 34 }), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 300 }), fc.integer(), fc.nat(), fc.nat(), (off, shift, len, salt, flip, flip2) => {
-        const b = new Uint8Array(len + 8).subarray(shift, shift + len);
-        fillPattern(b, off, salt);
-        for (let i = 0; i < len; i++) assert.equal(b[i], patternByte(off + i, salt), `byte ${i}`);
-        assert.equal(checkPattern(b, off, salt), -1);
-        if (len > 0) {
-          const at = flip % len;
-          const at2 = flip2 % len;
-          b[at] = b[at]! ^ 0x80;
-          if (at2 !== at) b[at2] = b[at2]! ^ 0x01;
-          const copy = b.slice();
-          assert.equal(checkPattern(b, off, salt), Math.min(at, at2));
-          assert.deepEqual(b, copy, 'checking leaves the buffer as it was');
-        }
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 34 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.integer(),
+        fc.nat(),
+        fc.nat(),
+        (off, shift, len, salt, flip, flip2) => {
+          const b = new Uint8Array(len + 8).subarray(shift, shift + len);
+          fillPattern(b, off, salt);
+          for (let i = 0; i < len; i++) assert.equal(b[i], patternByte(off + i, salt), `byte ${i}`);
+          assert.equal(checkPattern(b, off, salt), -1);
+          if (len > 0) {
+            const at = flip % len;
+            const at2 = flip2 % len;
+            b[at] = b[at]! ^ 0x80;
+            if (at2 !== at) b[at2] = b[at2]! ^ 0x01;
+            const copy = b.slice();
+            assert.equal(checkPattern(b, off, salt), Math.min(at, at2));
+            assert.deepEqual(b, copy, 'checking leaves the buffer as it was');
+          }
+        },
+      ),
     );
   });
 
@@ -97,7 +117,12 @@ describe('TCP over a direct link', () => {
       env.run({ until: p });
       assert.equal(p.value.bytesVerified, 10_000_000);
       assert.equal(pair.link.a.stats.lost, 0);
-      return { retrans: pair.client.tcp.stats.retransSegs, fast: pair.client.tcp.stats.fastRetransmits, reordered: pair.link.a.stats.reordered, counted: p.value.retransmissions };
+      return {
+        retrans: pair.client.tcp.stats.retransSegs,
+        fast: pair.client.tcp.stats.fastRetransmits,
+        reordered: pair.link.a.stats.reordered,
+        counted: p.value.retransmissions,
+      };
     };
     const near = run(30 * US);
     assert.ok(near.reordered > 50, `${near.reordered} reordered`);
@@ -126,7 +151,10 @@ describe('TCP with NIC offloads over a direct link', () => {
     assert.ok(a.frames >= 20_000_000 / 1448, `${a.frames} wire frames for 20 MB`);
     assert.ok(a.bytes / a.frames <= 1514, 'no frame above the MTU');
     assert.ok(off.pair.link.b.stats.lroMerged > a.frames / 4, `${off.pair.link.b.stats.lroMerged} merged of ${a.frames}`);
-    assert.ok(off.pair.server.softirq.stats.processed < plain.pair.server.softirq.stats.processed * 0.8, `${off.pair.server.softirq.stats.processed} packets through the receiver's stack, ${plain.pair.server.softirq.stats.processed} without offloads`);
+    assert.ok(
+      off.pair.server.softirq.stats.processed < plain.pair.server.softirq.stats.processed * 0.8,
+      `${off.pair.server.softirq.stats.processed} packets through the receiver's stack, ${plain.pair.server.softirq.stats.processed} without offloads`,
+    );
     assert.ok(off.mbps > plain.mbps, `${off.mbps} Mbit/s with offloads, ${plain.mbps} without`);
   });
 });
@@ -137,8 +165,20 @@ describe('TCP throughput approaches min(B, window/RTT)', () => {
   const goodput = (b: number): number => (b * 1448) / (1514 + 24) / 1e6;
   for (const c of [
     { name: 'bandwidth-limited: 1 Gbit/s, RTT 200 us, autotuned buffers', bw: GBIT, delay: 100 * US, rcvbuf: undefined, expect: goodput(GBIT) },
-    { name: 'window-limited: 10 Gbit/s, RTT 1 ms, 64 KiB receive window', bw: 10 * GBIT, delay: 500 * US, rcvbuf: 131072, expect: (65536 * 8) / 1e-3 / 1e6 },
-    { name: 'window-limited: 1 Gbit/s, RTT 10 ms, 128 KiB receive window', bw: GBIT, delay: 5 * MS, rcvbuf: 262144, expect: (131072 * 8) / 10e-3 / 1e6 },
+    {
+      name: 'window-limited: 10 Gbit/s, RTT 1 ms, 64 KiB receive window',
+      bw: 10 * GBIT,
+      delay: 500 * US,
+      rcvbuf: 131072,
+      expect: (65536 * 8) / 1e-3 / 1e6,
+    },
+    {
+      name: 'window-limited: 1 Gbit/s, RTT 10 ms, 128 KiB receive window',
+      bw: GBIT,
+      delay: 5 * MS,
+      rcvbuf: 262144,
+      expect: (131072 * 8) / 10e-3 / 1e6,
+    },
   ]) {
     it(`${c.name}: within 10% below the bound, never above it`, () => {
       const { env, ends } = setup(10, { bandwidth: c.bw, delay: c.delay, frameOverhead: 24 });
@@ -156,7 +196,13 @@ describe('TCP throughput approaches min(B, window/RTT)', () => {
 describe('delayed ACK and Nagle (request written in two pieces)', () => {
   const run = (nodelay: boolean): number => {
     const { env, ends } = setup(20, { bandwidth: 10 * GBIT, delay: 10 * US });
-    const p = tcpRr(env, ends, { requestSize: 200, responseSize: 200, requestWrites: 2, tcp: { nodelay }, timing: { warmup: 1000 * MS, duration: nodelay ? 100 * MS : 1000 * MS } });
+    const p = tcpRr(env, ends, {
+      requestSize: 200,
+      responseSize: 200,
+      requestWrites: 2,
+      tcp: { nodelay },
+      timing: { warmup: 1000 * MS, duration: nodelay ? 100 * MS : 1000 * MS },
+    });
     env.run({ until: p });
     assert.ok(p.value.transactions > 0);
     return p.value.latency.p50;
@@ -190,7 +236,7 @@ describe('every workload runs and verifies its data', () => {
     env.run({ until: p });
     assert.ok(p.value.transactions > 50);
     assert.ok(pair.client.tcp.stats.activeOpens >= p.value.transactions);
-    assert.ok(p.value.latency.p50 > 2 * (tcpRrFloor()), 'a connection costs more than a round trip');
+    assert.ok(p.value.latency.p50 > 2 * tcpRrFloor(), 'a connection costs more than a round trip');
   });
   it('tcp_crr keeps going when its client ports come round while their last connections are in TIME_WAIT (netperf binds each one)', () => {
     const { env, ends, pair } = setup(36, link);
@@ -311,13 +357,25 @@ describe('packet buffers', () => {
   it('every workload returns every buffer it was given, and none is read after it was freed', () => {
     const client = new ScribblingPool();
     const server = new ScribblingPool();
-    const { env, ends, pair } = setup(21, { bandwidth: GBIT, delay: 30 * US, loss: 0.01, reorder: 0.01, reorderDelay: 200 * US, memory: { client, server } });
+    const { env, ends, pair } = setup(21, {
+      bandwidth: GBIT,
+      delay: 30 * US,
+      loss: 0.01,
+      reorder: 0.01,
+      reorderDelay: 200 * US,
+      memory: { client, server },
+    });
     const t = { warmup: 5 * MS, duration: 20 * MS };
     const stream = tcpStream(env, ends, { bytes: 3_000_000, messageSize: 65536 });
     env.run({ until: stream });
     assert.equal(stream.value.bytesVerified, 3_000_000);
     assert.ok(pair.link.a.stats.lost > 0, 'loss exercised the out-of-order queue');
-    for (const p of [() => udpStream(env, ends, { messageSize: 1400, timing: t }), () => tcpRr(env, ends, { timing: t }), () => udpRr(env, ends, { timing: t }), () => ping(env, ends, { count: 20 })]) {
+    for (const p of [
+      () => udpStream(env, ends, { messageSize: 1400, timing: t }),
+      () => tcpRr(env, ends, { timing: t }),
+      () => udpRr(env, ends, { timing: t }),
+      () => ping(env, ends, { count: 20 }),
+    ]) {
       const run = p();
       env.run({ until: run });
     }

@@ -71,7 +71,22 @@ class RawHost implements DeviceUpper {
     const p = Packet.alloc(HEAP_MEMORY, len);
     emitEthernet({ dst: MAC_BROADCAST, src: this.mac, ethertype: ETHERTYPE_IPV4 }, p.data, 0);
     const src = ipv4('10.0.0.9');
-    emitIpv4({ src, dst: IPV4_BROADCAST, protocol: IPPROTO_UDP, ttl: 64, tos: 0, ident: 1, dontFragment: false, moreFragments: false, fragOffset: 0, payloadLen: 8 + payload.length }, p.data, ETH.HEADER_LEN);
+    emitIpv4(
+      {
+        src,
+        dst: IPV4_BROADCAST,
+        protocol: IPPROTO_UDP,
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dontFragment: false,
+        moreFragments: false,
+        fragOffset: 0,
+        payloadLen: 8 + payload.length,
+      },
+      p.data,
+      ETH.HEADER_LEN,
+    );
     const l4 = ETH.HEADER_LEN + IP.HEADER_LEN;
     p.data.set(payload, l4 + 8);
     emitUdp({ srcPort: 9, dstPort: 9, payloadLen: payload.length }, p.data, l4, src, IPV4_BROADCAST, 'partial');
@@ -290,7 +305,7 @@ describe('bridge: learning and forwarding', () => {
     assert.deepEqual([a.host.tags(), c.host.tags()], [[2], [1, 3]]);
   });
 
-  it('a forged source address teaches the FDB and diverts the victim\'s traffic until the victim sends again (Linux behaviour)', () => {
+  it("a forged source address teaches the FDB and diverts the victim's traffic until the victim sends again (Linux behaviour)", () => {
     // This is what Linux's bridge does (br_fdb_update moves an entry to whichever port last
     // sent with that source address; nothing checks who owns it): guest C, sending with B's
     // address, receives the frames meant for B until B's next frame moves the entry back.
@@ -314,11 +329,18 @@ describe('bridge: learning and forwarding', () => {
     assert.equal(entryOf(br, b.host.mac), 'lb.b', 'moved back');
     a.host.send(b.host.mac, 6);
     env.run({ until: 6 * MS });
-    assert.deepEqual([b.host.tags(), c.host.tags()], [[2, 6], [1, 4]], 'B gets its traffic again');
+    assert.deepEqual(
+      [b.host.tags(), c.host.tags()],
+      [
+        [2, 6],
+        [1, 4],
+      ],
+      'B gets its traffic again',
+    );
     assert.equal(br.fdb.stats.moved, 2);
   });
 
-  it('does not learn the host\'s own addresses or invalid sources, and frames to a local address go up, not out', () => {
+  it("does not learn the host's own addresses or invalid sources, and frames to a local address go up, not out", () => {
     const env = new SimEnvironment({ seed: 7 });
     const { stack, br } = dom0(env);
     const { a, b, c } = threeRaw(env, br);
@@ -406,7 +428,7 @@ describe('bridge: ports', () => {
     assert.deepEqual(b.host.tags(), [4]);
   });
 
-  it('Xen-style ports sharing fe:ff:ff:ff:ff:ff: the bridge takes the physical NIC\'s lower address; the shared local entry survives while a holder remains', () => {
+  it("Xen-style ports sharing fe:ff:ff:ff:ff:ff: the bridge takes the physical NIC's lower address; the shared local entry survives while a holder remains", () => {
     const env = new SimEnvironment({ seed: 11 });
     const { br } = dom0(env);
     const vifMac = mac('fe:ff:ff:ff:ff:ff');
@@ -446,23 +468,25 @@ describe('bridge: stacks on the ports and Dom0 on br0', () => {
     return { ...d, s1, s2, p1, p2 };
   }
 
-  it('ping between two stacks through the bridge, ping to the bridge\'s own address, and from Dom0 out', () => {
+  it("ping between two stacks through the bridge, ping to the bridge's own address, and from Dom0 out", () => {
     const env = new SimEnvironment({ seed: 12 });
     const { stack, br, s1, s2 } = hosts(env);
     const got: string[] = [];
     const ping = (from: Stack, to: string, tag: string) =>
-      env.process((function* (): ProcessGenerator<void> {
-        const sock = from.icmp.openPing();
-        const payload = Buffer.from(`hello ${tag}`);
-        for (let seq = 1; seq <= 3; seq++) {
-          ok(yield* sock.send(ipv4(to), seq, payload));
-          const r = yield* sock.recv();
-          assert.equal(Buffer.from(r.data).toString(), `hello ${tag}`);
-          assert.equal(r.seq, seq);
-          got.push(`${tag}:${seq}`);
-        }
-        sock.close();
-      })());
+      env.process(
+        (function* (): ProcessGenerator<void> {
+          const sock = from.icmp.openPing();
+          const payload = Buffer.from(`hello ${tag}`);
+          for (let seq = 1; seq <= 3; seq++) {
+            ok(yield* sock.send(ipv4(to), seq, payload));
+            const r = yield* sock.recv();
+            assert.equal(Buffer.from(r.data).toString(), `hello ${tag}`);
+            assert.equal(r.seq, seq);
+            got.push(`${tag}:${seq}`);
+          }
+          sock.close();
+        })(),
+      );
     ping(s1, '10.0.0.2', 'g1->g2');
     env.run({ until: 100 * MS });
     ping(s2, '10.0.0.254', 'g2->dom0');
@@ -483,26 +507,30 @@ describe('bridge: stacks on the ports and Dom0 on br0', () => {
     const data = new Uint8Array(N);
     for (let i = 0; i < N; i++) data[i] = (i * 7 + (i >> 11)) & 0xff;
     const out: { received: Uint8Array | null } = { received: null };
-    env.process((function* (): ProcessGenerator<void> {
-      const l = ok(s2.tcp.listen(5001));
-      const conn = ok(yield* l.accept());
-      const parts: Uint8Array[] = [];
-      let n = 0;
-      for (;;) {
-        const d = ok(yield* conn.recv(65536));
-        if (d.length === 0) break;
-        parts.push(d.slice());
-        n += d.length;
-      }
-      out.received = Buffer.concat(parts, n);
-      yield* conn.close();
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      const sock = s1.tcp.socket();
-      ok(yield* sock.connect(ipv4('10.0.0.2'), 5001));
-      for (let off = 0; off < N; off += 65536) ok(yield* sock.send(data.subarray(off, off + 65536)));
-      yield* sock.close();
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const l = ok(s2.tcp.listen(5001));
+        const conn = ok(yield* l.accept());
+        const parts: Uint8Array[] = [];
+        let n = 0;
+        for (;;) {
+          const d = ok(yield* conn.recv(65536));
+          if (d.length === 0) break;
+          parts.push(d.slice());
+          n += d.length;
+        }
+        out.received = Buffer.concat(parts, n);
+        yield* conn.close();
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const sock = s1.tcp.socket();
+        ok(yield* sock.connect(ipv4('10.0.0.2'), 5001));
+        for (let off = 0; off < N; off += 65536) ok(yield* sock.send(data.subarray(off, off + 65536)));
+        yield* sock.close();
+      })(),
+    );
     env.run({ until: 5 * S });
     const received = out.received;
     assert.ok(received !== null, 'the stream completed');
@@ -511,7 +539,7 @@ describe('bridge: stacks on the ports and Dom0 on br0', () => {
     assert.ok(p2.attachment.txq.stats.swChecksums > 0, "port 2 completed host 1's partial checksums in software");
     assert.deepEqual(br.stats.dropped, {});
     assert.ok(br.stats.forwarded > N / 1500, `every segment forwarded (${br.stats.forwarded})`);
-    assert.ok(pool.allocs > N / 1500, 'the frames were in Dom0\'s memory');
+    assert.ok(pool.allocs > N / 1500, "the frames were in Dom0's memory");
     assert.equal(pool.out, 0, "every frame in Dom0's memory released");
   });
 });

@@ -207,7 +207,17 @@ export class Bridge implements RxHandler {
   readonly dev: BridgeDevice;
   readonly fdb: Fdb<BridgePort>;
   readonly costs: BridgeCosts;
-  readonly stats: BridgeStats = { rxFrames: 0, forwarded: 0, flooded: 0, floodedUnknown: 0, floodCopies: 0, localIn: 0, localOut: 0, unclones: 0, dropped: {} };
+  readonly stats: BridgeStats = {
+    rxFrames: 0,
+    forwarded: 0,
+    flooded: 0,
+    floodedUnknown: 0,
+    floodCopies: 0,
+    localIn: 0,
+    localOut: 0,
+    unclones: 0,
+    dropped: {},
+  };
   private readonly portList: BridgePort[] = [];
   private readonly byAttachment = new Map<StackPort, BridgePort>();
   private readonly fixedMac: MacAddr | undefined;
@@ -489,7 +499,8 @@ export class Bridge implements RxHandler {
     if (dst === MAC_BROADCAST || isMulticast(dst)) return { targets: this.floodTargets(null), up: false, kind: 'flood', unknown: false };
     const e = this.fdb.get(dst);
     if (e === undefined) return { targets: this.floodTargets(null), up: false, kind: 'flood', unknown: true };
-    if (e.port === null || e.port.state !== 'forwarding') return { targets: [], up: false, kind: 'drop', drop: e.port === null ? 'toSelf' : 'noPort', unknown: false };
+    if (e.port === null || e.port.state !== 'forwarding')
+      return { targets: [], up: false, kind: 'drop', drop: e.port === null ? 'toSelf' : 'noPort', unknown: false };
     e.used = this.stack.env.now;
     return { targets: [e.port], up: false, kind: 'forward', unknown: false };
   }

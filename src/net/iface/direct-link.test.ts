@@ -39,8 +39,17 @@ class TestUpper implements DeviceUpper {
   }
 }
 
-function link(env: SimEnvironment, opts: Partial<DirectLinkOptions> & { features?: Partial<DeviceFeatures> } = {}): { l: DirectLink; a: TestUpper; b: TestUpper } {
-  const l = new DirectLink(env, 'wire', mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), { bandwidth: 10e9, delay: 5 * US, rxRing: 256, irqCost: 1 * US, ...opts });
+function link(
+  env: SimEnvironment,
+  opts: Partial<DirectLinkOptions> & { features?: Partial<DeviceFeatures> } = {},
+): { l: DirectLink; a: TestUpper; b: TestUpper } {
+  const l = new DirectLink(env, 'wire', mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), {
+    bandwidth: 10e9,
+    delay: 5 * US,
+    rxRing: 256,
+    irqCost: 1 * US,
+    ...opts,
+  });
   const a = new TestUpper(new SimpleCpu(env, 'a'));
   const b = new TestUpper(new SimpleCpu(env, 'b'));
   l.a.attach(a);
@@ -111,7 +120,10 @@ describe('direct link: a NAPI NIC', () => {
     for (let i = 0; i < 20; i++) assert.ok(l.a.xmit(tcpPacket(stack, i * 100, 100)));
     env.run({ until: 1000 * US });
     assert.equal(l.b.stats.rxDropped, 12);
-    assert.deepEqual(b.drain().map((p) => payloadOf(p).seq), [0, 100, 200, 300, 400, 500, 600, 700]);
+    assert.deepEqual(
+      b.drain().map((p) => payloadOf(p).seq),
+      [0, 100, 200, 300, 400, 500, 600, 700],
+    );
   });
 
   it('TSO: a 64 KiB GSO packet leaves as MSS frames within the MTU, in order, each timed on the wire', () => {
@@ -136,7 +148,10 @@ describe('direct link: a NAPI NIC', () => {
     assert.equal(seq, payload);
     // Serialization of every frame with its headers and overhead, not of one 64 KiB blob.
     const wireBytes = frames.reduce((n, f) => n + f.length + 24, 0);
-    assert.equal(l.a.stats.bytes, frames.reduce((n, f) => n + f.length, 0));
+    assert.equal(
+      l.a.stats.bytes,
+      frames.reduce((n, f) => n + f.length, 0),
+    );
     assert.ok(wireBytes > payload + frames.length * (14 + 20 + TCP_HDR));
   });
 
@@ -178,7 +193,7 @@ describe('direct link: a NAPI NIC', () => {
       }
     }
     assert.equal(at, seq);
-    assert.equal(got[0]!.data[got[0]!.l3 + 20 + 13]! & PSH, PSH, 'the merged packet carries the last frame\'s PSH');
+    assert.equal(got[0]!.data[got[0]!.l3 + 20 + 13]! & PSH, PSH, "the merged packet carries the last frame's PSH");
   });
 
   it('RX checksum offload vouches for complete, valid checksums only; a corrupted frame is left for the stack to verify', () => {

@@ -73,4 +73,3 @@ export function gsoSegment(pkt: Packet, txCsum: boolean, mem: PacketMemory): Pac
 export function tcpHeaderEnd(pkt: Packet): number {
   return pkt.l4 + (pkt.data[pkt.l4 + TCP.DATA_OFF]! >>> 4) * 4;
 }
-

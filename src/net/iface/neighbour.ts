@@ -79,7 +79,17 @@ export class NeighbourTable {
       return;
     }
     if (e === undefined) {
-      const entry: Entry = { ip: nextHop, state: INCOMPLETE, mac: 0, confirmedAt: 0, probes: 0, queue: new Deque(), queuedBytes: 0, timer: this.env.timer(() => this.retry(entry)), refreshing: false };
+      const entry: Entry = {
+        ip: nextHop,
+        state: INCOMPLETE,
+        mac: 0,
+        confirmedAt: 0,
+        probes: 0,
+        queue: new Deque(),
+        queuedBytes: 0,
+        timer: this.env.timer(() => this.retry(entry)),
+        refreshing: false,
+      };
       this.entries.set(nextHop, entry);
       e = entry;
       this.request(e);
@@ -100,7 +110,17 @@ export class NeighbourTable {
     const e = this.entries.get(ip);
     if (e === undefined) {
       if (!create) return;
-      const entry: Entry = { ip, state: REACHABLE, mac, confirmedAt: this.env.now, probes: 0, queue: new Deque(), queuedBytes: 0, timer: this.env.timer(() => this.retry(entry)), refreshing: false };
+      const entry: Entry = {
+        ip,
+        state: REACHABLE,
+        mac,
+        confirmedAt: this.env.now,
+        probes: 0,
+        queue: new Deque(),
+        queuedBytes: 0,
+        timer: this.env.timer(() => this.retry(entry)),
+        refreshing: false,
+      };
       this.entries.set(ip, entry);
       return;
     }

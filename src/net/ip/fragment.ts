@@ -45,4 +45,3 @@ export function fragmentIpv4(pkt: Packet, mtu: number, mem: PacketMemory): Packe
   }
   return out;
 }
-

@@ -15,7 +15,11 @@ const TIMEOUT = 30 * S;
 /** A fragment of datagram `ident`: payload bytes [off, off + len) of a pattern, as received. */
 function frag(ident: number, off: number, len: number, mf: boolean): { pkt: Packet; ip: Ipv4Repr } {
   const buf = new Uint8Array(ETH.HEADER_LEN + 20 + len);
-  emitIpv4({ src: SRC, dst: DST, protocol: IPPROTO_UDP, ttl: 64, tos: 0, ident, dontFragment: false, moreFragments: mf, fragOffset: off, payloadLen: len }, buf, ETH.HEADER_LEN);
+  emitIpv4(
+    { src: SRC, dst: DST, protocol: IPPROTO_UDP, ttl: 64, tos: 0, ident, dontFragment: false, moreFragments: mf, fragOffset: off, payloadLen: len },
+    buf,
+    ETH.HEADER_LEN,
+  );
   for (let i = 0; i < len; i++) buf[ETH.HEADER_LEN + 20 + i] = (off + i) & 255;
   const pkt = new Packet(buf);
   pkt.l3 = ETH.HEADER_LEN;

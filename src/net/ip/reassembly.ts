@@ -161,4 +161,3 @@ export class Reassembler {
     dg.frags.length = 0;
   }
 }
-

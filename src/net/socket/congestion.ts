@@ -113,7 +113,7 @@ export class Cubic extends Reno {
     }
     // RFC 9438 4.4/4.5: target = W_cubic(t + RTT), bounded to [cwnd, 1.5 cwnd].
     target = Math.min(Math.max(wCubic(t + rtt), cwndSeg), 1.5 * cwndSeg);
-    this.cwnd += (((target - cwndSeg) / cwndSeg) * acked);
+    this.cwnd += ((target - cwndSeg) / cwndSeg) * acked;
   }
 
   override onCongestion(flight: number, _now: number): number {

@@ -2,7 +2,19 @@ import { wait, type SimEvent } from '../../sim/index.js';
 import type { Stack } from '../stack.js';
 
 /** Socket call failures, named as errno values (what a Linux application would see). */
-export type SocketErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EADDRINUSE' | 'EADDRNOTAVAIL' | 'ENOTCONN' | 'EPIPE' | 'EHOSTUNREACH' | 'EMSGSIZE' | 'EINVAL' | 'EISCONN' | 'EAGAIN';
+export type SocketErrorCode =
+  | 'ECONNREFUSED'
+  | 'ECONNRESET'
+  | 'ETIMEDOUT'
+  | 'EADDRINUSE'
+  | 'EADDRNOTAVAIL'
+  | 'ENOTCONN'
+  | 'EPIPE'
+  | 'EHOSTUNREACH'
+  | 'EMSGSIZE'
+  | 'EINVAL'
+  | 'EISCONN'
+  | 'EAGAIN';
 
 export class SocketError {
   constructor(

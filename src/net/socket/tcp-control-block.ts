@@ -25,7 +25,19 @@ export class TcpControlBlock {
   localPort = 0;
   remoteAddr: Ipv4Addr = 0;
   remotePort = 0;
-  readonly stats: TcpSocketStats = { segsOut: 0, segsIn: 0, retransSegs: 0, fastRetransmits: 0, timeouts: 0, dupAcksIn: 0, ofoSegs: 0, zeroWindowProbes: 0, delayedAcks: 0, bytesSent: 0, bytesReceived: 0 };
+  readonly stats: TcpSocketStats = {
+    segsOut: 0,
+    segsIn: 0,
+    retransSegs: 0,
+    fastRetransmits: 0,
+    timeouts: 0,
+    dupAcksIn: 0,
+    ofoSegs: 0,
+    zeroWindowProbes: 0,
+    delayedAcks: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+  };
   error: SocketError | null = null;
   nodelay: boolean;
 
@@ -149,7 +161,10 @@ export class TcpControlBlock {
 }
 
 export function reset(tcb: TcpControlBlock, code: 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT'): void {
-  tcb.error = new SocketError(code, code === 'ETIMEDOUT' ? 'connection timed out' : code === 'ECONNREFUSED' ? 'connection refused' : 'connection reset by peer');
+  tcb.error = new SocketError(
+    code,
+    code === 'ETIMEDOUT' ? 'connection timed out' : code === 'ECONNREFUSED' ? 'connection refused' : 'connection reset by peer',
+  );
   if (tcb.listener !== null) tcb.listener.aborted();
   destroy(tcb);
 }

@@ -106,7 +106,8 @@ export function scheduleDelack(tcb: TcpControlBlock): void {
 export function onDelack(tcb: TcpControlBlock): void {
   if (!tcb.ackPending || tcb.state === 'CLOSED') return;
   tcb.stats.delayedAcks++;
-  if (!tcb.pingpong) tcb.ato = Math.min(tcb.ato * 2, tcb.rto); // delayed ACK missed: inflate ATO
+  if (!tcb.pingpong)
+    tcb.ato = Math.min(tcb.ato * 2, tcb.rto); // delayed ACK missed: inflate ATO
   else {
     tcb.pingpong = false;
     tcb.ato = tcb.layer.stack.costs.delackMin;

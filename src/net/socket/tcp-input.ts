@@ -32,7 +32,11 @@ export function segmentArrives(tcb: TcpControlBlock, r: TcpRepr, pkt: Packet): v
   const wnd = Math.max(0, (tcb.rcvWup + tcb.rcvWnd - tcb.rcvNxt) | 0);
   let ok: boolean;
   if (segLen === 0) ok = wnd === 0 ? seq === tcb.rcvNxt : seqGeq(seq, tcb.rcvNxt) && seqLt(seq, tcb.rcvNxt + wnd);
-  else ok = wnd > 0 && ((seqGeq(seq, tcb.rcvNxt) && seqLt(seq, tcb.rcvNxt + wnd)) || (seqGeq(seq + segLen - 1, tcb.rcvNxt) && seqLt(seq + segLen - 1, tcb.rcvNxt + wnd)));
+  else
+    ok =
+      wnd > 0 &&
+      ((seqGeq(seq, tcb.rcvNxt) && seqLt(seq, tcb.rcvNxt + wnd)) ||
+        (seqGeq(seq + segLen - 1, tcb.rcvNxt) && seqLt(seq + segLen - 1, tcb.rcvNxt + wnd)));
   // A retransmitted segment wholly before rcv_nxt still gets an ACK (dupack for the sender).
   if (!ok) {
     if ((f & RST) === 0) {

@@ -50,7 +50,22 @@ export interface PortChoice {
 
 /** Connection demultiplexing, listeners, ports and RSTs for strays (RFC 9293 3.10.7.1). */
 export class TcpLayer {
-  readonly stats: TcpLayerStats = { segsIn: 0, segsOut: 0, retransSegs: 0, fastRetransmits: 0, timeouts: 0, dupAcksIn: 0, ofoSegs: 0, rstsOut: 0, activeOpens: 0, passiveOpens: 0, listenDrops: 0, timeWaitReused: 0, timeWaitSynReopened: 0, badOptions: 0 };
+  readonly stats: TcpLayerStats = {
+    segsIn: 0,
+    segsOut: 0,
+    retransSegs: 0,
+    fastRetransmits: 0,
+    timeouts: 0,
+    dupAcksIn: 0,
+    ofoSegs: 0,
+    rstsOut: 0,
+    activeOpens: 0,
+    passiveOpens: 0,
+    listenDrops: 0,
+    timeWaitReused: 0,
+    timeWaitSynReopened: 0,
+    badOptions: 0,
+  };
   /** lport -> (raddr * 65536 + rport) -> connection. */
   private readonly conns = new Map<number, Map<number, TcpControlBlock>>();
   private readonly listeners = new Map<number, TcpListener>();
@@ -121,7 +136,12 @@ export class TcpLayer {
   checkEstablished(lport: number, raddr: Ipv4Addr, rport: number, bound: boolean): PortChoice | SocketError {
     const held = this.conns.get(lport)?.get(raddr * 65536 + rport);
     if (held === undefined) return { lport, tw: null };
-    if (held.state === 'TIME_WAIT' && held.tsOk && held.tsRecentStamp > 0 && (bound || (this.twReuse && this.stack.env.now - held.tsRecentStamp > TW_REUSE_AGE))) {
+    if (
+      held.state === 'TIME_WAIT' &&
+      held.tsOk &&
+      held.tsRecentStamp > 0 &&
+      (bound || (this.twReuse && this.stack.env.now - held.tsRecentStamp > TW_REUSE_AGE))
+    ) {
       return { lport, tw: held };
     }
     return new SocketError('EADDRNOTAVAIL', `local port ${lport} to ${formatIpv4(raddr)}:${rport} is in use (${held.state})`);
@@ -190,7 +210,17 @@ export class TcpLayer {
     const segLen = r.payloadLen + ((r.flags & SYN) !== 0 ? 1 : 0) + ((r.flags & 1) !== 0 ? 1 : 0);
     const hasAck = (r.flags & ACK) !== 0;
     this.stats.rstsOut++;
-    sendBare(this, ip.dst, r.dstPort, ip.src, r.srcPort, hasAck ? r.ack : 0, hasAck ? 0 : (r.seq + segLen) >>> 0, hasAck ? RST : RST | ACK, 'softirq');
+    sendBare(
+      this,
+      ip.dst,
+      r.dstPort,
+      ip.src,
+      r.srcPort,
+      hasAck ? r.ack : 0,
+      hasAck ? 0 : (r.seq + segLen) >>> 0,
+      hasAck ? RST : RST | ACK,
+      'softirq',
+    );
   }
 }
 

@@ -14,7 +14,9 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
   if (!(st === 'ESTABLISHED' || st === 'CLOSE_WAIT' || st === 'FIN_WAIT_1' || st === 'LAST_ACK' || st === 'CLOSING')) return;
   const c = tcb.layer.stack.costs;
   const f = tcb.iface!.features;
-  const gsoGoal = f.sg ? Math.max(tcb.mss, Math.floor((Math.min(f.gsoMaxSize, 65536) - 1 - IP.HEADER_LEN - TCP.MAX_HEADER_LEN) / tcb.mss) * tcb.mss) : tcb.mss;
+  const gsoGoal = f.sg
+    ? Math.max(tcb.mss, Math.floor((Math.min(f.gsoMaxSize, 65536) - 1 - IP.HEADER_LEN - TCP.MAX_HEADER_LEN) / tcb.mss) * tcb.mss)
+    : tcb.mss;
   for (;;) {
     if (tcb.tsqBytes >= c.limitOutputBytes) {
       tcb.tsqThrottled = true;
@@ -39,9 +41,10 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
       // Nagle (RFC 896, RFC 9293 3.7.4) with Minshall's rule (Linux tcp_nagle_check):
       // hold a final partial segment of new data while an earlier small segment is
       // unacknowledged (retransmissions are never held).
-      if (len < tcb.mss && len === left && !tcb.nodelay && !tcb.finQueued && flight > 0 && tcb.sndNxt === tcb.sndMax && seqGt(tcb.sndSml, tcb.sndUna)) return;
+      if (len < tcb.mss && len === left && !tcb.nodelay && !tcb.finQueued && flight > 0 && tcb.sndNxt === tcb.sndMax && seqGt(tcb.sndSml, tcb.sndUna))
+        return;
     }
-    const fin = tcb.finQueued && ((tcb.sndNxt + len) >>> 0) === tcb.finSeq;
+    const fin = tcb.finQueued && (tcb.sndNxt + len) >>> 0 === tcb.finSeq;
     let flags = ACK;
     if (len > 0 && len === left) flags |= PSH;
     if (fin) flags |= FIN;
@@ -84,7 +87,7 @@ function restartAfterIdle(tcb: TcpControlBlock): void {
 
 export function retransmitHead(tcb: TcpControlBlock, ctx: ExecContext): void {
   const len = Math.min(tcb.mss, tcb.sndBuf.length);
-  const fin = tcb.finQueued && ((tcb.sndUna + len) >>> 0) === tcb.finSeq;
+  const fin = tcb.finQueued && (tcb.sndUna + len) >>> 0 === tcb.finSeq;
   if (len === 0 && !fin) return;
   if (tcb.timedSeq >= 0) tcb.timedSeq = -1; // Karn: no sample across a retransmission
   sendData(tcb, tcb.sndUna, len, ACK | (fin ? FIN : 0), ctx);
@@ -109,7 +112,17 @@ function sendData(tcb: TcpControlBlock, seq: number, len: number, flags: number,
 }
 
 function header(tcb: TcpControlBlock, seq: number, flags: number, len: number): Omit<TcpRepr, 'headerLen'> {
-  const r: Omit<TcpRepr, 'headerLen'> = { srcPort: tcb.localPort, dstPort: tcb.remotePort, seq, ack: tcb.rcvNxt, flags, window: 0, urgent: 0, sackPermitted: false, payloadLen: len };
+  const r: Omit<TcpRepr, 'headerLen'> = {
+    srcPort: tcb.localPort,
+    dstPort: tcb.remotePort,
+    seq,
+    ack: tcb.rcvNxt,
+    flags,
+    window: 0,
+    urgent: 0,
+    sackPermitted: false,
+    payloadLen: len,
+  };
   if (tcb.tsOk) {
     r.tsVal = tsNow(tcb);
     r.tsEcr = tcb.tsRecent;
@@ -199,11 +212,31 @@ export function tsNow(tcb: TcpControlBlock): number {
 }
 
 /** A segment from nowhere: answer with a bare RST (no socket state). */
-export function sendBare(layer: TcpLayer, src: Ipv4Addr, sport: number, dst: Ipv4Addr, dport: number, seq: number, ack: number, flags: number, ctx: ExecContext): void {
+export function sendBare(
+  layer: TcpLayer,
+  src: Ipv4Addr,
+  sport: number,
+  dst: Ipv4Addr,
+  dport: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  ctx: ExecContext,
+): void {
   const stack = layer.stack;
   const route = stack.route(dst);
   if (route === undefined) return;
-  const r: Omit<TcpRepr, 'headerLen'> = { srcPort: sport, dstPort: dport, seq, ack, flags, window: 0, urgent: 0, sackPermitted: false, payloadLen: 0 };
+  const r: Omit<TcpRepr, 'headerLen'> = {
+    srcPort: sport,
+    dstPort: dport,
+    seq,
+    ack,
+    flags,
+    window: 0,
+    urgent: 0,
+    sackPermitted: false,
+    payloadLen: 0,
+  };
   const pkt = stack.buildIp(src, dst, IPPROTO_TCP, TCP.HEADER_LEN, true);
   emitTcp(r, pkt.data, pkt.l4, src, dst, 'full');
   pkt.iface = route.iface;

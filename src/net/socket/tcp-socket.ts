@@ -9,7 +9,18 @@ import { openActive } from './tcp-handshake.js';
 import type { TcpLayer } from './tcp-layer.js';
 import { output, selectWindow, sendAck, sendControl } from './tcp-output.js';
 
-export type TcpState = 'CLOSED' | 'LISTEN' | 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'FIN_WAIT_1' | 'FIN_WAIT_2' | 'CLOSE_WAIT' | 'CLOSING' | 'LAST_ACK' | 'TIME_WAIT';
+export type TcpState =
+  | 'CLOSED'
+  | 'LISTEN'
+  | 'SYN_SENT'
+  | 'SYN_RECEIVED'
+  | 'ESTABLISHED'
+  | 'FIN_WAIT_1'
+  | 'FIN_WAIT_2'
+  | 'CLOSE_WAIT'
+  | 'CLOSING'
+  | 'LAST_ACK'
+  | 'TIME_WAIT';
 
 export interface TcpOptions {
   /** TCP_NODELAY: disable Nagle's algorithm. */
@@ -130,7 +141,8 @@ export class TcpSocket {
     let first = true;
     while (off < data.length) {
       if (tcb.error !== null) return tcb.error;
-      if (tcb.finQueued || !(tcb.state === 'ESTABLISHED' || tcb.state === 'CLOSE_WAIT')) return new SocketError('EPIPE', `cannot send in ${tcb.state}`);
+      if (tcb.finQueued || !(tcb.state === 'ESTABLISHED' || tcb.state === 'CLOSE_WAIT'))
+        return new SocketError('EPIPE', `cannot send in ${tcb.state}`);
       const room = tcb.sndbufLimit - tcb.sndBuf.length;
       if (room <= 0) {
         tcb.writer = stack.env.event<void>();

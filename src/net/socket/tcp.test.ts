@@ -16,15 +16,17 @@ function ok<T>(v: T): Exclude<T, { code: string; message: string }> {
 /** A receiver on port 80 that reads until EOF; returns a getter of the bytes received. */
 function sink(env: SimEnvironment, p: DirectPair, opts: TcpOptions = {}): () => number {
   let got = 0;
-  env.process((function* (): ProcessGenerator<void> {
-    const l = ok(p.server.tcp.listen(80, opts));
-    const s = ok(yield* l.accept());
-    for (;;) {
-      const d = ok(yield* s.recv(1 << 20));
-      if (d.length === 0) break;
-      got += d.length;
-    }
-  })());
+  env.process(
+    (function* (): ProcessGenerator<void> {
+      const l = ok(p.server.tcp.listen(80, opts));
+      const s = ok(yield* l.accept());
+      for (;;) {
+        const d = ok(yield* s.recv(1 << 20));
+        if (d.length === 0) break;
+        got += d.length;
+      }
+    })(),
+  );
   return () => got;
 }
 
@@ -38,12 +40,14 @@ describe('TCP loss recovery', () => {
       p.client.hooks.postRouting.add((pkt) => (pkt.length > 200 && ++data === 30 ? 'drop' : 'accept'));
       const got = sink(env, p);
       let c: TcpSocket | null = null;
-      env.process((function* (): ProcessGenerator<void> {
-        c = p.client.tcp.socket();
-        ok(yield* c.connect(p.serverAddr, 80));
-        ok(yield* c.send(new Uint8Array(300_000)));
-        yield* c.close();
-      })());
+      env.process(
+        (function* (): ProcessGenerator<void> {
+          c = p.client.tcp.socket();
+          ok(yield* c.connect(p.serverAddr, 80));
+          ok(yield* c.send(new Uint8Array(300_000)));
+          yield* c.close();
+        })(),
+      );
       env.run({ until: 1 * S });
       if (c!.tcb.iss >= 2 ** 31) high++;
       assert.equal(got(), 300_000);
@@ -60,12 +64,14 @@ describe('TCP loss recovery', () => {
       p.client.hooks.postRouting.add(() => (black ? 'drop' : 'accept'));
       const got = sink(env, p);
       let c: TcpSocket | null = null;
-      env.process((function* (): ProcessGenerator<void> {
-        c = p.client.tcp.socket({ congestion });
-        ok(yield* c.connect(p.serverAddr, 80));
-        const b = new Uint8Array(1 << 16);
-        while (env.now < 7 * S) ok(yield* c.send(b));
-      })());
+      env.process(
+        (function* (): ProcessGenerator<void> {
+          c = p.client.tcp.socket({ congestion });
+          ok(yield* c.connect(p.serverAddr, 80));
+          const b = new Uint8Array(1 << 16);
+          while (env.now < 7 * S) ok(yield* c.send(b));
+        })(),
+      );
       env.run({ until: 1000 * MS });
       const cwndBefore = c!.congestionWindow;
       black = true;
@@ -95,12 +101,14 @@ describe('TCP loss recovery', () => {
       p.client.hooks.postRouting.add(() => (black ? 'drop' : 'accept'));
       sink(env, p, { timestamps });
       let c: TcpSocket | null = null;
-      env.process((function* (): ProcessGenerator<void> {
-        c = p.client.tcp.socket({ timestamps });
-        ok(yield* c.connect(p.serverAddr, 80));
-        const b = new Uint8Array(1 << 16);
-        while (env.now < 5 * S) ok(yield* c.send(b));
-      })());
+      env.process(
+        (function* (): ProcessGenerator<void> {
+          c = p.client.tcp.socket({ timestamps });
+          ok(yield* c.connect(p.serverAddr, 80));
+          const b = new Uint8Array(1 << 16);
+          while (env.now < 5 * S) ok(yield* c.send(b));
+        })(),
+      );
       env.run({ until: 500 * MS });
       const rto0 = c!.retransmissionTimeout;
       assert.ok(rto0 < 300 * MS, `RTO ${rto0 / MS} ms before the outage`);
@@ -127,25 +135,30 @@ describe('TCP congestion window after idle', () => {
       let before = 0;
       let after = 0;
       let c: TcpSocket | null = null;
-      env.process((function* (): ProcessGenerator<void> {
-        c = p.client.tcp.socket();
-        ok(yield* c.connect(p.serverAddr, 80));
-        ok(yield* c.send(new Uint8Array(3_000_000)));
-        yield env.timeout(50 * MS); // all acknowledged
-        before = c.congestionWindow;
-        yield env.timeout(idleMs * MS);
-        ok(yield* c.send(new Uint8Array(1000)));
-        after = c.congestionWindow;
-      })());
+      env.process(
+        (function* (): ProcessGenerator<void> {
+          c = p.client.tcp.socket();
+          ok(yield* c.connect(p.serverAddr, 80));
+          ok(yield* c.send(new Uint8Array(3_000_000)));
+          yield env.timeout(50 * MS); // all acknowledged
+          before = c.congestionWindow;
+          yield env.timeout(idleMs * MS);
+          ok(yield* c.send(new Uint8Array(1000)));
+          after = c.congestionWindow;
+        })(),
+      );
       env.run({ until: 3 * S });
       const initial = 10 * c!.maxSegment;
       assert.ok(before > 8 * initial, `cwnd ${before / c!.maxSegment} segments after the bulk transfer`);
-      if (idleMs > 250) assert.ok(after <= Math.max(initial, before / 8) && after >= initial, `cwnd ${after / c!.maxSegment} segments after idling (was ${before / c!.maxSegment})`);
+      if (idleMs > 250)
+        assert.ok(
+          after <= Math.max(initial, before / 8) && after >= initial,
+          `cwnd ${after / c!.maxSegment} segments after idling (was ${before / c!.maxSegment})`,
+        );
       else assert.equal(after, before);
     });
   }
 });
-
 
 describe('TCP ACK policy', () => {
   it('the reader draining a small pushed segment ACKs it at once (tcp_cleanup_rbuf, ICSK_ACK_PUSHED), so Nagle does not hold the next write', () => {
@@ -154,25 +167,29 @@ describe('TCP ACK policy', () => {
     const sentAt: number[] = [];
     const latency: number[] = [];
     let got = 0;
-    env.process((function* (): ProcessGenerator<void> {
-      const l = ok(p.server.tcp.listen(80));
-      const s = ok(yield* l.accept());
-      for (;;) {
-        const d = ok(yield* s.recv(1 << 20));
-        if (d.length === 0) break;
-        for (let i = 0; i < d.length; i += 100) latency.push(env.now - sentAt[(got + i) / 100]!);
-        got += d.length;
-      }
-    })());
-    env.process((function* (): ProcessGenerator<void> {
-      const c = p.client.tcp.socket();
-      ok(yield* c.connect(p.serverAddr, 80));
-      for (let i = 0; i < 40; i++) {
-        yield env.timeout(10 * MS);
-        sentAt.push(env.now);
-        ok(yield* c.send(new Uint8Array(100)));
-      }
-    })());
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const l = ok(p.server.tcp.listen(80));
+        const s = ok(yield* l.accept());
+        for (;;) {
+          const d = ok(yield* s.recv(1 << 20));
+          if (d.length === 0) break;
+          for (let i = 0; i < d.length; i += 100) latency.push(env.now - sentAt[(got + i) / 100]!);
+          got += d.length;
+        }
+      })(),
+    );
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const c = p.client.tcp.socket();
+        ok(yield* c.connect(p.serverAddr, 80));
+        for (let i = 0; i < 40; i++) {
+          yield env.timeout(10 * MS);
+          sentAt.push(env.now);
+          ok(yield* c.send(new Uint8Array(100)));
+        }
+      })(),
+    );
     env.run({ until: 1 * S });
     assert.equal(latency.length, 40);
     // Past the 16 quick ACKs of the start, too: one-way delivery stays at wire + stack time.

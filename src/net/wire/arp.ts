@@ -17,7 +17,12 @@ export interface ArpRepr {
 
 export function parseArp(buf: Uint8Array, off: number, len: number): ArpRepr | WireError {
   if (len < ARP.LEN) return new WireError('arp', 'truncated', `ARP packet of ${len} bytes is shorter than 28`);
-  if (readU16(buf, off + ARP.HTYPE) !== 1 || readU16(buf, off + ARP.PTYPE) !== ETHERTYPE_IPV4 || buf[off + ARP.HLEN] !== 6 || buf[off + ARP.PLEN] !== 4) {
+  if (
+    readU16(buf, off + ARP.HTYPE) !== 1 ||
+    readU16(buf, off + ARP.PTYPE) !== ETHERTYPE_IPV4 ||
+    buf[off + ARP.HLEN] !== 6 ||
+    buf[off + ARP.PLEN] !== 4
+  ) {
     return new WireError('arp', 'unsupported', 'not ARP for IPv4 over Ethernet (htype 1, ptype 0x0800, hlen 6, plen 4)');
   }
   const op = readU16(buf, off + ARP.OPER);

@@ -11,7 +11,8 @@ export function sumBytes(buf: Uint8Array, off: number, len: number, initial = 0)
   const even = off + (len & ~1);
   let i = off;
   for (; i + 8 <= even; i += 8) {
-    s += ((buf[i]! << 8) | buf[i + 1]!) + ((buf[i + 2]! << 8) | buf[i + 3]!) + ((buf[i + 4]! << 8) | buf[i + 5]!) + ((buf[i + 6]! << 8) | buf[i + 7]!);
+    s +=
+      ((buf[i]! << 8) | buf[i + 1]!) + ((buf[i + 2]! << 8) | buf[i + 3]!) + ((buf[i + 4]! << 8) | buf[i + 5]!) + ((buf[i + 6]! << 8) | buf[i + 7]!);
   }
   for (; i < even; i += 2) s += (buf[i]! << 8) | buf[i + 1]!;
   if (i < end) s += buf[i]! << 8;

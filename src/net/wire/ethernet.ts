@@ -45,7 +45,8 @@ export function parseEthernet(buf: Uint8Array, off = 0, len = buf.length - off):
   if (len < ETH.HEADER_LEN) return new WireError('ethernet', 'truncated', `frame of ${len} bytes is shorter than the 14-byte header`);
   const f = new EthernetFrame(buf, off);
   const ethertype = f.ethertype;
-  if (ethertype < 0x0600) return new WireError('ethernet', 'unsupported', `type/length field 0x${ethertype.toString(16)} is an 802.3 length, not an Ethernet II type`);
+  if (ethertype < 0x0600)
+    return new WireError('ethernet', 'unsupported', `type/length field 0x${ethertype.toString(16)} is an 802.3 length, not an Ethernet II type`);
   return { dst: f.dst, src: f.src, ethertype };
 }
 

@@ -22,8 +22,16 @@ export interface IcmpRepr {
 /** Parses an ICMP message and verifies its checksum (RFC 792: over the whole ICMP message). */
 export function parseIcmp(buf: Uint8Array, off: number, len: number): IcmpRepr | WireError {
   if (len < ICMP.HEADER_LEN) return new WireError('icmp', 'truncated', `message of ${len} bytes is shorter than the 8-byte header`);
-  if (fold(sumBytes(buf, off, len)) !== 0xffff) return new WireError('icmp', 'badChecksum', `checksum 0x${readU16(buf, off + ICMP.CHECKSUM).toString(16)} does not verify`);
-  return { type: buf[off]!, code: buf[off + 1]!, ident: readU16(buf, off + ICMP.IDENT), seq: readU16(buf, off + ICMP.SEQ), dataOff: off + ICMP.HEADER_LEN, dataLen: len - ICMP.HEADER_LEN };
+  if (fold(sumBytes(buf, off, len)) !== 0xffff)
+    return new WireError('icmp', 'badChecksum', `checksum 0x${readU16(buf, off + ICMP.CHECKSUM).toString(16)} does not verify`);
+  return {
+    type: buf[off]!,
+    code: buf[off + 1]!,
+    ident: readU16(buf, off + ICMP.IDENT),
+    seq: readU16(buf, off + ICMP.SEQ),
+    dataOff: off + ICMP.HEADER_LEN,
+    dataLen: len - ICMP.HEADER_LEN,
+  };
 }
 
 /** Writes the 8-byte header over data already at `off + 8 .. off + 8 + dataLen`, with the checksum. */

@@ -3,7 +3,19 @@ import { fold, internetChecksum, sumBytes } from './checksum.js';
 import { WireError } from './error.js';
 
 /** IPv4 header field offsets (RFC 791 section 3.1). */
-export const IP = { VER_IHL: 0, TOS: 1, LENGTH: 2, IDENT: 4, FLAGS_FRAG: 6, TTL: 8, PROTOCOL: 9, CHECKSUM: 10, SRC: 12, DST: 16, HEADER_LEN: 20 } as const;
+export const IP = {
+  VER_IHL: 0,
+  TOS: 1,
+  LENGTH: 2,
+  IDENT: 4,
+  FLAGS_FRAG: 6,
+  TTL: 8,
+  PROTOCOL: 9,
+  CHECKSUM: 10,
+  SRC: 12,
+  DST: 16,
+  HEADER_LEN: 20,
+} as const;
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
@@ -105,7 +117,8 @@ export function parseIpv4(buf: Uint8Array, off: number, len: number): Ipv4Repr |
   const total = p.totalLen;
   if (total < hl) return new WireError('ipv4', 'badTotalLength', `total length ${total} is smaller than the header length ${hl}`);
   if (total > len) return new WireError('ipv4', 'badTotalLength', `total length ${total} exceeds the ${len} bytes received`);
-  if (!p.checksumValid()) return new WireError('ipv4', 'badChecksum', `header checksum 0x${p.checksum.toString(16).padStart(4, '0')} does not verify`);
+  if (!p.checksumValid())
+    return new WireError('ipv4', 'badChecksum', `header checksum 0x${p.checksum.toString(16).padStart(4, '0')} does not verify`);
   const ff = p.flagsFrag;
   const fragOffset = (ff & OFFSET_MASK) * 8;
   const moreFragments = (ff & FLAG_MF) !== 0;

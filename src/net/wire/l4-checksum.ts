@@ -18,7 +18,17 @@ export type TxChecksum = 'full' | 'partial';
 export type RxChecksum = 'verify' | 'trusted';
 
 /** Writes the L4 checksum of the segment at `l4Off` (length `l4Len`), field at `l4Off + fieldOff`. */
-export function fillL4Checksum(buf: Uint8Array, l4Off: number, l4Len: number, fieldOff: number, src: number, dst: number, protocol: number, mode: TxChecksum, zeroIsFfff: boolean): void {
+export function fillL4Checksum(
+  buf: Uint8Array,
+  l4Off: number,
+  l4Len: number,
+  fieldOff: number,
+  src: number,
+  dst: number,
+  protocol: number,
+  mode: TxChecksum,
+  zeroIsFfff: boolean,
+): void {
   const pseudo = pseudoHeaderSum(src, dst, protocol, l4Len);
   writeU16(buf, l4Off + fieldOff, 0);
   if (mode === 'partial') {

@@ -4,7 +4,19 @@ import { IPPROTO_TCP } from './ipv4.js';
 import { fillL4Checksum, l4ChecksumValid, type RxChecksum, type TxChecksum } from './l4-checksum.js';
 
 /** TCP header field offsets (RFC 9293 section 3.1). */
-export const TCP = { SRC_PORT: 0, DST_PORT: 2, SEQ: 4, ACK: 8, DATA_OFF: 12, FLAGS: 13, WINDOW: 14, CHECKSUM: 16, URGENT: 18, HEADER_LEN: 20, MAX_HEADER_LEN: 60 } as const;
+export const TCP = {
+  SRC_PORT: 0,
+  DST_PORT: 2,
+  SEQ: 4,
+  ACK: 8,
+  DATA_OFF: 12,
+  FLAGS: 13,
+  WINDOW: 14,
+  CHECKSUM: 16,
+  URGENT: 18,
+  HEADER_LEN: 20,
+  MAX_HEADER_LEN: 60,
+} as const;
 
 export const FIN = 0x01;
 export const SYN = 0x02;
@@ -55,7 +67,8 @@ export interface TcpRepr {
 export function tcpOptionsLen(r: Pick<TcpRepr, 'mss' | 'wscale' | 'sackPermitted' | 'tsVal' | 'sack'>): number {
   let n = 0;
   if (r.mss !== undefined) n += 4;
-  if (r.tsVal !== undefined) n += 12; // SACK_PERM folds into the NOP padding of TS
+  if (r.tsVal !== undefined)
+    n += 12; // SACK_PERM folds into the NOP padding of TS
   else if (r.sackPermitted) n += 4;
   if (r.wscale !== undefined) n += 4;
   if (r.sack !== undefined && r.sack.length > 0) n += 4 + 4 * r.sack.length;

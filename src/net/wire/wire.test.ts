@@ -37,17 +37,22 @@ describe('Internet checksum (RFC 1071)', () => {
   });
   it('incremental update (RFC 1624) equals recomputation', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 20, maxLength: 64 }).map((a) => (a.length % 2 === 0 ? a : a.subarray(1))), fc.nat(), fc.integer({ min: 0, max: 0xffff }), (data, at, v) => {
-        const buf = data.slice();
-        const i = (at % (buf.length / 2)) * 2;
-        const before = internetChecksum(buf, 0, buf.length);
-        const old = readU16(buf, i);
-        writeU16(buf, i, v);
-        const inc = updateChecksum(before, old, v);
-        const full = internetChecksum(buf, 0, buf.length);
-        // One's complement has two zeros; both sides must verify the same data.
-        assert.equal(fold(sumBytes(buf, 0, buf.length, inc)), fold(sumBytes(buf, 0, buf.length, full)));
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 20, maxLength: 64 }).map((a) => (a.length % 2 === 0 ? a : a.subarray(1))),
+        fc.nat(),
+        fc.integer({ min: 0, max: 0xffff }),
+        (data, at, v) => {
+          const buf = data.slice();
+          const i = (at % (buf.length / 2)) * 2;
+          const before = internetChecksum(buf, 0, buf.length);
+          const old = readU16(buf, i);
+          writeU16(buf, i, v);
+          const inc = updateChecksum(before, old, v);
+          const full = internetChecksum(buf, 0, buf.length);
+          // One's complement has two zeros; both sides must verify the same data.
+          assert.equal(fold(sumBytes(buf, 0, buf.length, inc)), fold(sumBytes(buf, 0, buf.length, full)));
+        },
+      ),
     );
   });
 });
@@ -109,7 +114,22 @@ describe('IPv4', () => {
   });
   it('emits the golden header', () => {
     const b = new Uint8Array(20);
-    emitIpv4({ src: ipv4('10.0.0.1'), dst: ipv4('10.0.0.2'), protocol: 6, ttl: 64, tos: 0, ident: 0x1234, dontFragment: true, moreFragments: false, fragOffset: 0, payloadLen: 40 }, b, 0);
+    emitIpv4(
+      {
+        src: ipv4('10.0.0.1'),
+        dst: ipv4('10.0.0.2'),
+        protocol: 6,
+        ttl: 64,
+        tos: 0,
+        ident: 0x1234,
+        dontFragment: true,
+        moreFragments: false,
+        fragOffset: 0,
+        payloadLen: 40,
+      },
+      b,
+      0,
+    );
     assert.deepEqual(b, GOLDEN_SYN.subarray(0, 20));
   });
   it('ignores Ethernet padding after the total length', () => {
@@ -122,13 +142,48 @@ describe('IPv4', () => {
     mut(b);
     return parseIpv4(b, 0, len ?? b.length);
   };
-  it('malformed: truncated header', () => err(bad(() => {}, 19), 'ipv4', 'truncated'));
-  it('malformed: version 6', () => err(bad((b) => (b[0] = 0x65)), 'ipv4', 'badVersion'));
-  it('malformed: IHL 4', () => err(bad((b) => (b[0] = 0x44)), 'ipv4', 'badHeaderLength'));
-  it('malformed: IHL beyond the bytes received', () => err(bad((b) => (b[0] = 0x4f), 40), 'ipv4', 'truncated'));
-  it('malformed: total length below the header length', () => err(bad((b) => writeU16(b, 2, 19)), 'ipv4', 'badTotalLength'));
-  it('malformed: total length beyond the bytes received', () => err(bad((b) => writeU16(b, 2, 61)), 'ipv4', 'badTotalLength'));
-  it('malformed: bad header checksum', () => err(bad((b) => (b[10] = b[10]! ^ 0xff)), 'ipv4', 'badChecksum'));
+  it('malformed: truncated header', () =>
+    err(
+      bad(() => {}, 19),
+      'ipv4',
+      'truncated',
+    ));
+  it('malformed: version 6', () =>
+    err(
+      bad((b) => (b[0] = 0x65)),
+      'ipv4',
+      'badVersion',
+    ));
+  it('malformed: IHL 4', () =>
+    err(
+      bad((b) => (b[0] = 0x44)),
+      'ipv4',
+      'badHeaderLength',
+    ));
+  it('malformed: IHL beyond the bytes received', () =>
+    err(
+      bad((b) => (b[0] = 0x4f), 40),
+      'ipv4',
+      'truncated',
+    ));
+  it('malformed: total length below the header length', () =>
+    err(
+      bad((b) => writeU16(b, 2, 19)),
+      'ipv4',
+      'badTotalLength',
+    ));
+  it('malformed: total length beyond the bytes received', () =>
+    err(
+      bad((b) => writeU16(b, 2, 61)),
+      'ipv4',
+      'badTotalLength',
+    ));
+  it('malformed: bad header checksum', () =>
+    err(
+      bad((b) => (b[10] = b[10]! ^ 0xff)),
+      'ipv4',
+      'badChecksum',
+    ));
   it('malformed: reserved flag set', () => {
     const b = GOLDEN_SYN.slice();
     b[6] = 0xc0;
@@ -152,23 +207,74 @@ describe('TCP', () => {
   it('parses the golden SYN with its options', () => {
     const r = parseTcp(syn, 0, 40, src, dst, 'verify');
     assert.ok(!(r instanceof WireError));
-    assert.deepEqual([r.srcPort, r.dstPort, r.seq, r.flags, r.window, r.mss, r.sackPermitted, r.tsVal, r.tsEcr, r.wscale, r.headerLen, r.payloadLen], [40000, 5001, 0x01020304, SYN, 29200, 1460, true, 0x11223344, 0, 7, 40, 0]);
+    assert.deepEqual(
+      [r.srcPort, r.dstPort, r.seq, r.flags, r.window, r.mss, r.sackPermitted, r.tsVal, r.tsEcr, r.wscale, r.headerLen, r.payloadLen],
+      [40000, 5001, 0x01020304, SYN, 29200, 1460, true, 0x11223344, 0, 7, 40, 0],
+    );
   });
   it('emits the golden SYN byte for byte (Linux option order)', () => {
     const b = new Uint8Array(40);
-    emitTcp({ srcPort: 40000, dstPort: 5001, seq: 0x01020304, ack: 0, flags: SYN, window: 29200, urgent: 0, mss: 1460, sackPermitted: true, tsVal: 0x11223344, tsEcr: 0, wscale: 7, payloadLen: 0 }, b, 0, src, dst, 'full');
+    emitTcp(
+      {
+        srcPort: 40000,
+        dstPort: 5001,
+        seq: 0x01020304,
+        ack: 0,
+        flags: SYN,
+        window: 29200,
+        urgent: 0,
+        mss: 1460,
+        sackPermitted: true,
+        tsVal: 0x11223344,
+        tsEcr: 0,
+        wscale: 7,
+        payloadLen: 0,
+      },
+      b,
+      0,
+      src,
+      dst,
+      'full',
+    );
     assert.deepEqual(b, syn);
   });
   it('SACK blocks round-trip', () => {
     const b = new Uint8Array(60);
-    const hl = emitTcp({ srcPort: 1, dstPort: 2, seq: 5, ack: 6, flags: 0x10, window: 100, urgent: 0, sackPermitted: false, tsVal: 1, tsEcr: 2, sack: [10, 20, 30, 40], payloadLen: 0 }, b, 0, src, dst, 'full');
+    const hl = emitTcp(
+      {
+        srcPort: 1,
+        dstPort: 2,
+        seq: 5,
+        ack: 6,
+        flags: 0x10,
+        window: 100,
+        urgent: 0,
+        sackPermitted: false,
+        tsVal: 1,
+        tsEcr: 2,
+        sack: [10, 20, 30, 40],
+        payloadLen: 0,
+      },
+      b,
+      0,
+      src,
+      dst,
+      'full',
+    );
     const r = parseTcp(b, 0, hl, src, dst, 'verify');
     assert.ok(!(r instanceof WireError));
     assert.deepEqual(r.sack, [10, 20, 30, 40]);
   });
   it('a partial checksum, completed as a device would, verifies', () => {
     const b = new Uint8Array(40 + 100).fill(7);
-    emitTcp({ srcPort: 1, dstPort: 2, seq: 5, ack: 6, flags: 0x18, window: 100, urgent: 0, sackPermitted: false, tsVal: 1, tsEcr: 2, payloadLen: 108 }, b, 0, src, dst, 'partial');
+    emitTcp(
+      { srcPort: 1, dstPort: 2, seq: 5, ack: 6, flags: 0x18, window: 100, urgent: 0, sackPermitted: false, tsVal: 1, tsEcr: 2, payloadLen: 108 },
+      b,
+      0,
+      src,
+      dst,
+      'partial',
+    );
     assert.equal(l4ChecksumValid(b, 0, b.length, src, dst, IPPROTO_TCP), false);
     completeChecksum(b, 0, b.length, 16, false);
     assert.equal(l4ChecksumValid(b, 0, b.length, src, dst, IPPROTO_TCP), true);
@@ -178,11 +284,32 @@ describe('TCP', () => {
     mut(b);
     return parseTcp(b, 0, len, src, dst, rx);
   };
-  it('malformed: truncated', () => err(bad(() => {}, 19), 'tcp', 'truncated'));
-  it('malformed: data offset 4', () => err(bad((b) => (b[12] = 0x40)), 'tcp', 'badDataOffset'));
-  it('malformed: data offset beyond the segment', () => err(bad((b) => (b[12] = 0xf0)), 'tcp', 'badDataOffset'));
-  it('malformed: bad checksum', () => err(bad((b) => (b[16] = b[16]! ^ 1), 40, 'verify'), 'tcp', 'badChecksum'));
-  it('a bad checksum passes when the device validated it (data_validated)', () => assert.ok(!(bad((b) => (b[16] = b[16]! ^ 1)) instanceof WireError)));
+  it('malformed: truncated', () =>
+    err(
+      bad(() => {}, 19),
+      'tcp',
+      'truncated',
+    ));
+  it('malformed: data offset 4', () =>
+    err(
+      bad((b) => (b[12] = 0x40)),
+      'tcp',
+      'badDataOffset',
+    ));
+  it('malformed: data offset beyond the segment', () =>
+    err(
+      bad((b) => (b[12] = 0xf0)),
+      'tcp',
+      'badDataOffset',
+    ));
+  it('malformed: bad checksum', () =>
+    err(
+      bad((b) => (b[16] = b[16]! ^ 1), 40, 'verify'),
+      'tcp',
+      'badChecksum',
+    ));
+  it('a bad checksum passes when the device validated it (data_validated)', () =>
+    assert.ok(!(bad((b) => (b[16] = b[16]! ^ 1)) instanceof WireError)));
   // Bad options, as Linux's tcp_parse_options treats them: the segment stands; an option of
   // the wrong length is ignored, a length below 2 or past the header ends the parsing.
   const opts = (r: unknown): [number | undefined, boolean, number | undefined, number | undefined, string | undefined] => {
@@ -190,12 +317,18 @@ describe('TCP', () => {
     const t = r as TcpRepr;
     return [t.mss, t.sackPermitted, t.tsVal, t.wscale, t.optionError?.code];
   };
-  it('bad option: length 0 ends parsing', () => assert.deepEqual(opts(bad((b) => (b[21] = 0))), [undefined, false, undefined, undefined, 'badOption']));
-  it('bad option: running past the header ends parsing, earlier options stand', () => assert.deepEqual(opts(bad((b) => (b[27] = 20))), [1460, true, undefined, undefined, 'optionOverrun']));
-  it('bad option: a kind without room for its length ends parsing', () => assert.deepEqual(opts(bad((b) => b.set([1, 1, 1, 2], 36))), [1460, true, 0x11223344, undefined, 'optionOverrun']));
-  it('bad option: MSS of length 3 is ignored', () => assert.deepEqual(opts(bad((b) => b.set([2, 3, 5, 1], 20))), [undefined, true, 0x11223344, 7, 'badOption']));
-  it('bad option: window scale of length 4 is ignored', () => assert.deepEqual(opts(bad((b) => b.set([3, 4, 7, 1], 36))), [1460, true, 0x11223344, undefined, 'badOption']));
-  it('bad option: timestamp of length 8 is ignored', () => assert.deepEqual(opts(bad((b) => (b[27] = 8))), [1460, true, undefined, undefined, 'badOption']));
+  it('bad option: length 0 ends parsing', () =>
+    assert.deepEqual(opts(bad((b) => (b[21] = 0))), [undefined, false, undefined, undefined, 'badOption']));
+  it('bad option: running past the header ends parsing, earlier options stand', () =>
+    assert.deepEqual(opts(bad((b) => (b[27] = 20))), [1460, true, undefined, undefined, 'optionOverrun']));
+  it('bad option: a kind without room for its length ends parsing', () =>
+    assert.deepEqual(opts(bad((b) => b.set([1, 1, 1, 2], 36))), [1460, true, 0x11223344, undefined, 'optionOverrun']));
+  it('bad option: MSS of length 3 is ignored', () =>
+    assert.deepEqual(opts(bad((b) => b.set([2, 3, 5, 1], 20))), [undefined, true, 0x11223344, 7, 'badOption']));
+  it('bad option: window scale of length 4 is ignored', () =>
+    assert.deepEqual(opts(bad((b) => b.set([3, 4, 7, 1], 36))), [1460, true, 0x11223344, undefined, 'badOption']));
+  it('bad option: timestamp of length 8 is ignored', () =>
+    assert.deepEqual(opts(bad((b) => (b[27] = 8))), [1460, true, undefined, undefined, 'badOption']));
   it('bad option: SACK-permitted of length 3 is ignored', () => assert.deepEqual(opts(bad((b) => (b[25] = 3)))[1], false));
   it('bad option: SACK of length 6 is ignored', () => {
     const r = bad((b) => b.set([5, 6, 0, 0, 0, 0, 1, 1], 24));

@@ -145,14 +145,21 @@ describe('e1000 device: transmit', () => {
     setupTx(dev, 8);
     dev.write(R.E1000_TDH, 4, 6);
     dev.write(R.E1000_TDT, 4, 6);
-    for (const [i, k] of [[6, 0], [7, 1], [0, 2]] as const) {
+    for (const [i, k] of [
+      [6, 0],
+      [7, 1],
+      [0, 2],
+    ] as const) {
       ram.set(frame(64, k), BUFS + k * 0x100);
       txDesc(ram, TX_RING, i, BUFS + k * 0x100, 64, R.E1000_TXD_CMD_EOP);
     }
     dev.write(R.E1000_TDT, 4, 1);
     assert.equal(dev.peek(R.E1000_TDH), 1);
     assert.equal(sent.length, 3);
-    assert.deepEqual(sent.map((f) => f[20]), [0, 1, 2].map((k) => (20 * 7 + k) & 0xff));
+    assert.deepEqual(
+      sent.map((f) => f[20]),
+      [0, 1, 2].map((k) => (20 * 7 + k) & 0xff),
+    );
   });
 
   it('checksum offload: a context descriptor then data descriptors with TXSM/IXSM get the sums qemu computes', () => {
@@ -171,7 +178,15 @@ describe('e1000 device: transmit', () => {
     ctx.setUint8(5, 40);
     ctx.setUint16(6, 0, true);
     ctx.setUint32(8, R.E1000_TXD_CMD_DEXT, true);
-    txDesc(ram, TX_RING, 1, BUFS, 100, R.E1000_TXD_CMD_EOP | R.E1000_TXD_CMD_DEXT | R.E1000_TXD_DTYP_D, (R.E1000_TXD_POPTS_TXSM | R.E1000_TXD_POPTS_IXSM) << 8);
+    txDesc(
+      ram,
+      TX_RING,
+      1,
+      BUFS,
+      100,
+      R.E1000_TXD_CMD_EOP | R.E1000_TXD_CMD_DEXT | R.E1000_TXD_DTYP_D,
+      (R.E1000_TXD_POPTS_TXSM | R.E1000_TXD_POPTS_IXSM) << 8,
+    );
     dev.write(R.E1000_TDT, 4, 2);
     assert.equal(sent.length, 1);
     const out = sent[0]!;
@@ -248,7 +263,7 @@ describe('e1000 device: receive', () => {
     assert.equal(dev.peek(R.E1000_RDH), 1);
   });
 
-  it('without SECRC the last descriptor\'s length counts the 4-byte FCS (Linux e1000 subtracts it)', () => {
+  it("without SECRC the last descriptor's length counts the 4-byte FCS (Linux e1000 subtracts it)", () => {
     const { dev, ram } = rig();
     setupRx(dev, ram, 8);
     dev.write(R.E1000_RCTL, 4, R.E1000_RCTL_EN | R.E1000_RCTL_BAM | R.E1000_RCTL_LPE);
@@ -307,7 +322,7 @@ describe('e1000 device: interrupt mitigation (mit_timer)', () => {
     assert.equal(dev.stats.irqRaised, 2);
   });
 
-  it('ITR 0 still paces edges at 500 × 256 ns (128 µs), QEMU\'s floor', () => {
+  it("ITR 0 still paces edges at 500 × 256 ns (128 µs), QEMU's floor", () => {
     const { env, dev, ram, irq } = rig();
     setupRx(dev, ram, 8);
     dev.write(R.E1000_RDT, 4, 7);
@@ -359,7 +374,10 @@ describe('e1000 device: TSO as QEMU segments it (xmit_seg)', () => {
     txDesc(ram, TX_RING, 2, BUFS + 2000, hdr + pay - 2000, data | R.E1000_TXD_CMD_EOP | R.E1000_TXD_CMD_RS, popts);
     dev.write(R.E1000_TDT, 4, 3);
     env.run({ until: env.now + 10 * US });
-    assert.deepEqual(sent.map((f) => f.length), [hdr + mss, hdr + mss, hdr + pay - 2 * mss]);
+    assert.deepEqual(
+      sent.map((f) => f.length),
+      [hdr + mss, hdr + mss, hdr + pay - 2 * mss],
+    );
     const payload: number[] = [];
     sent.forEach((f, k) => {
       assert.equal((f[16]! << 8) | f[17]!, f.length - 14, 'IPv4 total length of the segment');

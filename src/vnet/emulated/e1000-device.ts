@@ -185,8 +185,38 @@ export class E1000Device {
   private mitIrqLevel = false;
   private mitIde = false;
   private readonly mitTimer: Timer;
-  private tx: TxState = { ipcss: 0, ipcso: 0, ipcse: 0, tucss: 0, tucso: 0, tucse: 0, sumNeeded: 0, data: new Uint8Array(TX_BUFFER), size: 0, paylen: 0, hdrLen: 0, mss: 0, ip: false, tcp: false, tse: false, cptse: false, header: new Uint8Array(256), tsoFrames: 0 };
-  readonly stats: E1000Stats = { mmioReads: 0, mmioWrites: 0, txDescs: 0, txFrames: 0, rxFrames: 0, rxDescs: 0, rxDropped: 0, irqRaised: 0, txWrapStalls: 0, dmaBytes: 0 };
+  private tx: TxState = {
+    ipcss: 0,
+    ipcso: 0,
+    ipcse: 0,
+    tucss: 0,
+    tucso: 0,
+    tucse: 0,
+    sumNeeded: 0,
+    data: new Uint8Array(TX_BUFFER),
+    size: 0,
+    paylen: 0,
+    hdrLen: 0,
+    mss: 0,
+    ip: false,
+    tcp: false,
+    tse: false,
+    cptse: false,
+    header: new Uint8Array(256),
+    tsoFrames: 0,
+  };
+  readonly stats: E1000Stats = {
+    mmioReads: 0,
+    mmioWrites: 0,
+    txDescs: 0,
+    txFrames: 0,
+    rxFrames: 0,
+    rxDescs: 0,
+    rxDropped: 0,
+    irqRaised: 0,
+    txWrapStalls: 0,
+    dmaBytes: 0,
+  };
 
   constructor(
     env: Env,
@@ -599,7 +629,15 @@ export class E1000Device {
       const lo = this.mac[r(E1000_RA) + 2 * i]!;
       const hi = this.mac[r(E1000_RA) + 2 * i + 1]!;
       if ((hi & E1000_RAH_AV) === 0) continue;
-      if (f[0] === (lo & 0xff) && f[1] === ((lo >>> 8) & 0xff) && f[2] === ((lo >>> 16) & 0xff) && f[3] === lo >>> 24 && f[4] === (hi & 0xff) && f[5] === ((hi >>> 8) & 0xff)) return true;
+      if (
+        f[0] === (lo & 0xff) &&
+        f[1] === ((lo >>> 8) & 0xff) &&
+        f[2] === ((lo >>> 16) & 0xff) &&
+        f[3] === lo >>> 24 &&
+        f[4] === (hi & 0xff) &&
+        f[5] === ((hi >>> 8) & 0xff)
+      )
+        return true;
     }
     return false;
   }

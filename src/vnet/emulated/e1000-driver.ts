@@ -1,5 +1,19 @@
 import { Deque, Resource, type Env, type ProcessGenerator, type Timer } from '../../sim/index.js';
-import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, GSO_TCPV4, NO_OFFLOADS, Packet, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice, type PacketBuffer, type PacketMemory } from '../../net/index.js';
+import {
+  CSUM_NONE,
+  CSUM_PARTIAL,
+  GSO_NONE,
+  GSO_TCPV4,
+  NO_OFFLOADS,
+  Packet,
+  type DeviceFeatures,
+  type DeviceUpper,
+  type MacAddr,
+  type Napi,
+  type NetDevice,
+  type PacketBuffer,
+  type PacketMemory,
+} from '../../net/index.js';
 import { IOREQ_READ, IOREQ_WRITE, PAGE_SIZE, VIOAPIC_DEFAULT_BASE_ADDRESS, IOAPIC_RTE_LEVEL } from '../../xen/abi/index.js';
 import type { Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
@@ -98,9 +112,23 @@ export class E1000Driver implements NetDevice {
   readonly mtu = 1500;
   features: DeviceFeatures = NO_OFFLOADS;
   readonly stats: E1000DriverStats = {
-    txPackets: 0, txBytes: 0, txDescs: 0, txDropped: 0, txStops: 0, txWakes: 0, tdtWrites: 0,
-    rxPackets: 0, rxBytes: 0, rxErrors: 0, rdtWrites: 0, irqs: 0, irqsNone: 0, icrReads: 0,
-    mmioReads: 0, mmioWrites: 0, watchdogRuns: 0,
+    txPackets: 0,
+    txBytes: 0,
+    txDescs: 0,
+    txDropped: 0,
+    txStops: 0,
+    txWakes: 0,
+    tdtWrites: 0,
+    rxPackets: 0,
+    rxBytes: 0,
+    rxErrors: 0,
+    rdtWrites: 0,
+    irqs: 0,
+    irqsNone: 0,
+    icrReads: 0,
+    mmioReads: 0,
+    mmioWrites: 0,
+    watchdogRuns: 0,
   };
   readonly napi: Napi;
   private upper: DeviceUpper | null = null;
@@ -301,7 +329,13 @@ export class E1000Driver implements NetDevice {
     const frags = pkt.fragments();
     const tso = pkt.gsoType === GSO_TCPV4 && this.features.tso;
     const hdrLen = tso ? pkt.l4 + ((pkt.data[pkt.l4 + 12]! >> 4) << 2) : 0;
-    if (!this.up || frags === null || frags.some((f) => f.buf.domid !== this.xg.domid) || (pkt.gsoType !== GSO_NONE && !tso) || (tso && frags[0]!.len < hdrLen)) {
+    if (
+      !this.up ||
+      frags === null ||
+      frags.some((f) => f.buf.domid !== this.xg.domid) ||
+      (pkt.gsoType !== GSO_NONE && !tso) ||
+      (tso && frags[0]!.len < hdrLen)
+    ) {
       this.stats.txDropped++;
       pkt.release();
       return true;

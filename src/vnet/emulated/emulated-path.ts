@@ -25,7 +25,8 @@ export function parseEmulatedOptions(o: Readonly<Record<string, unknown>>, where
   const out: EmulatedOptions = {};
   for (const [k, v] of Object.entries(o)) {
     if (k === 'itr') {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100000) errs.push(`itr: expected InterruptThrottleRate, an integer from 0 to 100000 interrupts/s, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100000)
+        errs.push(`itr: expected InterruptThrottleRate, an integer from 0 to 100000 interrupts/s, got ${JSON.stringify(v)}`);
       else out.itr = v;
     } else errs.push(`${k}: not an option of the emulated path (itr)`);
   }
@@ -77,7 +78,8 @@ export class EmulatedNic implements AttachedNic {
  */
 export class EmulatedPath implements IoPath {
   readonly name = 'emulated';
-  readonly description = 'Emulated e1000 (Linux 3.18 driver, QEMU hw/net/e1000.c in qemu-dm on Dom0): every register access an MMIO exit and an ioreq; frames through a tap on the bridge';
+  readonly description =
+    'Emulated e1000 (Linux 3.18 driver, QEMU hw/net/e1000.c in qemu-dm on Dom0): every register access an MMIO exit and an ioreq; frames through a tap on the bridge';
 
   *attach(host: PathHost, guest: PathKernel, nic: NicSpec, devid: number): ProcessGenerator<AttachedNic> {
     const where = `${guest.domain.name}: vif ${devid}`;
@@ -99,7 +101,17 @@ export class EmulatedPath implements IoPath {
       throw new Error(`${where}: qemu-dm could not create its ioreq server (${rc})`);
     }
     const res = { bar: place.bar, gsi: hvmPciIntxGsi(place.pciDevice, 0), vector: FIRST_DEVICE_VECTOR + devid };
-    const drv = new E1000Driver(host.env, `eth${devid}`, mac(nic.mac), guest.kernel, guest.domain.vcpus[0]!, guest.memory, res, costs, opts.itr ?? 20000);
+    const drv = new E1000Driver(
+      host.env,
+      `eth${devid}`,
+      mac(nic.mac),
+      guest.kernel,
+      guest.domain.vcpus[0]!,
+      guest.memory,
+      res,
+      costs,
+      opts.itr ?? 20000,
+    );
     const ok = yield* drv.open();
     if (!ok) throw new Error(`${where}: e1000 probe failed (EEPROM checksum)`);
     return new EmulatedNic(drv, qemu, tap, port);

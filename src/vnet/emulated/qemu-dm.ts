@@ -1,11 +1,5 @@
 import { Resource, SimEvent, type Env, type ProcessGenerator } from '../../sim/index.js';
-import {
-  __HYPERVISOR_dm_op,
-  IOREQ_READ,
-  IOREQ_TYPE_COPY,
-  XEN_DMOP_IO_RANGE_MEMORY,
-  XEN_DMOP_set_pci_intx_level,
-} from '../../xen/abi/index.js';
+import { __HYPERVISOR_dm_op, IOREQ_READ, IOREQ_TYPE_COPY, XEN_DMOP_IO_RANGE_MEMORY, XEN_DMOP_set_pci_intx_level } from '../../xen/abi/index.js';
 import type { Vcpu } from '../../xen/index.js';
 import { IoreqServerClient, type Ioreq, type XenGuest } from '../../xen/guest/index.js';
 import type { Hypervisor } from '../../xen/index.js';
@@ -187,7 +181,15 @@ export class QemuDm {
       const rc = yield* this.dom0.xen.hypercall(v, {
         nr: __HYPERVISOR_dm_op,
         cmd: XEN_DMOP_set_pci_intx_level,
-        arg: { op: XEN_DMOP_set_pci_intx_level, domid: this.targetDomid, domain: 0, bus: 0, device: this.place.pciDevice, intx: 0, level: level ? 1 : 0 },
+        arg: {
+          op: XEN_DMOP_set_pci_intx_level,
+          domid: this.targetDomid,
+          domain: 0,
+          bus: 0,
+          device: this.place.pciDevice,
+          intx: 0,
+          level: level ? 1 : 0,
+        },
       });
       if (rc < 0) break; // the guest is gone
       this.sentLevel = level;

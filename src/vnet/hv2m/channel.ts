@@ -110,7 +110,6 @@ export interface ChannelOptions {
   queueLen: number;
 }
 
-
 /**
  * One HV²M channel's data plane over a connected ChannelEnd (DESIGN.md "Data plane"):
  *
@@ -198,7 +197,7 @@ export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
     for (;;) {
       const prod = r.requestProd();
       if (typeof prod !== 'number') return 'bad';
-      if (((prod - r.reqCons) >>> 0) >= needed) return true;
+      if ((prod - r.reqCons) >>> 0 >= needed) return true;
       r.sring.reqEvent = (prod + 1) >>> 0;
       if (r.sring.reqProd === prod) return false;
     }
@@ -295,7 +294,12 @@ export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
             if (b.gso) flags |= NETRXF_extra_info;
           }
           r.putResponse({ id: s.id, offset: 0, flags, status: ok ? s.len : NETIF_RSP_ERROR });
-          if (i === 0 && b.gso) r.putResponseAs(netifExtraInfoCodec, { type: XEN_NETIF_EXTRA_TYPE_GSO, flags: 0, gso: { size: b.pkt.gsoSize, type: XEN_NETIF_GSO_TYPE_TCPV4, pad: 0, features: 0 } });
+          if (i === 0 && b.gso)
+            r.putResponseAs(netifExtraInfoCodec, {
+              type: XEN_NETIF_EXTRA_TYPE_GSO,
+              flags: 0,
+              gso: { size: b.pkt.gsoSize, type: XEN_NETIF_GSO_TYPE_TCPV4, pad: 0, features: 0 },
+            });
         }
         if (ok) {
           this.stats.txFrames++;
@@ -363,7 +367,8 @@ export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
         slots++;
         const p = this.end.posted.get(rsp.id);
         if (p === undefined || ids.has(rsp.id)) bad = `completion for buffer id ${rsp.id}, not one posted and outstanding`;
-        else if (rsp.status >= 0 && (rsp.offset < 0 || rsp.offset + rsp.status > PAGE_SIZE)) bad = `completion of ${rsp.status} bytes at offset ${rsp.offset} past its ${PAGE_SIZE}-byte buffer`;
+        else if (rsp.status >= 0 && (rsp.offset < 0 || rsp.offset + rsp.status > PAGE_SIZE))
+          bad = `completion of ${rsp.status} bytes at offset ${rsp.offset} past its ${PAGE_SIZE}-byte buffer`;
         else {
           ids.add(rsp.id);
           take.push(rsp.id);
@@ -499,5 +504,4 @@ export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
       yield* this.xg.evtchn.notify(this.v, this.end.rxPort);
     }
   }
-
 }

@@ -65,7 +65,8 @@ export class Hv2mDiscoveryd {
   *start(): ProcessGenerator<void> {
     const w1 = yield* this.xb.watch(XS_INTRODUCE_DOMAIN_PATH, 'hv2m-introduce', () => this.kick());
     const w2 = yield* this.xb.watch(XS_RELEASE_DOMAIN_PATH, 'hv2m-release', () => this.kick());
-    if (!w1.ok || !w2.ok) throw new Error(`hv2m-discoveryd: cannot watch @introduceDomain/@releaseDomain (${w1.ok ? '' : w1.error} ${w2.ok ? '' : w2.error})`);
+    if (!w1.ok || !w2.ok)
+      throw new Error(`hv2m-discoveryd: cannot watch @introduceDomain/@releaseDomain (${w1.ok ? '' : w1.error} ${w2.ok ? '' : w2.error})`);
     const mk = yield* this.xb.mkdir(HV2M_TABLE);
     if (!mk.ok) throw new Error(`hv2m-discoveryd: cannot create ${HV2M_TABLE} (${mk.error})`);
   }
@@ -111,7 +112,9 @@ export class Hv2mDiscoveryd {
   private *rescan(): Generator<SimEvent<unknown>, void, unknown> {
     this.rescans++;
     const dir = yield* this.xb.directory('/local/domain');
-    const present = new Set<number>((dir.ok ? dir.value : []).map(Number).filter((d) => Number.isInteger(d) && d > 0 && this.hv.domain(d) !== undefined));
+    const present = new Set<number>(
+      (dir.ok ? dir.value : []).map(Number).filter((d) => Number.isInteger(d) && d > 0 && this.hv.domain(d) !== undefined),
+    );
     for (const d of present) {
       if (this.watched.has(d)) continue;
       this.watched.add(d);

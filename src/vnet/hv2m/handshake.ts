@@ -14,7 +14,15 @@ import {
   type NetifRxResponse,
 } from '../../xen/abi/index.js';
 import { BackRing, FrontRing, guestFramePage, type Vcpu, type XenbusClient } from '../../xen/index.js';
-import { XenbusDevice, xenbusMapRingValloc, xenbusSwitchState, xenbusUnmapRingVfree, xenbusUnwatchOtherend, xenbusWatchOtherend, type MappedRing } from '../../xen/guest/index.js';
+import {
+  XenbusDevice,
+  xenbusMapRingValloc,
+  xenbusSwitchState,
+  xenbusUnmapRingVfree,
+  xenbusUnwatchOtherend,
+  xenbusWatchOtherend,
+  type MappedRing,
+} from '../../xen/guest/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
 
 /** Where a guest publishes its side of the channel with `peer` (DESIGN.md: `data/hv2m/peer/<domid>/…`). */
@@ -152,7 +160,8 @@ export class ChannelEnd {
     this.peerStateNow = state;
     if (this.tx !== null || this.closing || this.released) this.hooks.peerState(state);
     if (this.released) {
-      if ((state < 0 || state === XenbusStateUnknown || state === XenbusStateClosed) && this.endDeferred() === 0) yield* xenbusUnwatchOtherend(this.dev);
+      if ((state < 0 || state === XenbusStateUnknown || state === XenbusStateClosed) && this.endDeferred() === 0)
+        yield* xenbusUnwatchOtherend(this.dev);
       return;
     }
     if (this.closing) {
@@ -172,7 +181,8 @@ export class ChannelEnd {
     const port = yield* xb.readText(`${o}/event-channel`);
     const refN = ref.ok ? Number(ref.value) : NaN;
     const portN = port.ok ? Number(port.value) : NaN;
-    if (!Number.isInteger(refN) || !Number.isInteger(portN) || refN < 0 || portN <= 0) return this.fail(`peer d${this.peer}: bad ring-ref/event-channel`);
+    if (!Number.isInteger(refN) || !Number.isInteger(portN) || refN < 0 || portN <= 0)
+      return this.fail(`peer d${this.peer}: bad ring-ref/event-channel`);
     const m = yield* xenbusMapRingValloc(this.dev, this.xg, this.v, [refN], this.opts.eagainStep);
     if (m.ring === undefined) return this.fail(`peer d${this.peer}: cannot map its control ring (${m.rc})`);
     this.mapped = m.ring;

@@ -26,7 +26,8 @@ export function parseHv2mOptions(o: Readonly<Record<string, unknown>>, where: st
   const errs: string[] = [];
   const out: Hv2mOptions = { ...DEFAULTS, pv: {} };
   const int = (k: 'batchOps' | 'queueLen' | 'rxBuffers', v: unknown, lo: number, hi: number): void => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) errs.push(`${k}: expected an integer from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
+      errs.push(`${k}: expected an integer from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
     else out[k] = v;
   };
   for (const [k, v] of Object.entries(o)) {
@@ -34,7 +35,8 @@ export function parseHv2mOptions(o: Readonly<Record<string, unknown>>, where: st
     else if (k === 'queueLen') int(k, v, 1, 100_000);
     else if (k === 'rxBuffers') int(k, v, HV2M_MAX_SLOTS + 1, 256);
     else if (k === 'pv') {
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) errs.push(`pv: expected the options of the pv NIC beneath (an object), got ${JSON.stringify(v)}`);
+      if (typeof v !== 'object' || v === null || Array.isArray(v))
+        errs.push(`pv: expected the options of the pv NIC beneath (an object), got ${JSON.stringify(v)}`);
       else out.pv = v as Record<string, unknown>;
     } else errs.push(`${k}: not an option of the hv2m path (batchOps, queueLen, rxBuffers, pv)`);
   }
@@ -170,7 +172,8 @@ export class Hv2mNic extends PeerNic<Hv2mChannel, Hv2mStats> {
  */
 export class Hv2mPath implements IoPath {
   readonly name = 'hv2m';
-  readonly description = 'HV²M: a pv NIC plus guest-to-guest channels; the sender pushes each frame into a buffer the receiver posted with one GNTTABOP_copy (Xen on the sender’s vCPU), no Dom0';
+  readonly description =
+    'HV²M: a pv NIC plus guest-to-guest channels; the sender pushes each frame into a buffer the receiver posted with one GNTTABOP_copy (Xen on the sender’s vCPU), no Dom0';
 
   *attach(host: PathHost, guest: PathKernel, nic: NicSpec, devid: number): ProcessGenerator<AttachedNic> {
     const where = `${guest.domain.name}: vif ${devid}`;
@@ -178,14 +181,23 @@ export class Hv2mPath implements IoPath {
     const pv = (yield* new PvPath().attach(host, guest, { ...nic, path: 'pv', options: opts.pv }, devid)) as PvNic;
     let iface: Interface | null = null;
     let module: Hv2mModule | null = null;
-    const device = new Hv2mDevice(pv.device, (p) => module?.received(p), () => module?.linkUp());
+    const device = new Hv2mDevice(
+      pv.device,
+      (p) => module?.received(p),
+      () => module?.linkUp(),
+    );
     const link: ChannelLink = {
       mac: pv.device.mac,
       upper: () => device.stackUpper,
       iface: () => (iface ??= guest.stack.interfaces.find((i) => i.dev === device) ?? null),
       memory: guest.memory,
     };
-    const mopts: Hv2mModuleOptions = { rxBuffers: opts.rxBuffers, batchOps: opts.batchOps, queueLen: opts.queueLen, eagainStep: host.profile.ns('guest.gnttab.eagainRetryStep') };
+    const mopts: Hv2mModuleOptions = {
+      rxBuffers: opts.rxBuffers,
+      batchOps: opts.batchOps,
+      queueLen: opts.queueLen,
+      eagainStep: host.profile.ns('guest.gnttab.eagainRetryStep'),
+    };
     module = new Hv2mModule(host.env, guest.kernel, guest.xenbus, guest.domain.vcpus[0]!, link, hv2mCosts(host.profile), mopts);
     module.device = device;
     const unhook = guest.stack.hooks.postRouting.add(module.hook);

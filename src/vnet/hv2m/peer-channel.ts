@@ -192,7 +192,8 @@ export abstract class PeerChannelBase<E extends PeerEnd, S extends PeerChannelSt
       this.peerWaiter = null;
       w.ev.succeed();
     }
-    if (!this.shut && (s === XenbusStateClosing || s === XenbusStateClosed || s <= XenbusStateUnknown) && this.end.tx !== null) this.onEnd('peer-closing', `peer d${this.peer} closing`);
+    if (!this.shut && (s === XenbusStateClosing || s === XenbusStateClosed || s <= XenbusStateUnknown) && this.end.tx !== null)
+      this.onEnd('peer-closing', `peer d${this.peer} closing`);
   }
 
   private rxEvent(): void {
@@ -218,7 +219,8 @@ export abstract class PeerChannelBase<E extends PeerEnd, S extends PeerChannelSt
     this.stats.diverted++;
     this.queue.push(pkt);
     const tr = this.env.trace;
-    if (tr.enabled(TP_TX_START)) tr.emit(TP_TX_START, { path: this.pathName, domid: this.xg.domid, dev: `${this.pathName}-d${this.peer}`, len: pkt.length });
+    if (tr.enabled(TP_TX_START))
+      tr.emit(TP_TX_START, { path: this.pathName, domid: this.xg.domid, dev: `${this.pathName}-d${this.peer}`, len: pkt.length });
     this.kick();
   }
 

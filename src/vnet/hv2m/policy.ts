@@ -54,7 +54,8 @@ export function parseHv2mPolicy(o: unknown, where: string): Hv2mPolicy {
     errs.push(`${at}: expected '*', { name: <guest> } or { tenant: <label> }, got ${JSON.stringify(v)}`);
     return null;
   };
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error(`${where}: hv2m policy: expected an object with default and rules, got ${JSON.stringify(o)}`);
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new Error(`${where}: hv2m policy: expected an object with default and rules, got ${JSON.stringify(o)}`);
   for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
     if (k === 'default') {
       if (v === 'same-tenant' || v === 'allow' || v === 'deny') out.default = v;

@@ -34,4 +34,3 @@ export function checksumSetup(pkt: Packet, csumBlank: boolean, dataValidated: bo
   pkt.l4 = l4;
   return true;
 }
-

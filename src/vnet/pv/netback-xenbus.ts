@@ -18,7 +18,17 @@ import {
   netifTxResponseCodec,
 } from '../../xen/abi/index.js';
 import { BackRing, type Vcpu } from '../../xen/index.js';
-import { XenbusDevice, xenbusDevFatal, xenbusMapRingValloc, xenbusSwitchState, xenbusUnmapRingVfree, xenbusUnwatchOtherend, xenbusWatchOtherend, xsErrno, type MappedRing } from '../../xen/guest/index.js';
+import {
+  XenbusDevice,
+  xenbusDevFatal,
+  xenbusMapRingValloc,
+  xenbusSwitchState,
+  xenbusUnmapRingVfree,
+  xenbusUnwatchOtherend,
+  xenbusWatchOtherend,
+  xsErrno,
+  type MappedRing,
+} from '../../xen/guest/index.js';
 import type { BridgePortHandle, PathDom0 } from '../path.js';
 import type { PvCosts } from './costs.js';
 import { Vif, type VifRings } from './netback.js';
@@ -75,7 +85,13 @@ export class NetbackDevice {
     readonly offered: NetbackFeatures,
   ) {
     const d0 = dom0.domain.domid;
-    this.dev = new XenbusDevice(dom0.xenbus, d0, `/local/domain/${d0}/backend/vif/${frontendId}/${devid}`, `/local/domain/${frontendId}/device/vif/${devid}`, frontendId);
+    this.dev = new XenbusDevice(
+      dom0.xenbus,
+      d0,
+      `/local/domain/${d0}/backend/vif/${frontendId}/${devid}`,
+      `/local/domain/${frontendId}/device/vif/${devid}`,
+      frontendId,
+    );
     this.v = dom0.domain.vcpus[0]!;
     this.vif = new Vif(dom0.kernel.xen.env, `vif${frontendId}.${devid}`, frontendId, dom0.kernel, dom0.memory, costs);
   }

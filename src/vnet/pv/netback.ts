@@ -1,5 +1,17 @@
 import { Deque, type Env, type KernelThread, type ProcessGenerator } from '../../sim/index.js';
-import { GSO_NONE, GSO_TCPV4, NO_OFFLOADS, Packet, csumToNetif, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice, type PacketFrag } from '../../net/index.js';
+import {
+  GSO_NONE,
+  GSO_TCPV4,
+  NO_OFFLOADS,
+  Packet,
+  csumToNetif,
+  type DeviceFeatures,
+  type DeviceUpper,
+  type MacAddr,
+  type Napi,
+  type NetDevice,
+  type PacketFrag,
+} from '../../net/index.js';
 import {
   DOMID_SELF,
   GNTCOPY_dest_gref,
@@ -320,7 +332,15 @@ export class Vif implements NetDevice {
           at += n;
         }
       }
-      built.push({ pkt, reqs, op0, op1: ops.length, csumBlank: (txreq.flags & NETTXF_csum_blank) !== 0, dataValidated: (txreq.flags & NETTXF_data_validated) !== 0, gsoSize });
+      built.push({
+        pkt,
+        reqs,
+        op0,
+        op1: ops.length,
+        csumBlank: (txreq.flags & NETTXF_csum_blank) !== 0,
+        dataValidated: (txreq.flags & NETTXF_data_validated) !== 0,
+        gsoSize,
+      });
     }
     const c = this.costs;
     if (taken > 0) yield v.exec(c.backTxPacket * taken + c.backTxSlot * slotsTaken, 'softirq');
@@ -394,7 +414,7 @@ export class Vif implements NetDevice {
   private rxSlotsAvailable(r: VifRings, needed: number): boolean {
     for (;;) {
       const prod = r.rx.sring.reqProd;
-      if (((prod - r.rx.reqCons) >>> 0) >= needed) return true;
+      if ((prod - r.rx.reqCons) >>> 0 >= needed) return true;
       r.rx.sring.reqEvent = (prod + 1) >>> 0;
       if (r.rx.sring.reqProd === prod) return false;
     }
@@ -479,7 +499,14 @@ export class Vif implements NetDevice {
         if (gso && slots.length === 1) extraId = r.rx.consumeRequest().id;
         return s;
       };
-      for (const f of frags) this.copyFrag(f, r, () => (cur = nextBuffer()), () => cur, ops);
+      for (const f of frags)
+        this.copyFrag(
+          f,
+          r,
+          () => (cur = nextBuffer()),
+          () => cur,
+          ops,
+        );
       if (slots.length === 0) nextBuffer();
       slotsTotal += slots.length + (gso ? 1 : 0);
       batch.push({ pkt, slots, extraId, gso });
@@ -510,7 +537,11 @@ export class Vif implements NetDevice {
         const rsp: NetifRxResponse = { id: s.id, offset: 0, flags, status: ok ? s.len : NETIF_RSP_ERROR };
         r.rx.putResponse(rsp);
         if (i === 0 && b.gso) {
-          r.rx.putResponseAs(netifExtraInfoCodec, { type: XEN_NETIF_EXTRA_TYPE_GSO, flags: 0, gso: { size: b.pkt.gsoSize, type: XEN_NETIF_GSO_TYPE_TCPV4, pad: 0, features: 0 } });
+          r.rx.putResponseAs(netifExtraInfoCodec, {
+            type: XEN_NETIF_EXTRA_TYPE_GSO,
+            flags: 0,
+            gso: { size: b.pkt.gsoSize, type: XEN_NETIF_GSO_TYPE_TCPV4, pad: 0, features: 0 },
+          });
         }
       }
       if (ok) {
@@ -542,7 +573,10 @@ export class Vif implements NetDevice {
       const n = Math.min(f.len - done, PAGE_SIZE - (at % PAGE_SIZE), PAGE_SIZE - d.len);
       const g = f.buf.grant;
       ops.push({
-        source: g !== null ? { u: g.ref, domid: g.domid, offset: at % PAGE_SIZE } : { u: f.buf.gfn + Math.floor(at / PAGE_SIZE), domid: DOMID_SELF, offset: at % PAGE_SIZE },
+        source:
+          g !== null
+            ? { u: g.ref, domid: g.domid, offset: at % PAGE_SIZE }
+            : { u: f.buf.gfn + Math.floor(at / PAGE_SIZE), domid: DOMID_SELF, offset: at % PAGE_SIZE },
         dest: { u: d.gref, domid: this.frontendId, offset: d.len },
         len: n,
         flags: GNTCOPY_dest_gref | (g !== null ? GNTCOPY_source_gref : 0),

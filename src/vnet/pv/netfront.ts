@@ -1,5 +1,19 @@
 import { Deque, type Env, type ProcessGenerator } from '../../sim/index.js';
-import { GSO_NONE, GSO_TCPV4, NO_OFFLOADS, Packet, csumToNetif, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice, type PacketBuffer, type PacketFrag, type PacketMemory } from '../../net/index.js';
+import {
+  GSO_NONE,
+  GSO_TCPV4,
+  NO_OFFLOADS,
+  Packet,
+  csumToNetif,
+  type DeviceFeatures,
+  type DeviceUpper,
+  type MacAddr,
+  type Napi,
+  type NetDevice,
+  type PacketBuffer,
+  type PacketFrag,
+  type PacketMemory,
+} from '../../net/index.js';
 import {
   NETIF_RSP_NULL,
   NETRXF_csum_blank,
@@ -308,7 +322,11 @@ export class Netfront implements NetDevice {
       }
       r.tx.putRequest({ gref, offset: p.offset, flags, id, size: i === 0 ? pkt.length : p.len });
       if (i === 0 && gso) {
-        r.tx.putRequestAs(netifExtraInfoCodec, { type: XEN_NETIF_EXTRA_TYPE_GSO, flags: 0, gso: { size: pkt.gsoSize, type: XEN_NETIF_GSO_TYPE_TCPV4, pad: 0, features: 0 } });
+        r.tx.putRequestAs(netifExtraInfoCodec, {
+          type: XEN_NETIF_EXTRA_TYPE_GSO,
+          flags: 0,
+          gso: { size: pkt.gsoSize, type: XEN_NETIF_GSO_TYPE_TCPV4, pad: 0, features: 0 },
+        });
       }
     }
     this.stats.txPackets++;

@@ -31,7 +31,10 @@ export function parsePvOptions(o: Readonly<Record<string, unknown>>, where: stri
       for (const [bk, bv] of Object.entries(b ?? {})) {
         if (bk === 'maxQueues' && typeof bv === 'number' && Number.isInteger(bv) && bv >= 1) be.maxQueues = bv;
         else if ((bk === 'sg' || bk === 'gsoTcpv4' || bk === 'splitEventChannels') && typeof bv === 'boolean') be[bk] = bv;
-        else errs.push(`backend.${bk}: expected sg/gsoTcpv4/splitEventChannels (true or false) or maxQueues (an integer >= 1), got ${JSON.stringify(bv)}`);
+        else
+          errs.push(
+            `backend.${bk}: expected sg/gsoTcpv4/splitEventChannels (true or false) or maxQueues (an integer >= 1), got ${JSON.stringify(bv)}`,
+          );
       }
       out.backend = be;
     } else if (k === 'faults') {
@@ -40,7 +43,8 @@ export function parsePvOptions(o: Readonly<Record<string, unknown>>, where: stri
       const keys = f.keys ?? {};
       const badKeys = Object.keys(f).filter((x) => x !== 'omitKeys' && x !== 'keys');
       if (!Array.isArray(omit) || omit.some((x) => typeof x !== 'string')) errs.push('faults.omitKeys: expected a list of XenStore key names');
-      else if (typeof keys !== 'object' || keys === null || Object.values(keys).some((x) => typeof x !== 'string')) errs.push('faults.keys: expected an object of key names to string values');
+      else if (typeof keys !== 'object' || keys === null || Object.values(keys).some((x) => typeof x !== 'string'))
+        errs.push('faults.keys: expected an object of key names to string values');
       else if (badKeys.length > 0) errs.push(`faults.${badKeys[0]}: not a fault (omitKeys, keys)`);
       else out.faults = { omitKeys: omit as string[], keys: keys as Record<string, string> };
     } else errs.push(`${k}: not an option of the pv path (backend, noCsumOffload, faults)`);
@@ -75,7 +79,13 @@ export class PvNic implements AttachedNic {
 
   /** The handshake has ended, one way or the other. */
   get settled(): boolean {
-    return this.connected || this.front.connectError !== null || this.back.connectError !== null || this.front.state >= XenbusStateClosing || this.back.state >= XenbusStateClosing;
+    return (
+      this.connected ||
+      this.front.connectError !== null ||
+      this.back.connectError !== null ||
+      this.front.state >= XenbusStateClosing ||
+      this.back.state >= XenbusStateClosing
+    );
   }
 
   private poke(): void {

@@ -33,7 +33,16 @@ export interface TxReqRef {
 export type TxTake =
   | { kind: 'fatal'; message: string }
   | { kind: 'drop'; reqs: TxReqRef[]; end: number; slots: number }
-  | { kind: 'ok'; txreq: NetifTxRequest; first: NetifTxRequest; frags: NetifTxRequest[]; reqs: TxReqRef[]; end: number; slots: number; gsoSize: number };
+  | {
+      kind: 'ok';
+      txreq: NetifTxRequest;
+      first: NetifTxRequest;
+      frags: NetifTxRequest[];
+      reqs: TxReqRef[];
+      end: number;
+      slots: number;
+      gsoSize: number;
+    };
 
 /**
  * Linux 3.18 xenvif_tx_build_gops for one packet, up to the skb: the first request, its extras
@@ -62,7 +71,8 @@ export function takeTxRequests(tx: BackRing<NetifTxRequest, NetifTxResponse>, n:
       cons = (cons + 1) >>> 0;
       workToDo--;
       extras++;
-      if (extra.type === XEN_NETIF_EXTRA_TYPE_NONE || extra.type >= XEN_NETIF_EXTRA_TYPE_MAX) return { kind: 'fatal', message: `Invalid extra type: ${extra.type}` };
+      if (extra.type === XEN_NETIF_EXTRA_TYPE_NONE || extra.type >= XEN_NETIF_EXTRA_TYPE_MAX)
+        return { kind: 'fatal', message: `Invalid extra type: ${extra.type}` };
       if (extra.type === XEN_NETIF_EXTRA_TYPE_GSO) gso = extra;
     } while ((extra.flags & XEN_NETIF_EXTRA_FLAG_MORE) !== 0);
   }
@@ -74,13 +84,15 @@ export function takeTxRequests(tx: BackRing<NetifTxRequest, NetifTxResponse>, n:
     let txp: NetifTxRequest;
     do {
       if (slots >= workToDo) return { kind: 'fatal', message: `Asked for ${slots} slots but exceeds this limit` };
-      if (slots >= FATAL_SKB_SLOTS_DEFAULT) return { kind: 'fatal', message: `Malicious frontend using ${slots} slots, threshold ${FATAL_SKB_SLOTS_DEFAULT}` };
+      if (slots >= FATAL_SKB_SLOTS_DEFAULT)
+        return { kind: 'fatal', message: `Malicious frontend using ${slots} slots, threshold ${FATAL_SKB_SLOTS_DEFAULT}` };
       if (!dropErr && slots >= XEN_NETBK_LEGACY_SLOTS_MAX) dropErr = true; // "Too many slots", dropped
       txp = tx.copyRequest((cons + slots) >>> 0);
       if (!dropErr && txp.size > first.size) dropErr = true; // "Invalid tx request, slot size > remaining size"
       first.size = (first.size - txp.size) & 0xffff;
       slots++;
-      if (txp.offset + txp.size > PAGE_SIZE) return { kind: 'fatal', message: `Cross page boundary, txp->offset: ${txp.offset.toString(16)}, size: ${txp.size}` };
+      if (txp.offset + txp.size > PAGE_SIZE)
+        return { kind: 'fatal', message: `Cross page boundary, txp->offset: ${txp.offset.toString(16)}, size: ${txp.size}` };
       frags.push(txp);
     } while ((txp.flags & NETTXF_more_data) !== 0);
   }
@@ -88,7 +100,8 @@ export function takeTxRequests(tx: BackRing<NetifTxRequest, NetifTxResponse>, n:
   const end = (cons + slots) >>> 0;
   const used = 1 + extras + slots;
   if (dropErr || txreq.size < ETH_HLEN) return { kind: 'drop', reqs, end, slots: used };
-  if (first.offset + first.size > PAGE_SIZE) return { kind: 'fatal', message: `txreq.offset: ${first.offset.toString(16)}, size: ${first.size}, end: ${first.offset + first.size}` };
+  if (first.offset + first.size > PAGE_SIZE)
+    return { kind: 'fatal', message: `txreq.offset: ${first.offset.toString(16)}, size: ${first.size}, end: ${first.offset + first.size}` };
   let gsoSize = 0;
   if (gso !== null && 'gso' in gso) {
     if (gso.gso.size === 0) return { kind: 'fatal', message: 'GSO size must not be zero.' };

@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bytesPage } from '../../xen/index.js';
-import { REC_CSUM_BLANK, REC_GSO_TCPV4, checkRecord, eventDue, readBytes, readHeader, recordBytes, used, writeRecord, type FifoView } from './fifo.js';
+import {
+  REC_CSUM_BLANK,
+  REC_GSO_TCPV4,
+  checkRecord,
+  eventDue,
+  readBytes,
+  readHeader,
+  recordBytes,
+  used,
+  writeRecord,
+  type FifoView,
+} from './fifo.js';
 
 function fifo(size: number): { f: FifoView; data: Uint8Array } {
   const data = new Uint8Array(size);

@@ -57,7 +57,7 @@ export function recordBytes(len: number): number {
 
 /** ring.h's event rule over free-running u32 indices. */
 export function eventDue(now: number, old: number, event: number): boolean {
-  return ((now - event) >>> 0) < ((now - old) >>> 0);
+  return (now - event) >>> 0 < (now - old) >>> 0;
 }
 
 /** Bytes in use given the two indices (may exceed `size` if the peer wrote nonsense). */

@@ -1,5 +1,16 @@
 import type { Env, ProcessGenerator } from '../../sim/index.js';
-import { CSUM_NONE, CSUM_PARTIAL, GSO_NONE, GSO_TCPV4, Packet, completeChecksum, csumToNetif, fragmentIpv4, gsoSegment, type MacAddr } from '../../net/index.js';
+import {
+  CSUM_NONE,
+  CSUM_PARTIAL,
+  GSO_NONE,
+  GSO_TCPV4,
+  Packet,
+  completeChecksum,
+  csumToNetif,
+  fragmentIpv4,
+  gsoSegment,
+  type MacAddr,
+} from '../../net/index.js';
 import type { Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
 import { PeerChannelBase, type ChannelLink } from '../hv2m/index.js';

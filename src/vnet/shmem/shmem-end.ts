@@ -1,7 +1,25 @@
 import type { ProcessGenerator } from '../../sim/index.js';
-import { PAGE_SIZE, XenbusStateClosed, XenbusStateClosing, XenbusStateConnected, XenbusStateInitialised, XenbusStateInitialising, XenbusStateUnknown } from '../../xen/abi/index.js';
+import {
+  PAGE_SIZE,
+  XenbusStateClosed,
+  XenbusStateClosing,
+  XenbusStateConnected,
+  XenbusStateInitialised,
+  XenbusStateInitialising,
+  XenbusStateUnknown,
+} from '../../xen/abi/index.js';
 import { concatPages, guestFramePage, type Vcpu, type XenbusClient } from '../../xen/index.js';
-import { XENBUS_MAX_RING_GRANTS, XenbusDevice, xenbusMapRingValloc, xenbusSwitchState, xenbusUnmapRingVfree, xenbusUnwatchOtherend, xenbusWatchOtherend, type MappedRing, type XenGuest } from '../../xen/guest/index.js';
+import {
+  XENBUS_MAX_RING_GRANTS,
+  XenbusDevice,
+  xenbusMapRingValloc,
+  xenbusSwitchState,
+  xenbusUnmapRingVfree,
+  xenbusUnwatchOtherend,
+  xenbusWatchOtherend,
+  type MappedRing,
+  type XenGuest,
+} from '../../xen/guest/index.js';
 import type { ChannelHooks } from '../hv2m/index.js';
 import { FIFO_CONS, FIFO_CONS_EVENT, FIFO_GREFS, FIFO_MAX_PAGES, FIFO_PAGES, FIFO_PROD, FIFO_PROD_EVENT, type FifoView } from './fifo.js';
 
@@ -134,13 +152,15 @@ export class ShmemEnd {
     const port = yield* xb.readText(`${o}/event-channel`);
     const refN = ref.ok ? Number(ref.value) : NaN;
     const portN = port.ok ? Number(port.value) : NaN;
-    if (!Number.isInteger(refN) || !Number.isInteger(portN) || refN < 0 || portN <= 0) return this.fail(`peer d${this.peer}: bad fifo-ref/event-channel`);
+    if (!Number.isInteger(refN) || !Number.isInteger(portN) || refN < 0 || portN <= 0)
+      return this.fail(`peer d${this.peer}: bad fifo-ref/event-channel`);
     const d = yield* xenbusMapRingValloc(this.dev, this.xg, this.v, [refN], this.eagainStep);
     if (d.ring === undefined) return this.fail(`peer d${this.peer}: cannot map its FIFO descriptor (${d.rc})`);
     this.mapped.push(d.ring);
     // The page count and refs are read once, into private copies: the peer may rewrite its page later.
     const pages = d.ring.page.getU32(FIFO_PAGES);
-    if (pages < 1 || pages > FIFO_MAX_PAGES || (pages & (pages - 1)) !== 0) return yield* this.badMap(`peer d${this.peer}: its FIFO claims ${pages} data pages (expected a power of two up to ${FIFO_MAX_PAGES})`);
+    if (pages < 1 || pages > FIFO_MAX_PAGES || (pages & (pages - 1)) !== 0)
+      return yield* this.badMap(`peer d${this.peer}: its FIFO claims ${pages} data pages (expected a power of two up to ${FIFO_MAX_PAGES})`);
     const refs: number[] = [];
     for (let i = 0; i < pages; i++) refs.push(d.ring.page.getU32(FIFO_GREFS + 4 * i));
     const dataPages = [];

@@ -31,10 +31,12 @@ export function parseShmemOptions(o: Readonly<Record<string, unknown>>, where: s
       if (!ok) errs.push(`fifoBytes: expected a power of two from ${PAGE_SIZE} to ${FIFO_MAX_PAGES * PAGE_SIZE}, got ${JSON.stringify(v)}`);
       else out.fifoBytes = v;
     } else if (k === 'queueLen') {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 100_000) errs.push(`queueLen: expected an integer from 1 to 100000, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 100_000)
+        errs.push(`queueLen: expected an integer from 1 to 100000, got ${JSON.stringify(v)}`);
       else out.queueLen = v;
     } else if (k === 'pv') {
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) errs.push(`pv: expected the options of the pv NIC beneath (an object), got ${JSON.stringify(v)}`);
+      if (typeof v !== 'object' || v === null || Array.isArray(v))
+        errs.push(`pv: expected the options of the pv NIC beneath (an object), got ${JSON.stringify(v)}`);
       else out.pv = v as Record<string, unknown>;
     } else errs.push(`${k}: not an option of the shmem path (fifoBytes, queueLen, pv)`);
   }
@@ -58,7 +60,8 @@ export class ShmemNic extends PeerNic<ShmemChannel, ShmemStats> {
  */
 export class ShmemPath implements IoPath {
   readonly name = 'shmem';
-  readonly description = 'XenLoop-style shared memory: a pv NIC plus guest-to-guest FIFOs in granted and mapped pages; the sender copies each frame in, the receiver copies it out (two guest memcpys), no Dom0';
+  readonly description =
+    'XenLoop-style shared memory: a pv NIC plus guest-to-guest FIFOs in granted and mapped pages; the sender copies each frame in, the receiver copies it out (two guest memcpys), no Dom0';
 
   *attach(host: PathHost, guest: PathKernel, nic: NicSpec, devid: number): ProcessGenerator<AttachedNic> {
     const where = `${guest.domain.name}: vif ${devid}`;
@@ -66,7 +69,11 @@ export class ShmemPath implements IoPath {
     const pv = (yield* new PvPath().attach(host, guest, { ...nic, path: 'pv', options: opts.pv }, devid)) as PvNic;
     let iface: Interface | null = null;
     let module: ShmemModule | null = null;
-    const device = new Hv2mDevice(pv.device, (p) => module?.received(p), () => module?.linkUp());
+    const device = new Hv2mDevice(
+      pv.device,
+      (p) => module?.received(p),
+      () => module?.linkUp(),
+    );
     const link: ChannelLink = {
       mac: pv.device.mac,
       upper: () => device.stackUpper,

@@ -1,5 +1,21 @@
 import { Deque, type Env, type ProcessGenerator } from '../../sim/index.js';
-import { CSUM_NONE, CSUM_PARTIAL, CSUM_UNNECESSARY, GSO_NONE, GSO_TCPV4, NO_OFFLOADS, Packet, lroMerge, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice, type PacketBuffer, type PacketMemory } from '../../net/index.js';
+import {
+  CSUM_NONE,
+  CSUM_PARTIAL,
+  CSUM_UNNECESSARY,
+  GSO_NONE,
+  GSO_TCPV4,
+  NO_OFFLOADS,
+  Packet,
+  lroMerge,
+  type DeviceFeatures,
+  type DeviceUpper,
+  type MacAddr,
+  type Napi,
+  type NetDevice,
+  type PacketBuffer,
+  type PacketMemory,
+} from '../../net/index.js';
 import { PAGE_SIZE } from '../../xen/abi/index.js';
 import type { Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
@@ -77,8 +93,20 @@ export class IxgbevfDriver implements NetDevice {
   readonly mtu = 1500;
   features: DeviceFeatures = NO_OFFLOADS;
   readonly stats: IxgbevfStats = {
-    txPackets: 0, txBytes: 0, txDescs: 0, txDropped: 0, txStops: 0, txWakes: 0, tailWrites: 0,
-    rxPackets: 0, rxBytes: 0, rxErrors: 0, rxCsumErrors: 0, irqs: 0, regWrites: 0, itrChanges: 0,
+    txPackets: 0,
+    txBytes: 0,
+    txDescs: 0,
+    txDropped: 0,
+    txStops: 0,
+    txWakes: 0,
+    tailWrites: 0,
+    rxPackets: 0,
+    rxBytes: 0,
+    rxErrors: 0,
+    rxCsumErrors: 0,
+    irqs: 0,
+    regWrites: 0,
+    itrChanges: 0,
   };
   readonly napi: Napi;
   mac: MacAddr;
@@ -253,7 +281,11 @@ export class IxgbevfDriver implements NetDevice {
         mssL4 = (pkt.gsoSize << R.IXGBE_ADVTXD_MSS_SHIFT) | (l4len << R.IXGBE_ADVTXD_L4LEN_SHIFT);
         tse = R.IXGBE_ADVTXD_DCMD_TSE;
       }
-      const tucmd = R.IXGBE_ADVTXD_TUCMD_IPV4 | (tcp ? R.IXGBE_ADVTXD_TUCMD_L4T_TCP : 0) | (R.IXGBE_ADVTXD_DTYP_CTXT << R.IXGBE_ADVTXD_DTYP_SHIFT) | R.IXGBE_TXD_CMD_DEXT;
+      const tucmd =
+        R.IXGBE_ADVTXD_TUCMD_IPV4 |
+        (tcp ? R.IXGBE_ADVTXD_TUCMD_L4T_TCP : 0) |
+        (R.IXGBE_ADVTXD_DTYP_CTXT << R.IXGBE_ADVTXD_DTYP_SHIFT) |
+        R.IXGBE_TXD_CMD_DEXT;
       const dv = new DataView(this.txPage.buffer, this.txPage.byteOffset + i * R.DESC_SIZE, R.DESC_SIZE);
       dv.setUint32(0, (iplen | (maclen << R.IXGBE_ADVTXD_MACLEN_SHIFT)) >>> 0, true);
       dv.setUint32(4, 0, true);

@@ -131,7 +131,7 @@ function txDesc(g: XenGuest, base: number, i: number, addr: number, w2: number, 
 const DATA = (R.IXGBE_ADVTXD_DTYP_DATA << R.IXGBE_ADVTXD_DTYP_SHIFT) | R.IXGBE_TXD_CMD_DEXT | R.IXGBE_TXD_CMD_IFCS;
 
 describe('SR-IOV NIC: VF to VF', () => {
-  it('moves TSO traffic VF to VF at the PCIe link\'s rate (two crossings per frame), well above the wire rate', () => {
+  it("moves TSO traffic VF to VF at the PCIe link's rate (two crossings per frame), well above the wire rate", () => {
     const r = rig();
     const [a, b] = r.guests as [XenGuest, XenGuest];
     const [va, vb] = r.vfs as [Vf, Vf];
@@ -148,7 +148,8 @@ describe('SR-IOV NIC: VF to VF', () => {
     let rxNext = 0;
     let rxTail = 511;
     const ctxW0 = 20 | (14 << R.IXGBE_ADVTXD_MACLEN_SHIFT);
-    const ctxW2 = R.IXGBE_ADVTXD_TUCMD_IPV4 | R.IXGBE_ADVTXD_TUCMD_L4T_TCP | (R.IXGBE_ADVTXD_DTYP_CTXT << R.IXGBE_ADVTXD_DTYP_SHIFT) | R.IXGBE_TXD_CMD_DEXT;
+    const ctxW2 =
+      R.IXGBE_ADVTXD_TUCMD_IPV4 | R.IXGBE_ADVTXD_TUCMD_L4T_TCP | (R.IXGBE_ADVTXD_DTYP_CTXT << R.IXGBE_ADVTXD_DTYP_SHIFT) | R.IXGBE_TXD_CMD_DEXT;
     const ctxW3 = (1460 << R.IXGBE_ADVTXD_MSS_SHIFT) | (20 << R.IXGBE_ADVTXD_L4LEN_SHIFT);
     const driver = function* () {
       for (;;) {
@@ -162,7 +163,14 @@ describe('SR-IOV NIC: VF to VF', () => {
           for (let off = 0; off < len; off += R.IXGBE_MAX_DATA_PER_TXD) {
             const l = Math.min(R.IXGBE_MAX_DATA_PER_TXD, len - off);
             const last = off + l >= len;
-            txDesc(a, tx, tail, pkt + off, DATA | R.IXGBE_ADVTXD_DCMD_TSE | l | (last ? R.IXGBE_TXD_CMD_EOP | R.IXGBE_TXD_CMD_RS : 0), off === 0 ? R.IXGBE_ADVTXD_POPTS_TXSM : 0);
+            txDesc(
+              a,
+              tx,
+              tail,
+              pkt + off,
+              DATA | R.IXGBE_ADVTXD_DCMD_TSE | l | (last ? R.IXGBE_TXD_CMD_EOP | R.IXGBE_TXD_CMD_RS : 0),
+              off === 0 ? R.IXGBE_ADVTXD_POPTS_TXSM : 0,
+            );
             tail = (tail + 1) % N;
           }
         }
@@ -208,7 +216,7 @@ describe('SR-IOV NIC: VF to VF', () => {
     assert.equal(vb.stats.dataWrites, vb.stats.rxFrames);
   });
 
-  it('a TX buffer outside the guest\'s memory faults in the IOMMU: dropped and counted, the other guest untouched, the queue goes on', () => {
+  it("a TX buffer outside the guest's memory faults in the IOMMU: dropped and counted, the other guest untouched, the queue goes on", () => {
     const r = rig();
     const [a, b] = r.guests as [XenGuest, XenGuest];
     const [va, vb] = r.vfs as [Vf, Vf];
@@ -227,9 +235,16 @@ describe('SR-IOV NIC: VF to VF', () => {
     r.nic.regWrite(va, R.IXGBE_VFTDT0, 3);
     r.run(50 * US);
     assert.equal(va.stats.txIommuFaults, 2);
-    assert.equal(r.guests[0]!.domain.domid, [...(r.nic as unknown as { hv: { iommu: { faultsByDomain: Map<number, number> } } }).hv.iommu.faultsByDomain.keys()][0]);
+    assert.equal(
+      r.guests[0]!.domain.domid,
+      [...(r.nic as unknown as { hv: { iommu: { faultsByDomain: Map<number, number> } } }).hv.iommu.faultsByDomain.keys()][0],
+    );
     assert.equal(va.stats.txPackets, 1, 'only the good packet was read');
-    assert.equal(r.nic.pcie.stats.dmaReadBytes - faults0, 3 * 16 + len + 32 * 16, 'a\'s three descriptors and its good frame (plus b\'s RX descriptor prefetch), nothing of the faulting ones');
+    assert.equal(
+      r.nic.pcie.stats.dmaReadBytes - faults0,
+      3 * 16 + len + 32 * 16,
+      "a's three descriptors and its good frame (plus b's RX descriptor prefetch), nothing of the faulting ones",
+    );
     assert.equal(vb.stats.rxFrames, 1, 'b got the good frame only');
     // All three descriptors completed (DD): the ring moves on past the dropped packets.
     for (let i = 0; i < 3; i++) assert.ok((a.mem.readU32(tx + i * 16 + 12) & R.IXGBE_TXD_STAT_DD) !== 0, `descriptor ${i} DD`);
@@ -240,7 +255,7 @@ describe('SR-IOV NIC: VF to VF', () => {
     assert.ok(changed <= len + 16, `${changed} bytes of b changed`);
   });
 
-  it('an RX buffer outside the guest\'s memory: the frame dropped, the descriptor written back with RXE, nothing written elsewhere', () => {
+  it("an RX buffer outside the guest's memory: the frame dropped, the descriptor written back with RXE, nothing written elsewhere", () => {
     const r = rig();
     const [a, b] = r.guests as [XenGuest, XenGuest];
     const [va, vb] = r.vfs as [Vf, Vf];
@@ -263,7 +278,7 @@ describe('SR-IOV NIC: VF to VF', () => {
     assert.equal(b.mem.readU16(rx.base + 16 + 12), len, 'the next frame went to the next buffer');
   });
 
-  it('a malformed TX chain (no EOP before the tail, or a zero length) stops that VF\'s TX queue only; the others carry on; nothing throws', () => {
+  it("a malformed TX chain (no EOP before the tail, or a zero length) stops that VF's TX queue only; the others carry on; nothing throws", () => {
     const r = rig(3);
     const [a, b, c] = r.guests as [XenGuest, XenGuest, XenGuest];
     const [va, vb, vc] = r.vfs as [Vf, Vf, Vf];
@@ -300,7 +315,7 @@ describe('SR-IOV NIC: VF to VF', () => {
     r.nic.regWrite(vb, R.IXGBE_VFTDT0, 3);
     r.run(50 * US);
     assert.equal(vc.stats.rxFrames, 1, 'b → c delivered');
-    assert.equal(va.stats.rxFrames, 1, 'b → a delivered: a\'s RX queue is not stalled');
+    assert.equal(va.stats.rxFrames, 1, "b → a delivered: a's RX queue is not stalled");
     assert.equal(va.stats.txPackets, 0);
     assert.equal(vb.stats.txPackets, 2);
     assert.equal(vb.stats.txMalformed, 1);
@@ -315,7 +330,7 @@ describe('SR-IOV NIC: VF to VF', () => {
     assert.equal(vc.stats.rxFrames, 2);
   });
 
-  it('a frame whose source MAC is not the VF\'s is dropped (anti-spoofing); broadcast reaches every other pool', () => {
+  it("a frame whose source MAC is not the VF's is dropped (anti-spoofing); broadcast reaches every other pool", () => {
     const r = rig(3);
     const [a, b, c] = r.guests as [XenGuest, XenGuest, XenGuest];
     const [va, vb, vc] = r.vfs as [Vf, Vf, Vf];
@@ -335,6 +350,6 @@ describe('SR-IOV NIC: VF to VF', () => {
     assert.equal(va.stats.txSpoofed, 1);
     assert.equal(vb.stats.rxFrames, 1);
     assert.equal(vc.stats.rxFrames, 1);
-    assert.equal(r.nic.stats.wireDropped, 1, 'the broadcast\'s wire copy: no cable');
+    assert.equal(r.nic.stats.wireDropped, 1, "the broadcast's wire copy: no cable");
   });
 });

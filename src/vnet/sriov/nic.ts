@@ -1,5 +1,21 @@
 import { Deque, SimEvent, type Env, type ProcessGenerator } from '../../sim/index.js';
-import { CSUM_NONE, CSUM_PARTIAL, GSO_TCPV4, HEAP_MEMORY, IP, IPPROTO_TCP, IPPROTO_UDP, LinkEnd, Packet, WireError, completeChecksum, gsoSegment, l4ChecksumValid, parseIpv4, type MacAddr } from '../../net/index.js';
+import {
+  CSUM_NONE,
+  CSUM_PARTIAL,
+  GSO_TCPV4,
+  HEAP_MEMORY,
+  IP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  LinkEnd,
+  Packet,
+  WireError,
+  completeChecksum,
+  gsoSegment,
+  l4ChecksumValid,
+  parseIpv4,
+  type MacAddr,
+} from '../../net/index.js';
 import { isIommuFault, type Domain, type Hypervisor, type PtMsiBinding } from '../../xen/index.js';
 import type { SriovCosts } from './costs.js';
 import { PcieLink } from './pcie.js';
@@ -72,8 +88,22 @@ interface NicFrame {
  */
 export class Vf {
   readonly stats: VfStats = {
-    txPackets: 0, txFrames: 0, txBytes: 0, doorbells: 0, txIommuFaults: 0, txMalformed: 0, txSpoofed: 0,
-    rxFrames: 0, rxBytes: 0, rxNoDesc: 0, rxOverflow: 0, rxIommuFaults: 0, ringFaults: 0, dataReads: 0, dataWrites: 0, msix: 0,
+    txPackets: 0,
+    txFrames: 0,
+    txBytes: 0,
+    doorbells: 0,
+    txIommuFaults: 0,
+    txMalformed: 0,
+    txSpoofed: 0,
+    rxFrames: 0,
+    rxBytes: 0,
+    rxNoDesc: 0,
+    rxOverflow: 0,
+    rxIommuFaults: 0,
+    ringFaults: 0,
+    dataReads: 0,
+    dataWrites: 0,
+    msix: 0,
   };
   /** The MAC the PF set for this VF (ip link set PF vf N mac …); the switch's filter for its pool. */
   mac: MacAddr | null = null;
@@ -161,7 +191,18 @@ export interface SriovNicStats {
  * host's `nic` device row, apart from every CPU.
  */
 export class SriovNic {
-  readonly stats: SriovNicStats = { vebFrames: 0, broadcasts: 0, toWire: 0, fromWire: 0, wireDropped: 0, unmatched: 0, toPf: 0, fromPf: 0, mddEvents: 0, mailbox: 0 };
+  readonly stats: SriovNicStats = {
+    vebFrames: 0,
+    broadcasts: 0,
+    toWire: 0,
+    fromWire: 0,
+    wireDropped: 0,
+    unmatched: 0,
+    toPf: 0,
+    fromPf: 0,
+    mddEvents: 0,
+    mailbox: 0,
+  };
   readonly pcie: PcieLink;
   readonly vfs: Vf[] = [];
   /** The 82599's wire port: the other end of the host's cable. */
@@ -211,7 +252,13 @@ export class SriovNic {
   /** The wire port as a cable sees it. */
   get wirePort(): WirePort {
     const end = this.wire;
-    return { name: end.name, end, get connected() { return end.peer !== null; } };
+    return {
+      name: end.name,
+      end,
+      get connected() {
+        return end.peer !== null;
+      },
+    };
   }
 
   /** pci_enable_sriov from the PF driver (ixgbe max_vfs): `n` more VFs, at 82599 VF routing IDs (device 0x10, function = VF index mod 8). */
@@ -310,31 +357,59 @@ export class SriovNic {
 
   private applyReg(vf: Vf, off: number, v: number): void {
     switch (off) {
-      case R.IXGBE_VFTDBAL0: vf.tdba = vf.tdba - (vf.tdba % 2 ** 32) + v; break;
-      case R.IXGBE_VFTDBAH0: vf.tdba = (vf.tdba % 2 ** 32) + v * 2 ** 32; break;
-      case R.IXGBE_VFTDLEN0: vf.tdlen = v & 0xfff80; break;
-      case R.IXGBE_VFTDH0: vf.tdh = v & 0xffff; break;
-      case R.IXGBE_VFTXDCTL0: vf.txEnabled = (v & R.IXGBE_XDCTL_ENABLE) !== 0; break;
+      case R.IXGBE_VFTDBAL0:
+        vf.tdba = vf.tdba - (vf.tdba % 2 ** 32) + v;
+        break;
+      case R.IXGBE_VFTDBAH0:
+        vf.tdba = (vf.tdba % 2 ** 32) + v * 2 ** 32;
+        break;
+      case R.IXGBE_VFTDLEN0:
+        vf.tdlen = v & 0xfff80;
+        break;
+      case R.IXGBE_VFTDH0:
+        vf.tdh = v & 0xffff;
+        break;
+      case R.IXGBE_VFTXDCTL0:
+        vf.txEnabled = (v & R.IXGBE_XDCTL_ENABLE) !== 0;
+        break;
       case R.IXGBE_VFTDT0:
         vf.tdt = v & 0xffff;
         vf.stats.doorbells++;
         this.kickTx(vf);
         break;
-      case R.IXGBE_VFRDBAL0: vf.rdba = vf.rdba - (vf.rdba % 2 ** 32) + v; break;
-      case R.IXGBE_VFRDBAH0: vf.rdba = (vf.rdba % 2 ** 32) + v * 2 ** 32; break;
-      case R.IXGBE_VFRDLEN0: vf.rdlen = v & 0xfff80; break;
-      case R.IXGBE_VFRDH0: vf.rdh = vf.rxFetched = v & 0xffff; break;
-      case R.IXGBE_VFRXDCTL0: vf.rxEnabled = (v & R.IXGBE_XDCTL_ENABLE) !== 0; break;
-      case R.IXGBE_VFRDT0: vf.rdt = v & 0xffff; this.kickRx(vf); break;
-      case R.IXGBE_VTEITR0: vf.eitr = v & R.IXGBE_MAX_EITR; break;
+      case R.IXGBE_VFRDBAL0:
+        vf.rdba = vf.rdba - (vf.rdba % 2 ** 32) + v;
+        break;
+      case R.IXGBE_VFRDBAH0:
+        vf.rdba = (vf.rdba % 2 ** 32) + v * 2 ** 32;
+        break;
+      case R.IXGBE_VFRDLEN0:
+        vf.rdlen = v & 0xfff80;
+        break;
+      case R.IXGBE_VFRDH0:
+        vf.rdh = vf.rxFetched = v & 0xffff;
+        break;
+      case R.IXGBE_VFRXDCTL0:
+        vf.rxEnabled = (v & R.IXGBE_XDCTL_ENABLE) !== 0;
+        break;
+      case R.IXGBE_VFRDT0:
+        vf.rdt = v & 0xffff;
+        this.kickRx(vf);
+        break;
+      case R.IXGBE_VTEITR0:
+        vf.eitr = v & R.IXGBE_MAX_EITR;
+        break;
       case R.IXGBE_VTEIMS:
         if ((v & 1) !== 0) {
           vf.irqEnabled = true;
           this.scheduleIrq(vf);
         }
         break;
-      case R.IXGBE_VTEIMC: if ((v & 1) !== 0) vf.irqEnabled = false; break;
-      default: break; // registers the model does not keep (SRRCTL, VFPSRTYPE…) are accepted and ignored
+      case R.IXGBE_VTEIMC:
+        if ((v & 1) !== 0) vf.irqEnabled = false;
+        break;
+      default:
+        break; // registers the model does not keep (SRRCTL, VFPSRTYPE…) are accepted and ignored
     }
   }
 
@@ -454,7 +529,13 @@ export class SriovNic {
         const ml = dv.getUint32(j * 16, true);
         const tucmd = dv.getUint32(j * 16 + 8, true);
         const mss = dv.getUint32(j * 16 + 12, true);
-        ctx = { maclen: ml >>> R.IXGBE_ADVTXD_MACLEN_SHIFT & 0x7f, iplen: ml & 0x1ff, tcp: (tucmd & R.IXGBE_ADVTXD_TUCMD_L4T_TCP) !== 0, mss: mss >>> R.IXGBE_ADVTXD_MSS_SHIFT, l4len: (mss >>> R.IXGBE_ADVTXD_L4LEN_SHIFT) & 0xff };
+        ctx = {
+          maclen: (ml >>> R.IXGBE_ADVTXD_MACLEN_SHIFT) & 0x7f,
+          iplen: ml & 0x1ff,
+          tcp: (tucmd & R.IXGBE_ADVTXD_TUCMD_L4T_TCP) !== 0,
+          mss: mss >>> R.IXGBE_ADVTXD_MSS_SHIFT,
+          l4len: (mss >>> R.IXGBE_ADVTXD_L4LEN_SHIFT) & 0xff,
+        };
         j++;
       }
       const bufs: { addr: number; len: number }[] = [];
@@ -494,21 +575,31 @@ export class SriovNic {
       }
       const tse = (cmd0 & R.IXGBE_ADVTXD_DCMD_TSE) !== 0;
       const total = bufs.reduce((s, b) => s + b.len, 0);
-      if (!bad && ((tse && (ctx === null || !ctx.tcp || ctx.mss === 0 || total > 65535 + 128)) || (!tse && total > MAX_FRAME) || total < 14)) bad = true;
+      if (!bad && ((tse && (ctx === null || !ctx.tcp || ctx.mss === 0 || total > 65535 + 128)) || (!tse && total > MAX_FRAME) || total < 14))
+        bad = true;
       if (bad) {
         this.stopTx(vf, 'malformed');
         return -1;
       }
       const lastCmd = dv.getUint32(eop * 16 + 8, true);
       const rs = (lastCmd & R.IXGBE_TXD_CMD_RS) !== 0;
-        plan.push({ bufs, total, ctx, tse, olinfo, last: (vf.tdh + eop) % ringN, rs });
+      plan.push({ bufs, total, ctx, tse, olinfo, last: (vf.tdh + eop) % ringN, rs });
       pos = eop + 1;
     }
     return pos;
   }
 
   /** Reads one packet's buffers, builds its frames and hands them to the switch once read; writes DD back on its last descriptor. Returns when the data arrives. */
-  private *txOnePacket(vf: Vf, bufs: { addr: number; len: number }[], total: number, ctx: { maclen: number; iplen: number; tcp: boolean; mss: number } | null, tse: boolean, olinfo: number, last: number, rs: boolean): ProcessGenerator<number> {
+  private *txOnePacket(
+    vf: Vf,
+    bufs: { addr: number; len: number }[],
+    total: number,
+    ctx: { maclen: number; iplen: number; tcp: boolean; mss: number } | null,
+    tse: boolean,
+    olinfo: number,
+    last: number,
+    rs: boolean,
+  ): ProcessGenerator<number> {
     const now = this.env.now;
     const bytes = new Uint8Array(total);
     let at = now;
@@ -545,7 +636,13 @@ export class SriovNic {
     const wb = (): void => {
       if (!rs) return;
       this.at(at, () => {
-        const ok = this.writeDesc(vf, base, last, (dv) => dv.setUint32(12, dv.getUint32(12, true) | R.IXGBE_TXD_STAT_DD, true), () => this.cause(vf));
+        const ok = this.writeDesc(
+          vf,
+          base,
+          last,
+          (dv) => dv.setUint32(12, dv.getUint32(12, true) | R.IXGBE_TXD_STAT_DD, true),
+          () => this.cause(vf),
+        );
         if (!ok) this.stopTx(vf, 'ring');
       });
     };
@@ -574,7 +671,12 @@ export class SriovNic {
   }
 
   /** TSO and checksum offload: the frames a packet makes, with their checksums complete. */
-  buildFrames(bytes: Uint8Array, ctx: { maclen: number; iplen: number; tcp: boolean; mss: number } | null, tse: boolean, olinfo: number): Uint8Array[] {
+  buildFrames(
+    bytes: Uint8Array,
+    ctx: { maclen: number; iplen: number; tcp: boolean; mss: number } | null,
+    tse: boolean,
+    olinfo: number,
+  ): Uint8Array[] {
     const txsm = (olinfo & R.IXGBE_ADVTXD_POPTS_TXSM) !== 0 || tse;
     if (ctx === null || !txsm) return [bytes];
     const l4 = ctx.maclen + ctx.iplen;
@@ -754,13 +856,19 @@ export class SriovNic {
     const next = (i + 1) % vf.rxCount;
     if (isIommuFault(m)) {
       vf.stats.rxIommuFaults++;
-      const ok = this.writeDesc(vf, base, i, (dv) => {
-        dv.setUint32(8, (R.IXGBE_RXD_STAT_DD | R.IXGBE_RXD_STAT_EOP | R.IXGBE_RXDADV_ERR_RXE) >>> 0, true);
-        dv.setUint16(12, 0, true);
-      }, () => {
-        vf.rdh = next;
-        this.cause(vf);
-      });
+      const ok = this.writeDesc(
+        vf,
+        base,
+        i,
+        (dv) => {
+          dv.setUint32(8, (R.IXGBE_RXD_STAT_DD | R.IXGBE_RXD_STAT_EOP | R.IXGBE_RXDADV_ERR_RXE) >>> 0, true);
+          dv.setUint16(12, 0, true);
+        },
+        () => {
+          vf.rdh = next;
+          this.cause(vf);
+        },
+      );
       if (!ok) {
         vf.rxStopped = true;
         vf.stats.ringFaults++;
@@ -779,15 +887,22 @@ export class SriovNic {
       }
     });
     const status = R.IXGBE_RXD_STAT_DD | R.IXGBE_RXD_STAT_EOP | rxChecksumStatus(bytes);
-    const ok = this.writeDesc(vf, base, i, (dv) => {
-      dv.setUint32(8, status >>> 0, true);
-      dv.setUint16(12, bytes.length, true);
-    }, () => {
-      vf.rdh = next;
-      vf.stats.rxFrames++;
-      vf.stats.rxBytes += bytes.length;
-      this.cause(vf);
-    }, tData);
+    const ok = this.writeDesc(
+      vf,
+      base,
+      i,
+      (dv) => {
+        dv.setUint32(8, status >>> 0, true);
+        dv.setUint16(12, bytes.length, true);
+      },
+      () => {
+        vf.rdh = next;
+        vf.stats.rxFrames++;
+        vf.stats.rxBytes += bytes.length;
+        this.cause(vf);
+      },
+      tData,
+    );
     if (!ok) {
       vf.rxStopped = true;
       vf.stats.ringFaults++;
@@ -842,4 +957,3 @@ export function rxChecksumStatus(d: Uint8Array): number {
   const ok = l4ChecksumValid(d, l4, ip.payloadLen, ip.src, ip.dst, ip.protocol);
   return R.IXGBE_RXD_STAT_IPCS | R.IXGBE_RXD_STAT_L4CS | (ok ? 0 : R.IXGBE_RXDADV_ERR_TCPE);
 }
-

@@ -1,5 +1,18 @@
 import { Deque, type Env } from '../../sim/index.js';
-import { CSUM_NONE, CSUM_PARTIAL, CSUM_UNNECESSARY, GSO_NONE, GSO_TCPV4, NO_OFFLOADS, Packet, type DeviceFeatures, type DeviceUpper, type MacAddr, type Napi, type NetDevice } from '../../net/index.js';
+import {
+  CSUM_NONE,
+  CSUM_PARTIAL,
+  CSUM_UNNECESSARY,
+  GSO_NONE,
+  GSO_TCPV4,
+  NO_OFFLOADS,
+  Packet,
+  type DeviceFeatures,
+  type DeviceUpper,
+  type MacAddr,
+  type Napi,
+  type NetDevice,
+} from '../../net/index.js';
 import type { BridgePortHandle } from '../path.js';
 import type { SriovCosts } from './costs.js';
 import type { SriovNic } from './nic.js';

@@ -26,10 +26,12 @@ export function parseSriovOptions(o: Readonly<Record<string, unknown>>, where: s
   const out: SriovOptions = {};
   for (const [k, v] of Object.entries(o)) {
     if (k === 'vf') {
-      if (typeof v !== 'string' || !/^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(v)) errs.push(`vf: expected a PCI address [DDDD:]BB:DD.F, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'string' || !/^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(v))
+        errs.push(`vf: expected a PCI address [DDDD:]BB:DD.F, got ${JSON.stringify(v)}`);
       else out.vf = v.toLowerCase().replace(/^0000:/, '');
     } else if (k === 'itrUs') {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000) errs.push(`itrUs: expected an interrupt interval of 1 to 1000 µs, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000)
+        errs.push(`itrUs: expected an interrupt interval of 1 to 1000 µs, got ${JSON.stringify(v)}`);
       else out.itrUs = v;
     } else errs.push(`${k}: not an option of the sriov path (vf, itrUs)`);
   }
@@ -103,19 +105,26 @@ export function hostSriovNic(host: PathHost, bridge: string): SriovNic {
  */
 export class SriovPath implements IoPath {
   readonly name = 'sriov';
-  readonly description = 'SR-IOV VF passed through (Linux 3.18 ixgbevf in the guest, an 82599-class NIC): DMA over PCIe through the IOMMU, the NIC\'s embedded switch between VFs, MSI-X taken by Xen and injected (EOI exit); no Dom0 in the data path';
+  readonly description =
+    "SR-IOV VF passed through (Linux 3.18 ixgbevf in the guest, an 82599-class NIC): DMA over PCIe through the IOMMU, the NIC's embedded switch between VFs, MSI-X taken by Xen and injected (EOI exit); no Dom0 in the data path";
 
   *attach(host: PathHost, guest: PathKernel, spec: NicSpec, devid: number): ProcessGenerator<AttachedNic> {
     const where = `${guest.domain.name}: nic ${devid}`;
     const opts = parseSriovOptions(spec.options, where);
-    if (!guest.domain.isHvm) throw new Error(`${where}: the sriov path needs an HVM guest (a VF is passed through with the IOMMU and MSI-X remapping; use path pv for a PV guest)`);
+    if (!guest.domain.isHvm)
+      throw new Error(
+        `${where}: the sriov path needs an HVM guest (a VF is passed through with the IOMMU and MSI-X remapping; use path pv for a PV guest)`,
+      );
     if (devid > 0) throw new Error(`${where}: the sriov path gives a guest one VF (its first NIC); devid ${devid}`);
     const nic = hostSriovNic(host, spec.bridge);
     let vf: Vf | undefined;
     if (opts.vf !== undefined) {
       while (nic.vfByBdf(opts.vf) === undefined && nic.vfs.length < MAX_VFS) nic.enableVfs(1);
       vf = nic.vfByBdf(opts.vf);
-      if (vf === undefined) throw new Error(`${where}: VF ${opts.vf} is not a VF of ${nic.name} (its VFs are ${PF_BDF.slice(0, 3)}10.0 … on bus ${PF_BDF.slice(0, 2)}, at most ${MAX_VFS})`);
+      if (vf === undefined)
+        throw new Error(
+          `${where}: VF ${opts.vf} is not a VF of ${nic.name} (its VFs are ${PF_BDF.slice(0, 3)}10.0 … on bus ${PF_BDF.slice(0, 2)}, at most ${MAX_VFS})`,
+        );
       if (vf.owner !== null) throw new Error(`${where}: VF ${opts.vf} is already assigned to ${vf.owner.name}`);
     } else {
       vf = nic.vfs.find((v) => v.owner === null);
@@ -130,7 +139,18 @@ export class SriovPath implements IoPath {
     const costs = nic.costs;
     // The PF driver answers the VF's reset and set-MAC mailbox messages on Dom0's CPU (set-up only).
     yield host.dom0.domain.vcpus[0]!.exec(costs.mailbox * 2, 'kernel');
-    const drv = new IxgbevfDriver(host.env, `eth${devid}`, guest.kernel, guest.domain.vcpus[0]!, guest.memory, nic, vf, VF_VECTOR, costs, opts.itrUs ?? null);
+    const drv = new IxgbevfDriver(
+      host.env,
+      `eth${devid}`,
+      guest.kernel,
+      guest.domain.vcpus[0]!,
+      guest.memory,
+      nic,
+      vf,
+      VF_VECTOR,
+      costs,
+      opts.itrUs ?? null,
+    );
     const ok = yield* drv.open();
     if (!ok) {
       nic.releaseVf(vf);

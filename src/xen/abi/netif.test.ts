@@ -57,13 +57,20 @@ describe('netif ABI (io/netif.h)', () => {
     assert.equal(netifRxRequestCodec.size, 8);
     assert.deepEqual(bytesOf(netifRxRequestCodec, { id: 0x0102, gref: 0xa0b0c0d0 }), [0x02, 0x01, 0, 0, 0xd0, 0xc0, 0xb0, 0xa0]);
     assert.equal(netifRxResponseCodec.size, 8);
-    assert.deepEqual(bytesOf(netifRxResponseCodec, { id: 7, offset: 0x0102, flags: 0x0304, status: 1514 }), [7, 0, 0x02, 0x01, 0x04, 0x03, 0xea, 0x05]);
+    assert.deepEqual(
+      bytesOf(netifRxResponseCodec, { id: 7, offset: 0x0102, flags: 0x0304, status: 1514 }),
+      [7, 0, 0x02, 0x01, 0x04, 0x03, 0xea, 0x05],
+    );
     assert.deepEqual(bytesOf(netifRxResponseCodec, { id: 7, offset: 0, flags: 0, status: -1 }).slice(6), [0xff, 0xff]);
   });
 
   it('netif_extra_info: type @0, flags @1, then GSO {size @2, type @4, pad @5, features @6}, MCAST addr @2, HASH {type @2, algorithm @3, value @4}', () => {
     assert.equal(NETIF_EXTRA_INFO.size, 8);
-    const gso: NetifExtraInfo = { type: XEN_NETIF_EXTRA_TYPE_GSO, flags: XEN_NETIF_EXTRA_FLAG_MORE, gso: { size: 1448, type: XEN_NETIF_GSO_TYPE_TCPV6, pad: 0, features: 0x0102 } };
+    const gso: NetifExtraInfo = {
+      type: XEN_NETIF_EXTRA_TYPE_GSO,
+      flags: XEN_NETIF_EXTRA_FLAG_MORE,
+      gso: { size: 1448, type: XEN_NETIF_GSO_TYPE_TCPV6, pad: 0, features: 0x0102 },
+    };
     assert.deepEqual(bytesOf(netifExtraInfoCodec, gso), [1, 1, 0xa8, 0x05, 2, 0, 0x02, 0x01]);
     const mcast: NetifExtraInfo = { type: XEN_NETIF_EXTRA_TYPE_MCAST_ADD, flags: 0, addr: Uint8Array.of(0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb) };
     assert.deepEqual(bytesOf(netifExtraInfoCodec, mcast), [2, 0, 0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb]);
@@ -81,6 +88,10 @@ describe('netif ABI (io/netif.h)', () => {
     assert.equal(NET_RX_RING_SIZE, 256);
     assert.equal(XEN_NETIF_MAX_TX_SIZE, 0xffff);
     assert.equal(XEN_NETBK_LEGACY_SLOTS_MAX, 18);
-    assert.deepEqual([NETTXF_csum_blank, NETTXF_data_validated, NETRXF_data_validated, NETRXF_csum_blank], [1, 2, 1, 2], 'the TX/RX swap of the first two bits');
+    assert.deepEqual(
+      [NETTXF_csum_blank, NETTXF_data_validated, NETRXF_data_validated, NETRXF_csum_blank],
+      [1, 2, 1, 2],
+      'the TX/RX swap of the first two bits',
+    );
   });
 });

@@ -223,12 +223,20 @@ export const netifExtraInfoCodec: SlotCodec<NetifExtraInfo> = {
     const flags = b[o + E.flags]!;
     switch (type) {
       case XEN_NETIF_EXTRA_TYPE_GSO:
-        return { type, flags, gso: { size: getU16(b, o + E.gso.size), type: b[o + E.gso.type]!, pad: b[o + E.gso.pad]!, features: getU16(b, o + E.gso.features) } };
+        return {
+          type,
+          flags,
+          gso: { size: getU16(b, o + E.gso.size), type: b[o + E.gso.type]!, pad: b[o + E.gso.pad]!, features: getU16(b, o + E.gso.features) },
+        };
       case XEN_NETIF_EXTRA_TYPE_MCAST_ADD:
       case XEN_NETIF_EXTRA_TYPE_MCAST_DEL:
         return { type, flags, addr: b.slice(o + E.mcast.addr, o + E.mcast.addr + 6) };
       case XEN_NETIF_EXTRA_TYPE_HASH:
-        return { type, flags, hash: { type: b[o + E.hash.type]!, algorithm: b[o + E.hash.algorithm]!, value: b.slice(o + E.hash.value, o + E.hash.value + 4) } };
+        return {
+          type,
+          flags,
+          hash: { type: b[o + E.hash.type]!, algorithm: b[o + E.hash.algorithm]!, value: b.slice(o + E.hash.value, o + E.hash.value + 4) },
+        };
       default:
         return { type, flags, raw: b.slice(o + E.u, o + E.size) };
     }

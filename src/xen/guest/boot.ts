@@ -28,7 +28,13 @@ export class GuestBootError extends Error {
  * steps, as Linux's xen_hvm_post_suspend / gnttab_resume / xs_resume re-map shared info and
  * the grant table and reconnect to the new host's xenstored.
  */
-export function* bootGuestKernel(xen: XenPlatform, d: Domain, profile: Profile, pv?: StoreLocation, frames?: FrameAllocator): Generator<SimEvent<unknown>, GuestKernel, unknown> {
+export function* bootGuestKernel(
+  xen: XenPlatform,
+  d: Domain,
+  profile: Profile,
+  pv?: StoreLocation,
+  frames?: FrameAllocator,
+): Generator<SimEvent<unknown>, GuestKernel, unknown> {
   const kernel = new XenGuest(xen, d, frames);
   const v = d.vcpus[0]!;
   const rc = yield* kernel.init(v);

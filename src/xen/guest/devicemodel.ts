@@ -86,7 +86,11 @@ export class IoreqServerClient {
   *start(ranges: readonly IoRangeSpec[]): Generator<SimEvent<unknown>, number, unknown> {
     const v = this.v;
     const xen = this.dm.xen;
-    const create: DmOp & { op: typeof XEN_DMOP_create_ioreq_server } = { op: XEN_DMOP_create_ioreq_server, domid: this.targetDomid, handle_bufioreq: 0 };
+    const create: DmOp & { op: typeof XEN_DMOP_create_ioreq_server } = {
+      op: XEN_DMOP_create_ioreq_server,
+      domid: this.targetDomid,
+      handle_bufioreq: 0,
+    };
     let rc = yield* xen.hypercall(v, { nr: __HYPERVISOR_dm_op, cmd: XEN_DMOP_create_ioreq_server, arg: create });
     if (rc < 0) return rc;
     this.id = create.id!;
@@ -113,10 +117,18 @@ export class IoreqServerClient {
       this.localPorts[vid] = local;
     }
     for (const r of ranges) {
-      rc = yield* xen.hypercall(v, { nr: __HYPERVISOR_dm_op, cmd: XEN_DMOP_map_io_range_to_ioreq_server, arg: { op: XEN_DMOP_map_io_range_to_ioreq_server, domid: this.targetDomid, id: this.id, type: r.type, start: r.start, end: r.end } });
+      rc = yield* xen.hypercall(v, {
+        nr: __HYPERVISOR_dm_op,
+        cmd: XEN_DMOP_map_io_range_to_ioreq_server,
+        arg: { op: XEN_DMOP_map_io_range_to_ioreq_server, domid: this.targetDomid, id: this.id, type: r.type, start: r.start, end: r.end },
+      });
       if (rc < 0) return rc;
     }
-    rc = yield* xen.hypercall(v, { nr: __HYPERVISOR_dm_op, cmd: XEN_DMOP_set_ioreq_server_state, arg: { op: XEN_DMOP_set_ioreq_server_state, domid: this.targetDomid, id: this.id, enabled: 1 } });
+    rc = yield* xen.hypercall(v, {
+      nr: __HYPERVISOR_dm_op,
+      cmd: XEN_DMOP_set_ioreq_server_state,
+      arg: { op: XEN_DMOP_set_ioreq_server_state, domid: this.targetDomid, id: this.id, enabled: 1 },
+    });
     if (rc < 0) return rc;
     this.running = true;
     return 0;
@@ -154,6 +166,10 @@ export class IoreqServerClient {
   /** Destroys the server (XEN_DMOP_destroy_ioreq_server); the serving loop ends at its next wake-up. */
   *stop(): Generator<SimEvent<unknown>, number, unknown> {
     this.running = false;
-    return yield* this.dm.xen.hypercall(this.v, { nr: __HYPERVISOR_dm_op, cmd: XEN_DMOP_destroy_ioreq_server, arg: { op: XEN_DMOP_destroy_ioreq_server, domid: this.targetDomid, id: this.id } });
+    return yield* this.dm.xen.hypercall(this.v, {
+      nr: __HYPERVISOR_dm_op,
+      cmd: XEN_DMOP_destroy_ioreq_server,
+      arg: { op: XEN_DMOP_destroy_ioreq_server, domid: this.targetDomid, id: this.id },
+    });
   }
 }

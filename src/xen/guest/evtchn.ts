@@ -69,7 +69,11 @@ export class EventChannelDriver {
    */
   *init(v: Vcpu): Generator<SimEvent<unknown>, number, unknown> {
     const gfn = this.frames.allocUnpopulated();
-    let rc = yield* this.xen.hypercall(v, { nr: __HYPERVISOR_memory_op, cmd: XENMEM_add_to_physmap, arg: { domid: DOMID_SELF, space: XENMAPSPACE_shared_info, idx: 0, gpfn: gfn } });
+    let rc = yield* this.xen.hypercall(v, {
+      nr: __HYPERVISOR_memory_op,
+      cmd: XENMEM_add_to_physmap,
+      arg: { domid: DOMID_SELF, space: XENMAPSPACE_shared_info, idx: 0, gpfn: gfn },
+    });
     if (rc !== 0) return rc;
     this.si = new SharedInfo(this.domain.memory.view(gfn));
     for (let p = 0; p < EVTCHN_2L_NR_CHANNELS; p++) this.si.setMask(p); // xen_evtchn_mask_all
@@ -77,9 +81,17 @@ export class EventChannelDriver {
     if (this.domain.isHvm) {
       this.domain.idt.set(HYPERVISOR_CALLBACK_VECTOR, entry);
       const value = (BigInt(HVM_PARAM_CALLBACK_TYPE_VECTOR) << HVM_PARAM_CALLBACK_IRQ_TYPE_SHIFT) | BigInt(HYPERVISOR_CALLBACK_VECTOR);
-      rc = yield* this.xen.hypercall(v, { nr: __HYPERVISOR_hvm_op, cmd: HVMOP_set_param, arg: { domid: DOMID_SELF, index: HVM_PARAM_CALLBACK_IRQ, value } });
+      rc = yield* this.xen.hypercall(v, {
+        nr: __HYPERVISOR_hvm_op,
+        cmd: HVMOP_set_param,
+        arg: { domid: DOMID_SELF, index: HVM_PARAM_CALLBACK_IRQ, value },
+      });
     } else {
-      rc = yield* this.xen.hypercall(v, { nr: __HYPERVISOR_callback_op, cmd: CALLBACKOP_register, arg: { type: CALLBACKTYPE_event, handler: entry } });
+      rc = yield* this.xen.hypercall(v, {
+        nr: __HYPERVISOR_callback_op,
+        cmd: CALLBACKOP_register,
+        arg: { type: CALLBACKTYPE_event, handler: entry },
+      });
     }
     return rc;
   }

@@ -54,7 +54,11 @@ export class GrantClient {
     for (let i = 0; i < n; i++) {
       const idx = this.frameGfns.length;
       const gfn = this.frames.allocUnpopulated();
-      const rc = yield* this.xen.hypercall(v, { nr: __HYPERVISOR_memory_op, cmd: XENMEM_add_to_physmap, arg: { domid: DOMID_SELF, space: XENMAPSPACE_grant_table, idx, gpfn: gfn } });
+      const rc = yield* this.xen.hypercall(v, {
+        nr: __HYPERVISOR_memory_op,
+        cmd: XENMEM_add_to_physmap,
+        arg: { domid: DOMID_SELF, space: XENMAPSPACE_grant_table, idx, gpfn: gfn },
+      });
       if (rc !== 0) {
         this.frames.releaseUnpopulated(gfn);
         return rc;
@@ -150,7 +154,8 @@ export class GrantClient {
 
   private entry(ref: number): [Uint8Array, number] {
     const gfn = this.frameGfns[Math.floor(ref / GRANT_ENTRIES_PER_FRAME_V1)];
-    if (gfn === undefined || ref < 0 || !Number.isInteger(ref)) throw new RangeError(`grant ref ${ref} is not in this guest's table (${this.capacity} refs)`);
+    if (gfn === undefined || ref < 0 || !Number.isInteger(ref))
+      throw new RangeError(`grant ref ${ref} is not in this guest's table (${this.capacity} refs)`);
     return [this.mem.view(gfn), (ref % GRANT_ENTRIES_PER_FRAME_V1) * GRANT_ENTRY_V1_SIZE];
   }
 }

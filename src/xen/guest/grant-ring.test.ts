@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SimEvent } from '../../sim/index.js';
-import { __HYPERVISOR_grant_table_op, DOMID_SELF, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTST_bad_page, GNTST_eagain, GNTST_general_error, GNTST_okay, GNTTABOP_copy } from '../abi/index.js';
+import {
+  __HYPERVISOR_grant_table_op,
+  DOMID_SELF,
+  GNTCOPY_dest_gref,
+  GNTCOPY_source_gref,
+  GNTST_bad_page,
+  GNTST_eagain,
+  GNTST_general_error,
+  GNTST_okay,
+  GNTTABOP_copy,
+} from '../abi/index.js';
 import type { GnttabCopy } from '../gnttab-op.js';
 import type { HypercallArgs } from '../hypercall.js';
 import { filledFrame, makeHost, profile, type TestHost } from '../test-fixture.js';
@@ -49,7 +59,12 @@ describe('gnttab_batch_copy', () => {
     const dstRef = b.gnttab.grantAccess(0, dst, false);
     const { xg, calls } = observedDom0(h);
     const ops: GnttabCopy[] = [
-      { source: { u: srcRef, domid: a.domid, offset: 100 }, dest: { u: dstRef, domid: b.domid, offset: 2000 }, len: 14, flags: GNTCOPY_source_gref | GNTCOPY_dest_gref },
+      {
+        source: { u: srcRef, domid: a.domid, offset: 100 },
+        dest: { u: dstRef, domid: b.domid, offset: 2000 },
+        len: 14,
+        flags: GNTCOPY_source_gref | GNTCOPY_dest_gref,
+      },
       { source: { u: own, domid: DOMID_SELF, offset: 0 }, dest: { u: dstRef, domid: b.domid, offset: 0 }, len: 8, flags: GNTCOPY_dest_gref },
       // A readonly grant may not be a destination: this op fails alone.
       { source: { u: own, domid: DOMID_SELF, offset: 0 }, dest: { u: srcRef, domid: a.domid, offset: 0 }, len: 8, flags: GNTCOPY_dest_gref },
@@ -64,7 +79,10 @@ describe('gnttab_batch_copy', () => {
     assert.equal(new TextDecoder().decode(b.mem.read(dst * P + 2000, 14)), 'payload from a');
     assert.deepEqual([...b.mem.read(dst * P, 8)], new Array<number>(8).fill(0x5a));
     assert.equal(b.mem.readU8(dst * P + 8), 0xee, 'nothing beyond len');
-    assert.ok(a.mem.read(src * P, 8).every((x) => x === 0), 'the readonly source was not written');
+    assert.ok(
+      a.mem.read(src * P, 8).every((x) => x === 0),
+      'the readonly source was not written',
+    );
     assert.equal(h.dom0.domain.counters.grantCopies - before, 2);
     assert.equal(a.gnttab.queryAccess(srcRef), 0, 'no pins left');
   });
@@ -75,7 +93,12 @@ describe('gnttab_batch_copy', () => {
     const dst = filledFrame(b, 0);
     const dstRef = b.gnttab.grantAccess(0, dst, false);
     const own = filledFrame(h.dom0, 0x33);
-    const op = (offset: number): GnttabCopy => ({ source: { u: own, domid: DOMID_SELF, offset }, dest: { u: dstRef, domid: b.domid, offset }, len: 4, flags: GNTCOPY_dest_gref });
+    const op = (offset: number): GnttabCopy => ({
+      source: { u: own, domid: DOMID_SELF, offset },
+      dest: { u: dstRef, domid: b.domid, offset },
+      len: 4,
+      flags: GNTCOPY_dest_gref,
+    });
     // First: op 1 of the batch is "paged out" in the batch and in its first retry.
     {
       const { xg, calls } = observedDom0(h, (call, ops) => {

@@ -58,7 +58,8 @@ function* retryEagain<T extends { status?: number }>(
  * non-zero hypercall return (unreadable arguments); the model's guest kernel throws.
  */
 export function* gnttabBatchCopy(xg: XenGuest, v: Vcpu, ops: GnttabCopy[], eagainStep: Time): Generator<SimEvent<unknown>, void, unknown> {
-  const issue = (batch: GnttabCopy[]): Generator<SimEvent<unknown>, number, unknown> => xg.xen.hypercall(v, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_copy, ops: batch });
+  const issue = (batch: GnttabCopy[]): Generator<SimEvent<unknown>, number, unknown> =>
+    xg.xen.hypercall(v, { nr: __HYPERVISOR_grant_table_op, cmd: GNTTABOP_copy, ops: batch });
   const rc = yield* issue(ops);
   if (rc !== 0) throw new Error(`d${xg.domid}: GNTTABOP_copy of ${ops.length} ops returned ${rc} (BUG in gnttab_batch_copy)`);
   for (const op of ops) if (op.status === GNTST_eagain) yield* retryEagain(xg, op, (o) => issue([o]), eagainStep);

@@ -5,14 +5,7 @@ export { FrameAllocator } from './frame-alloc.js';
 export { GrantClient } from './gnttab.js';
 export { type XenPlatform } from './platform.js';
 export { XenGuest } from './xen-guest.js';
-export {
-  gnttabBatchCopy,
-  gnttabBatchMap,
-  xenbusMapRingValloc,
-  xenbusUnmapRingVfree,
-  XENBUS_MAX_RING_GRANTS,
-  type MappedRing,
-} from './grant-ring.js';
+export { gnttabBatchCopy, gnttabBatchMap, xenbusMapRingValloc, xenbusUnmapRingVfree, XENBUS_MAX_RING_GRANTS, type MappedRing } from './grant-ring.js';
 export {
   XenbusDevice,
   xenbusDevError,

@@ -20,7 +20,14 @@ import { BackRing, FrontRing, guestFramePage } from '../ring.js';
 import { Toolstack } from '../toolstack.js';
 import { bootGuestKernel } from './boot.js';
 import { xenbusMapRingValloc, xenbusUnmapRingVfree } from './grant-ring.js';
-import { XenbusDevice, xenbusDevFatal, xenbusReadDriverState, xenbusSwitchState, xenbusUnwatchOtherend, xenbusWatchOtherend } from './xenbus-device.js';
+import {
+  XenbusDevice,
+  xenbusDevFatal,
+  xenbusReadDriverState,
+  xenbusSwitchState,
+  xenbusUnwatchOtherend,
+  xenbusWatchOtherend,
+} from './xenbus-device.js';
 import type { XenbusClient } from './xenbus.js';
 import type { XenGuest } from './xen-guest.js';
 
@@ -147,7 +154,11 @@ describe('xenbus device helpers (xenbus_client.c)', () => {
       assert.ok(w.ts.xs.write(`${g.B}/state`, v).ok);
       w.settle();
     }
-    assert.deepEqual(seen, [1, XenbusStateInitWait, XenbusStateConnected, XenbusStateUnknown, XenbusStateClosing], 'unparsable reads as Unknown; "%d" skips spaces');
+    assert.deepEqual(
+      seen,
+      [1, XenbusStateInitWait, XenbusStateConnected, XenbusStateUnknown, XenbusStateClosing],
+      'unparsable reads as Unknown; "%d" skips spaces',
+    );
     assert.ok(w.ts.xs.rm(g.B).ok);
     w.settle();
     assert.deepEqual(seen.slice(5), [XenbusStateUnknown], 'removed: Unknown');
@@ -207,9 +218,16 @@ describe('xenbus_map_ring_valloc / xenbus_unmap_ring_vfree', () => {
     const m = w.run(xenbusMapRingValloc(g.back, w.ts.dom0Kernel, v0, [good, 99999], step));
     assert.equal(m.rc, -2, '-ENOENT');
     assert.equal(m.ring, undefined);
-    assert.equal(w.read(`/local/domain/0/error/backend/vif/${g.domid}/0/error`), `${-GNTST_bad_gntref} mapping in shared page 99999 from domain ${g.domid}`);
+    assert.equal(
+      w.read(`/local/domain/0/error/backend/vif/${g.domid}/0/error`),
+      `${-GNTST_bad_gntref} mapping in shared page 99999 from domain ${g.domid}`,
+    );
     assert.equal(w.read(`${g.B}/state`), '5', 'the backend is Closing');
     assert.equal(g.kernel.gnttab.endAccess(good), true, 'the good page was unmapped again');
-    assert.equal(w.run(xenbusMapRingValloc(g.back, w.ts.dom0Kernel, v0, new Array<number>(17).fill(good), step)).rc, -22, 'more than XENBUS_MAX_RING_GRANTS');
+    assert.equal(
+      w.run(xenbusMapRingValloc(g.back, w.ts.dom0Kernel, v0, new Array<number>(17).fill(good), step)).rc,
+      -22,
+      'more than XENBUS_MAX_RING_GRANTS',
+    );
   });
 });

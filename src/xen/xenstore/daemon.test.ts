@@ -25,7 +25,8 @@ const header = (type: number, len: number, reqId = 0, txId = 0): Uint8Array => {
 describe('xenstored daemon: raw socket', { timeout: 60_000 }, () => {
   let d: RunningDaemon;
   let c: RawClient;
-  const call = async (type: number, payload: string, reqId = 0, txId = 0): Promise<XsMessage> => (await c.request(msg(type, payload, reqId, txId))).reply;
+  const call = async (type: number, payload: string, reqId = 0, txId = 0): Promise<XsMessage> =>
+    (await c.request(msg(type, payload, reqId, txId))).reply;
 
   before(async () => {
     d = await startDaemon(['--introduce', '3']);
@@ -54,7 +55,13 @@ describe('xenstored daemon: raw socket', { timeout: 60_000 }, () => {
     }
     const r = await c.next();
     assert.deepEqual([r.type, r.reqId, body(r)], [X.XS_READ, 5, 'v']);
-    c.sendRaw(new Uint8Array([...encodeMessage(msg(X.XS_READ, '/raw/dir/x\0', 6)), ...encodeMessage(msg(X.XS_DIRECTORY, '/raw\0', 7)), ...encodeMessage(msg(X.XS_GET_PERMS, '/raw\0', 8))]));
+    c.sendRaw(
+      new Uint8Array([
+        ...encodeMessage(msg(X.XS_READ, '/raw/dir/x\0', 6)),
+        ...encodeMessage(msg(X.XS_DIRECTORY, '/raw\0', 7)),
+        ...encodeMessage(msg(X.XS_GET_PERMS, '/raw\0', 8)),
+      ]),
+    );
     assert.deepEqual(
       [await c.next(), await c.next(), await c.next()].map((x) => [x.reqId, body(x)]),
       [

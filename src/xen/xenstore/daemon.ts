@@ -124,7 +124,14 @@ export class XenStoreDaemon {
   }
 
   private accept(socket: Socket): void {
-    const client: Client = { id: this.nextId++, socket, session: new XsSession(this.store, 0), input: new XsReassembler(), dropped: undefined, socketError: undefined };
+    const client: Client = {
+      id: this.nextId++,
+      socket,
+      session: new XsSession(this.store, 0),
+      input: new XsReassembler(),
+      dropped: undefined,
+      socketError: undefined,
+    };
     this.clients.add(client);
     this.options.log(`conn ${client.id}: open`);
     client.session.onEventsPending = () => this.flushEvents(client);
@@ -167,7 +174,8 @@ export class XenStoreDaemon {
   private report(client: Client, req: XsMessage, out: readonly XsMessage[]): void {
     const reply = out.find((o) => o.type === req.type || o.type === XS_ERROR);
     const error = reply?.type === XS_ERROR ? bytesToLatin1(reply.payload).replace(/\0$/, '') : undefined;
-    if (error === 'ENOSYS') this.options.log(`conn ${client.id}: protocol error: ${describeRequest(req)} is not a request this daemon serves (ENOSYS)`);
+    if (error === 'ENOSYS')
+      this.options.log(`conn ${client.id}: protocol error: ${describeRequest(req)} is not a request this daemon serves (ENOSYS)`);
     else if (this.options.verbose === true) this.options.log(`conn ${client.id}: ${describeRequest(req)} -> ${error ?? 'OK'}`);
   }
 

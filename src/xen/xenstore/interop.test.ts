@@ -8,7 +8,16 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startDaemon, type RunningDaemon } from './test-util.js';
 
-const TOOLS = ['xenstore-read', 'xenstore-write', 'xenstore-ls', 'xenstore-list', 'xenstore-exists', 'xenstore-rm', 'xenstore-chmod', 'xenstore-watch'];
+const TOOLS = [
+  'xenstore-read',
+  'xenstore-write',
+  'xenstore-ls',
+  'xenstore-list',
+  'xenstore-exists',
+  'xenstore-rm',
+  'xenstore-chmod',
+  'xenstore-watch',
+];
 
 /** The tool on PATH (or where Debian puts it). */
 function findTool(name: string): string | undefined {
@@ -49,7 +58,9 @@ describe('xenstore-utils against `hv2m xenstored`', { timeout: 60_000 }, () => {
   before(async () => {
     const missing = TOOLS.filter((t) => findTool(t) === undefined);
     if (missing.length > 0) {
-      assert.fail(`Debian's xenstore-utils are needed for these tests and ${missing.join(', ')} are missing: apt-get install xenstore-utils (CI's .ci/run installs them)`);
+      assert.fail(
+        `Debian's xenstore-utils are needed for these tests and ${missing.join(', ')} are missing: apt-get install xenstore-utils (CI's .ci/run installs them)`,
+      );
     }
     d = await startDaemon();
     env = { ...process.env, XENSTORED_PATH: d.socketPath };

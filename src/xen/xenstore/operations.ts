@@ -284,7 +284,13 @@ export class XsOperations {
   }
 
   /** Runs a request on `path` made canonical for the caller; an invalid path is EINVAL. */
-  private onPath<T>(conn: XsConnection, path: string, txId: number, allowSpecial: boolean, body: (ctx: Ctx, name: string) => XsResult<T>): XsResult<T> {
+  private onPath<T>(
+    conn: XsConnection,
+    path: string,
+    txId: number,
+    allowSpecial: boolean,
+    body: (ctx: Ctx, name: string) => XsResult<T>,
+  ): XsResult<T> {
     return this.inTx(conn, txId, (ctx) => {
       const c = canonicalize(path, conn.domid, allowSpecial);
       return c === undefined ? fail('EINVAL') : body(ctx, c.name);

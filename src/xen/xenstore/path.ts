@@ -69,4 +69,3 @@ export function isChildOrEqual(child: string, parent: string): boolean {
   const next = child.charAt(parent.length);
   return next === '' || next === '/';
 }
-

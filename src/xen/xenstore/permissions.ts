@@ -67,4 +67,3 @@ export function permFor(perms: readonly XsPerm[], who: Accessor): number {
   }
   return owner.access;
 }
-

@@ -53,7 +53,18 @@ describe('xenstore protocol engine (xen-abi.md §1.1–1.3)', () => {
 
   it('unknown types, server-only types, the removed type 20 and post-4.17 types are ENOSYS', () => {
     const { s0 } = sessions();
-    for (const t of [X.XS_WATCH_EVENT, X.XS_ERROR, X.XS_RESTRICT, X.XS_GET_FEATURE, X.XS_SET_FEATURE, X.XS_GET_QUOTA, X.XS_SET_QUOTA, 99, X.XS_INVALID, 0xffffffff]) {
+    for (const t of [
+      X.XS_WATCH_EVENT,
+      X.XS_ERROR,
+      X.XS_RESTRICT,
+      X.XS_GET_FEATURE,
+      X.XS_SET_FEATURE,
+      X.XS_GET_QUOTA,
+      X.XS_SET_QUOTA,
+      99,
+      X.XS_INVALID,
+      0xffffffff,
+    ]) {
       const r = reply(s0, msg(t, '/\0', 3, 0));
       assert.equal(r.type, X.XS_ERROR);
       assert.equal(body(r), 'ENOSYS\0', `type ${t}`);
@@ -176,7 +187,21 @@ describe('xenstore protocol engine (xen-abi.md §1.1–1.3)', () => {
     // Mostly well-formed requests on a few paths (so they meet each other's nodes, watches
     // and transactions), then argument soup, then garbage.
     const path = fc.oneof(
-      { arbitrary: fc.constantFrom('/', '/a', '/a/b', '/a/b/c', '/local/domain/5', '/local/domain/5/x', 'x', 'x/y', '@introduceDomain', '@releaseDomain'), weight: 5 },
+      {
+        arbitrary: fc.constantFrom(
+          '/',
+          '/a',
+          '/a/b',
+          '/a/b/c',
+          '/local/domain/5',
+          '/local/domain/5/x',
+          'x',
+          'x/y',
+          '@introduceDomain',
+          '@releaseDomain',
+        ),
+        weight: 5,
+      },
       { arbitrary: fc.stringMatching(/^[/@a-z0-9_-]{0,12}$/), weight: 1 },
     );
     const domid = fc.constantFrom('0', '5', '7', '65536', '1x');
@@ -186,7 +211,9 @@ describe('xenstore protocol engine (xen-abi.md §1.1–1.3)', () => {
     const wellFormed = fc.oneof(
       fc.tuple(fc.constantFrom(X.XS_READ, X.XS_DIRECTORY, X.XS_MKDIR, X.XS_RM, X.XS_GET_PERMS), path).map(([t, p]) => req(t, `${p}\0`)),
       fc.tuple(fc.constant(X.XS_WRITE), path, fc.string({ maxLength: 6 })).map(([t, p, v]) => req(t, `${p}\0${v}`)),
-      fc.tuple(fc.constant(X.XS_SET_PERMS), path, fc.array(perm, { minLength: 1, maxLength: 7 })).map(([t, p, ps]) => req(t, `${p}\0${ps.join('\0')}\0`)),
+      fc
+        .tuple(fc.constant(X.XS_SET_PERMS), path, fc.array(perm, { minLength: 1, maxLength: 7 }))
+        .map(([t, p, ps]) => req(t, `${p}\0${ps.join('\0')}\0`)),
       fc.tuple(fc.constantFrom(X.XS_WATCH, X.XS_UNWATCH), path, token).map(([t, p, k]) => req(t, `${p}\0${k}\0`)),
       fc.constant(req(X.XS_TRANSACTION_START, '\0')),
       fc.constantFrom('T\0', 'F\0').map((a) => req(X.XS_TRANSACTION_END, a)),
@@ -200,12 +227,17 @@ describe('xenstore protocol engine (xen-abi.md §1.1–1.3)', () => {
       fc.constantFrom(...Object.keys(X.XS_TYPE_NAMES).map(Number), 20, 27, X.XS_INVALID),
       fc.array(fc.oneof(path, domid, perm, token, fc.constantFrom('T', 'F', '')), { maxLength: 4 }).map((a) => a.map((x) => `${x}\0`).join('')),
     );
-    const garbage = fc.tuple(fc.nat(), fc.uint8Array({ maxLength: 64 }).map((b) => String.fromCharCode(...b)));
-    const request = fc.record({
-      tp: fc.oneof({ arbitrary: wellFormed, weight: 8 }, { arbitrary: soup, weight: 2 }, { arbitrary: garbage, weight: 1 }),
-      reqId: fc.nat(),
-      txId: fc.oneof({ arbitrary: fc.constant(0), weight: 6 }, { arbitrary: fc.nat(3), weight: 3 }, { arbitrary: fc.nat(), weight: 1 }),
-    }).map(({ tp: [type, p], reqId, txId }) => msg(type, p, reqId, txId));
+    const garbage = fc.tuple(
+      fc.nat(),
+      fc.uint8Array({ maxLength: 64 }).map((b) => String.fromCharCode(...b)),
+    );
+    const request = fc
+      .record({
+        tp: fc.oneof({ arbitrary: wellFormed, weight: 8 }, { arbitrary: soup, weight: 2 }, { arbitrary: garbage, weight: 1 }),
+        reqId: fc.nat(),
+        txId: fc.oneof({ arbitrary: fc.constant(0), weight: 6 }, { arbitrary: fc.nat(3), weight: 3 }, { arbitrary: fc.nat(), weight: 1 }),
+      })
+      .map(({ tp: [type, p], reqId, txId }) => msg(type, p, reqId, txId));
     fc.assert(
       fc.property(fc.array(fc.record({ guest: fc.boolean(), req: request }), { minLength: 1, maxLength: 25 }), (steps) => {
         const { s0, s5 } = sessions();

@@ -192,7 +192,10 @@ export class XsSession {
   private busy = false;
   private _outstanding = 0;
 
-  constructor(private readonly store: XenStore, domid: number) {
+  constructor(
+    private readonly store: XenStore,
+    domid: number,
+  ) {
     this.conn = store.connect(domid);
     this.conn.onEvent = () => {
       if (!this.busy) this.onEventsPending?.();

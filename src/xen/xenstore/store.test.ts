@@ -4,7 +4,6 @@ import { formatPerms } from './permissions.js';
 import { XenStore } from './store.js';
 import { err, storeWith as setup, text, val } from './test-util.js';
 
-
 describe('xenstore store: nodes (xen-abi.md §1.4, §1.5)', () => {
   it('a fresh store holds /, /tool, /tool/xenstored and the special nodes, all n0', () => {
     const { dom0 } = setup();

@@ -3,7 +3,6 @@ import { describe, it } from 'node:test';
 import type { XsConnection } from './connection.js';
 import { err, storeWith as setup, val } from './test-util.js';
 
-
 /** Paths of the events queued for `c` (taking them). */
 const paths = (c: XsConnection): string[] => c.takeEvents().map((e) => e.path);
 

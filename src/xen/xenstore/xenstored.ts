@@ -1,6 +1,15 @@
 import type { Env, ProcessGenerator, SimEvent, Time } from '../../sim/index.js';
 import type { Profile } from '../../profile/index.js';
-import { XENSTORE_PAYLOAD_MAX, XS_MKDIR, XS_RM, XS_SET_PERMS, XS_TRANSACTION_END, XS_WATCH_EVENT, XS_WRITE, XSD_SOCKMSG_SIZE } from '../abi/xs-wire.js';
+import {
+  XENSTORE_PAYLOAD_MAX,
+  XS_MKDIR,
+  XS_RM,
+  XS_SET_PERMS,
+  XS_TRANSACTION_END,
+  XS_WATCH_EVENT,
+  XS_WRITE,
+  XSD_SOCKMSG_SIZE,
+} from '../abi/xs-wire.js';
 import type { XenGuest } from '../guest/xen-guest.js';
 import type { ForeignMapping } from '../memory-op.js';
 import type { Vcpu } from '../vcpu.js';
