@@ -8,6 +8,40 @@
 import type { Env, TracePoint } from '../sim/index.js';
 import { PcapWriter, stackRx, stackTx } from '../net/index.js';
 import { TP_SCHED_SWITCH } from '../xen/index.js';
+import { TP_CHANNEL_FRAME } from '../vnet/index.js';
+
+/**
+ * Every capture point of a case at once (`--pcap`): each stack's devices — the guests'
+ * interfaces and Dom0's bridge ports (vifs, taps, physical NICs) — and each HV²M/shmem
+ * channel (the frames its two guests diverted into it, both directions), one pcap per point
+ * that saw a frame, named `<stack>_<dev>` and `<path>_d<a>-d<b>`.
+ */
+export class CaptureSet {
+  private readonly writers = new Map<string, PcapWriter>();
+  private readonly offs: (() => void)[] = [];
+
+  constructor(env: Env) {
+    const put = (name: string, t: number, data: Uint8Array): void => {
+      let w = this.writers.get(name);
+      if (w === undefined) this.writers.set(name, (w = new PcapWriter()));
+      w.write(t, data);
+    };
+    const dev = (t: number, p: { stack: string; dev: string; pkt: { data: Uint8Array } }): void => put(`${p.stack}_${p.dev}`, t, p.pkt.data);
+    this.offs.push(
+      env.trace.on(stackTx, dev),
+      env.trace.on(stackRx, dev),
+      env.trace.on(TP_CHANNEL_FRAME, (t, p) => put(`${p.path}_d${Math.min(p.domid, p.peer)}-d${Math.max(p.domid, p.peer)}`, t, p.pkt.data)),
+    );
+  }
+
+  /** Each capture's file bytes, by name (file-safe: `:` and `/` become `-`). */
+  close(): Record<string, Uint8Array> {
+    for (const off of this.offs) off();
+    const out: Record<string, Uint8Array> = {};
+    for (const [name, w] of [...this.writers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) out[name.replace(/[:/]/g, '-')] = w.bytes();
+    return out;
+  }
+}
 
 /** Frames sent and received by stack `stack` on device `dev`, as a pcap. */
 export class PcapSink {

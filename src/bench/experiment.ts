@@ -17,7 +17,7 @@ import { ipv4, type Interface } from '../net/index.js';
 import { diffCounters, type CounterSnapshot, type CpuSnapshot } from '../xen/index.js';
 import type { AttachedNic, PathRegistry } from '../vnet/index.js';
 import { Cluster, parseCluster, type ClusterDescription, type Host, type HostInput } from '../host/index.js';
-import { ChromeTraceSink, PcapSink } from './capture.js';
+import { CaptureSet, ChromeTraceSink, PcapSink } from './capture.js';
 import { ping, tcpRr, tcpStream, udpRr, udpStream, type Endpoints, type LatencySummary } from './workloads/index.js';
 
 export const TESTS = ['ping', 'tcp_rr', 'udp_rr', 'tcp_stream', 'udp_stream'] as const;
@@ -327,6 +327,8 @@ export interface RunOptions {
 export interface CaseArtifacts {
   result: CaseResult;
   pcap: Uint8Array | null;
+  /** With `pcap`: every other capture point of the case (guest interfaces, Dom0 bridge ports, channels), by name. */
+  captures: Record<string, Uint8Array>;
   trace: string | null;
 }
 
@@ -348,6 +350,7 @@ export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: Run
   const topo = built.value;
   const clientIface = topo.frameIfaces[0]!;
   const pcap = opts.pcap === true ? new PcapSink(env, topo.ends.client.name, clientIface.dev.name) : null;
+  const captures = opts.pcap === true ? new CaptureSet(env) : null;
   const trace =
     opts.traceEvents !== undefined && opts.traceEvents > 0
       ? new ChromeTraceSink(
@@ -387,5 +390,5 @@ export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: Run
     simSpeed: wallS > 0 ? env.now / 1e9 / wallS : null,
     verified: true,
   };
-  return { result, pcap: pcap?.close() ?? null, trace: trace?.close(topo.hosts[0]!.hv.pcpus.length, env.now) ?? null };
+  return { result, pcap: pcap?.close() ?? null, captures: captures?.close() ?? {}, trace: trace?.close(topo.hosts[0]!.hv.pcpus.length, env.now) ?? null };
 }

@@ -15,7 +15,7 @@ import { diffCounters, type CounterSnapshot } from '../xen/index.js';
 import { GTF_permit_access, NETIF_RX_RING_ENTRY_SIZE, NET_RX_RING_SIZE } from '../xen/abi/index.js';
 import type { Hv2mNic, Hv2mPolicy } from '../vnet/index.js';
 import { Host, type Guest } from '../host/index.js';
-import { runCase } from './experiment.js';
+import { runCase, runCaseWithArtifacts } from './experiment.js';
 import { ping, tcpRr, tcpStream, udpRr, udpStream, type Endpoints } from './workloads/index.js';
 
 const profile = Profile.load('default');
@@ -316,5 +316,30 @@ describe('hv2m: a silent peer', () => {
     let toB = 0;
     for (let ref = 0; ref < gt.nrEntries; ref++) if ((gt.flags(ref) & GTF_permit_access) !== 0 && gt.entryDomid(ref) === b.domid) toB++;
     assert.equal(toB, 0, 'every grant a gave b is ended once b let go');
+  });
+});
+
+describe('hv2m: captures', () => {
+  it('--pcap captures each guest interface and the channel itself; a pv case captures Dom0’s bridge ports too', () => {
+    const spec = { test: 'tcp_rr' as const, size: 1, guestType: 'hvm' as const, seed: 3, warmupNs: 1 * MS, durationNs: 2 * MS };
+    const h = runCaseWithArtifacts(profile, { ...spec, path: 'hv2m' }, { wallMs: () => 0, pcap: true });
+    assert.deepEqual(Object.keys(h.captures), ['h1-vm1_eth0', 'h1-vm2_eth0', 'hv2m_d1-d2']);
+    const records = (b: Uint8Array): number => {
+      let n = 0;
+      for (let at = 24; at + 16 <= b.length; n++) at += 16 + new DataView(b.buffer, b.byteOffset + at + 8, 4).getUint32(0, true);
+      return n;
+    };
+    assert.equal(new DataView(h.captures['hv2m_d1-d2']!.buffer).getUint32(0, true), 0xa1b23c4d, 'a pcap file (nanosecond timestamps)');
+    assert.ok(records(h.captures['hv2m_d1-d2']!) > 50, 'the channel carried the transactions');
+    const diff = records(h.captures['hv2m_d1-d2']!) - records(h.captures['h1-vm1_eth0']!);
+    assert.ok(
+      Math.abs(diff) <= 2,
+      `every frame vm1 sent or received went through the channel, but one in flight at the window's end or a fence: ${diff}`,
+    );
+    const p = runCaseWithArtifacts(profile, { ...spec, path: 'pv' }, { wallMs: () => 0, pcap: true });
+    assert.ok(
+      ['h1-Domain-0_vif1.0', 'h1-Domain-0_vif2.0', 'h1-Domain-0_xenbr0'].every((k) => k in p.captures),
+      Object.keys(p.captures).join(', '),
+    );
   });
 });

@@ -87,7 +87,10 @@ export function registerBenchCommand(program: Command): void {
     .option('--ping-count <n>', 'echo requests per ping case', '100')
     .option('--jobs <n>', "cases run in parallel on worker threads (default: the machine's cores)")
     .option('--out <dir>', 'where results.json, results.csv and index.html go', 'hv2m-report')
-    .option('--pcap', "write a pcap of the client guest's NIC per case (DIR/pcap/)")
+    .option(
+      '--pcap',
+      "write a pcap of the client guest's NIC per case (DIR/pcap/), and of every guest interface, Dom0 bridge port and HV²M/shmem channel (DIR/pcap-all/<case>/)",
+    )
     .option('--trace', `write a Chrome/Perfetto trace of the pCPUs per case (DIR/trace/, first ${TRACE_EVENTS} events)`)
     .option('--quiet', 'no progress bar and no tables')
     .option('--json', 'print results.json on stdout instead of the tables')
@@ -144,6 +147,10 @@ export function registerBenchCommand(program: Command): void {
         if (o.pcap !== null) {
           mkdirSync(join(flags.out, 'pcap'), { recursive: true });
           writeWhole(join(flags.out, 'pcap', caseFile(cases[i]!, 'pcap')), o.pcap);
+          // Every other capture point of the case: pcap-all/<case>/<stack>_<dev>.pcap and <path>_d<a>-d<b>.pcap.
+          const dir = join(flags.out, 'pcap-all', caseFile(cases[i]!, 'pcap').replace(/\.pcap$/, ''));
+          mkdirSync(dir, { recursive: true });
+          for (const [name, bytes] of Object.entries(o.captures)) writeWhole(join(dir, `${name}.pcap`), bytes);
         }
         if (o.trace !== null) {
           mkdirSync(join(flags.out, 'trace'), { recursive: true });

@@ -240,6 +240,7 @@ export class StackPort implements DeviceUpper {
 
   /** @internal */
   input(pkt: Packet): void {
+    if (this.stack.env.trace.enabled(stackRx)) this.stack.env.trace.emit(stackRx, { stack: this.stack.name, dev: this.dev.name, pkt });
     if (this.live) this.handler.handle(pkt, this);
     else {
       this.stats.rxDetached++;

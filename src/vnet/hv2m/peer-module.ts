@@ -1,6 +1,7 @@
 import type { Env, ProcessGenerator } from '../../sim/index.js';
 import { Interface, formatIpv4, stackTx, type HookVerdict, type Ipv4Addr, type MacAddr, type NetDevice, type Packet } from '../../net/index.js';
 import { parseFence } from './fence.js';
+import { TP_CHANNEL_FRAME } from '../trace-points.js';
 import type { Hv2mTableWatch, Hv2mPeer } from './table-watch.js';
 
 /** Why a channel ended on its own account, as the module is told. */
@@ -107,6 +108,7 @@ export abstract class PeerModule<C extends PeerChannel, S> {
     // The frame leaves by the NIC's interface as far as captures go (pcap, tshark): stackTx as Interface.transmit emits it.
     const tr = this.env.trace;
     if (tr.enabled(stackTx) && pkt.iface instanceof Interface) tr.emit(stackTx, { stack: pkt.iface.stack.name, dev: outDev.name, pkt });
+    if (tr.enabled(TP_CHANNEL_FRAME)) tr.emit(TP_CHANNEL_FRAME, { path: this.label, domid: this.domid, peer: peer.domid, pkt });
     ch.enqueue(pkt);
     return 'stolen';
   };
