@@ -390,5 +390,10 @@ export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: Run
     simSpeed: wallS > 0 ? env.now / 1e9 / wallS : null,
     verified: true,
   };
-  return { result, pcap: pcap?.close() ?? null, captures: captures?.close() ?? {}, trace: trace?.close(topo.hosts[0]!.hv.pcpus.length, env.now) ?? null };
+  return {
+    result,
+    pcap: pcap?.close() ?? null,
+    captures: captures?.close() ?? {},
+    trace: trace?.close(topo.hosts[0]!.hv.pcpus.length, env.now) ?? null,
+  };
 }
