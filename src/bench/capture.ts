@@ -63,7 +63,7 @@ export class PcapSink {
 
 interface ChromeEvent {
   name: string;
-  ph: 'B' | 'E' | 'i' | 'M';
+  ph: 'B' | 'E' | 'i' | 'M' | 'C';
   ts: number;
   pid: number;
   tid: number;
@@ -81,6 +81,7 @@ export class ChromeTraceSink {
   private readonly events: ChromeEvent[] = [];
   private readonly running = new Map<number, string>();
   private readonly where = new Map<string, number>();
+  private readonly totals = new Map<string, number>();
   private off: (() => void) | null;
   private truncated = false;
   private stoppedAt: number | null = null;
@@ -120,6 +121,15 @@ export class ChromeTraceSink {
       } else this.running.delete(p.pcpu);
       return;
     }
+    if (point.name === 'rxDeliver' || point.name === 'copy') {
+      // Counters over time (Perfetto draws them as tracks): bytes each guest's devices handed up,
+      // and bytes Xen's grant copies moved for each domain — cumulative, so their slope is a rate.
+      const c = payload as { domid: number; len: number; status?: number };
+      const key = `${point.name === 'copy' ? 'grant-copied' : 'delivered'} bytes d${c.domid}`;
+      const total = (this.totals.get(key) ?? 0) + (point.name !== 'copy' || c.status === 0 ? c.len : 0);
+      this.totals.set(key, total);
+      if (point.name !== 'copy' || c.status === 0) this.events.push({ name: key, ph: 'C', ts, pid: 2, tid: 0, args: { bytes: total } });
+    }
     if (point.name === 'stackTx' || point.name === 'stackRx') {
       const p = payload as { stack: string; dev: string; pkt: { length: number } };
       this.events.push({ name: `${point.name} ${p.dev}`, ph: 'i', s: 't', ts, pid: 1, tid: 0, args: { stack: p.stack, bytes: p.pkt.length } });
@@ -142,6 +152,7 @@ export class ChromeTraceSink {
     const meta: ChromeEvent[] = [
       { name: 'process_name', ph: 'M', ts: 0, pid: 0, tid: 0, args: { name: 'Xen host: pCPUs' } },
       { name: 'process_name', ph: 'M', ts: 0, pid: 1, tid: 0, args: { name: 'guest stacks' } },
+      { name: 'process_name', ph: 'M', ts: 0, pid: 2, tid: 0, args: { name: 'counters' } },
       ...Array.from({ length: pcpus }, (_, i): ChromeEvent => ({ name: 'thread_name', ph: 'M', ts: 0, pid: 0, tid: i, args: { name: `pCPU${i}` } })),
     ];
     return JSON.stringify({

@@ -336,6 +336,14 @@ describe('hv2m: captures', () => {
       Math.abs(diff) <= 2,
       `every frame vm1 sent or received went through the channel, but one in flight at the window's end or a fence: ${diff}`,
     );
+    const t = runCaseWithArtifacts(profile, { ...spec, path: 'hv2m' }, { wallMs: () => 0, traceEvents: 20000 });
+    const counters = (JSON.parse(t.trace!) as { traceEvents: { ph: string; name: string; args?: { bytes?: number } }[] }).traceEvents.filter(
+      (e) => e.ph === 'C',
+    );
+    for (const name of ['delivered bytes d2', 'grant-copied bytes d1']) {
+      const v = counters.filter((e) => e.name === name).map((e) => e.args!.bytes!);
+      assert.ok(v.length > 10 && v.every((x, i) => i === 0 || x >= v[i - 1]!), `a rising counter track "${name}" in the trace`);
+    }
     const p = runCaseWithArtifacts(profile, { ...spec, path: 'pv' }, { wallMs: () => 0, pcap: true });
     assert.ok(
       ['h1-Domain-0_vif1.0', 'h1-Domain-0_vif2.0', 'h1-Domain-0_xenbr0'].every((k) => k in p.captures),
