@@ -1,4 +1,4 @@
-import { Packet, type MacAddr, type PacketMemory } from '../../net/index.js';
+import { Packet, emitEthernet, type MacAddr, type PacketMemory } from '../../net/index.js';
 
 /**
  * The switch fence *(ours)*: a frame a sender puts on the ordinary NIC behind everything it
@@ -14,17 +14,11 @@ const FENCE_MAGIC = 0x4856324d;
 /** Ethernet header, magic, sender domid (u16), the receiver's port the sender bound (u32). */
 export const FENCE_LEN = 14 + 4 + 2 + 4;
 
-export function writeMac(d: Uint8Array, at: number, m: MacAddr): void {
-  for (let i = 0; i < 6; i++) d[at + i] = Math.floor(m / 2 ** (8 * (5 - i))) & 0xff;
-}
-
 /** A fence from `domid` (MAC `src`) to `dst`, naming the receiver's port `port` the sender bound, in a buffer of `mem`. */
 export function makeFence(mem: PacketMemory, dst: MacAddr, src: MacAddr, domid: number, port: number): Packet {
   const pkt = Packet.alloc(mem, FENCE_LEN);
-  writeMac(pkt.data, 0, dst);
-  writeMac(pkt.data, 6, src);
+  emitEthernet({ dst, src, ethertype: ETHERTYPE_HV2M_FENCE }, pkt.data, 0);
   const dv = new DataView(pkt.data.buffer, pkt.data.byteOffset, pkt.data.byteLength);
-  dv.setUint16(12, ETHERTYPE_HV2M_FENCE);
   dv.setUint32(14, FENCE_MAGIC);
   dv.setUint16(18, domid);
   dv.setUint32(20, port >>> 0);

@@ -178,31 +178,61 @@ export class Hv2mPath implements IoPath {
   *attach(host: PathHost, guest: PathKernel, nic: NicSpec, devid: number): ProcessGenerator<AttachedNic> {
     const where = `${guest.domain.name}: vif ${devid}`;
     const opts = parseHv2mOptions(nic.options, where);
-    const pv = (yield* new PvPath().attach(host, guest, { ...nic, path: 'pv', options: opts.pv }, devid)) as PvNic;
-    let iface: Interface | null = null;
-    let module: Hv2mModule | null = null;
-    const device = new Hv2mDevice(
-      pv.device,
-      (p) => module?.received(p),
-      () => module?.linkUp(),
-    );
-    const link: ChannelLink = {
-      mac: pv.device.mac,
-      upper: () => device.stackUpper,
-      iface: () => (iface ??= guest.stack.interfaces.find((i) => i.dev === device) ?? null),
-      memory: guest.memory,
-    };
     const mopts: Hv2mModuleOptions = {
       rxBuffers: opts.rxBuffers,
       batchOps: opts.batchOps,
       queueLen: opts.queueLen,
       eagainStep: host.profile.ns('guest.gnttab.eagainRetryStep'),
     };
-    module = new Hv2mModule(host.env, guest.kernel, guest.xenbus, guest.domain.vcpus[0]!, link, hv2mCosts(host.profile), mopts);
-    module.device = device;
-    const unhook = guest.stack.hooks.postRouting.add(module.hook);
-    const ok = yield* module.load();
-    if (!ok) throw new Error(`${where}: the hv2m module could not announce itself or watch its peer list in XenStore`);
-    return new Hv2mNic(pv, device, module, unhook, host.env, host.profile.ns('hv2m.watchdog'), 'hv2m');
+    return yield* attachPeerNic(
+      host,
+      guest,
+      nic,
+      devid,
+      where,
+      opts.pv,
+      'hv2m',
+      (link) => new Hv2mModule(host.env, guest.kernel, guest.xenbus, guest.domain.vcpus[0]!, link, hv2mCosts(host.profile), mopts),
+      (pv, device, module, unhook) => new Hv2mNic(pv, device, module, unhook, host.env, host.profile.ns('hv2m.watchdog'), 'hv2m'),
+    );
   }
+}
+
+/**
+ * Attaches a channel path's NIC (hv2m, shmem): the pv NIC beneath, the device wrapper the
+ * stack takes, the module (made by `makeModule` over the NIC's link) with its post-routing
+ * hook, then loads the module (it announces the guest to hv2m-discoveryd).
+ */
+export function* attachPeerNic<C extends PeerChannel, S extends { txFrames: number }, M extends PeerModule<C, S>, N extends PeerNic<C, S>>(
+  host: PathHost,
+  guest: PathKernel,
+  nic: NicSpec,
+  devid: number,
+  where: string,
+  pvOptions: Record<string, unknown>,
+  label: string,
+  makeModule: (link: ChannelLink) => M,
+  makeNic: (pv: PvNic, device: Hv2mDevice, module: M, unhook: () => void) => N,
+): ProcessGenerator<N> {
+  const pv = (yield* new PvPath().attach(host, guest, { ...nic, path: 'pv', options: pvOptions }, devid)) as PvNic;
+  let iface: Interface | null = null;
+  let module: M | null = null;
+  const device = new Hv2mDevice(
+    pv.device,
+    (p) => module?.received(p),
+    () => module?.linkUp(),
+  );
+  const link: ChannelLink = {
+    mac: pv.device.mac,
+    upper: () => device.stackUpper,
+    iface: () => (iface ??= guest.stack.interfaces.find((i) => i.dev === device) ?? null),
+    memory: guest.memory,
+  };
+  const m = makeModule(link);
+  module = m;
+  m.device = device;
+  const unhook = guest.stack.hooks.postRouting.add(m.hook);
+  const ok = yield* m.load();
+  if (!ok) throw new Error(`${where}: the ${label} module could not announce itself or watch its peer list in XenStore`);
+  return makeNic(pv, device, m, unhook);
 }

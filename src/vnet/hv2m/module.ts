@@ -4,7 +4,8 @@ import type { XenGuest } from '../../xen/guest/index.js';
 import { Hv2mChannel, emptyHv2mStats, type ChannelLink, type ChannelOptions, type Hv2mStats } from './channel.js';
 import type { Hv2mCosts } from './costs.js';
 import { ChannelEnd, type ChannelEndOptions } from './handshake.js';
-import { PeerModule, macOf, type MadeChannel } from './peer-module.js';
+import { mac } from '../../net/index.js';
+import { PeerModule, type MadeChannel } from './peer-module.js';
 import { Hv2mTableWatch, type Hv2mPeer } from './table-watch.js';
 
 export interface Hv2mModuleOptions extends ChannelEndOptions, ChannelOptions {}
@@ -29,7 +30,7 @@ export class Hv2mModule extends PeerModule<Hv2mChannel, Hv2mStats> {
 
   protected makeChannel(p: Hv2mPeer, changed: () => void): MadeChannel<Hv2mChannel> {
     const end = new ChannelEnd(this.xg, this.table.xenbus, this.v, this.link.memory, p.domid, this.opts);
-    const channel = new Hv2mChannel(this.env, this.xg, this.v, end, this.link, macOf(p.mac), this.costs, this.opts, this.stats);
+    const channel = new Hv2mChannel(this.env, this.xg, this.v, end, this.link, mac(p.mac), this.costs, this.opts, this.stats);
     end.onStateChange = changed;
     return { channel, open: () => end.open() };
   }

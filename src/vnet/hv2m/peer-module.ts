@@ -1,5 +1,15 @@
 import type { Env, ProcessGenerator } from '../../sim/index.js';
-import { Interface, formatIpv4, stackTx, type HookVerdict, type Ipv4Addr, type MacAddr, type NetDevice, type Packet } from '../../net/index.js';
+import {
+  ETHERTYPE_IPV4,
+  Interface,
+  emitEthernet,
+  stackTx,
+  type HookVerdict,
+  type Ipv4Addr,
+  type MacAddr,
+  type NetDevice,
+  type Packet,
+} from '../../net/index.js';
 import { parseFence } from './fence.js';
 import { TP_CHANNEL_FRAME } from '../trace-points.js';
 import type { Hv2mTableWatch, Hv2mPeer } from './table-watch.js';
@@ -94,17 +104,11 @@ export abstract class PeerModule<C extends PeerChannel, S> {
    */
   readonly hook = (pkt: Packet, nextHop: Ipv4Addr, outDev: NetDevice): HookVerdict => {
     if (this.device !== null && outDev !== this.device) return 'accept';
-    const peer = this.table.peers.get(formatIpv4(nextHop));
+    const peer = this.table.byAddr.get(nextHop);
     if (peer === undefined) return 'accept';
     const ch = this.channels.get(peer.domid);
     if (ch === undefined || !ch.diverting) return 'accept';
-    const d = pkt.data;
-    const m = ch.peerMac;
-    for (let i = 0; i < 6; i++) d[i] = Math.floor(m / 2 ** (8 * (5 - i))) & 0xff;
-    const s = this.mac;
-    for (let i = 0; i < 6; i++) d[6 + i] = Math.floor(s / 2 ** (8 * (5 - i))) & 0xff;
-    d[12] = 0x08;
-    d[13] = 0x00;
+    emitEthernet({ dst: ch.peerMac, src: this.mac, ethertype: ETHERTYPE_IPV4 }, pkt.data, 0);
     // The frame leaves by the NIC's interface as far as captures go (pcap, tshark): stackTx as Interface.transmit emits it.
     const tr = this.env.trace;
     if (tr.enabled(stackTx) && pkt.iface instanceof Interface) tr.emit(stackTx, { stack: pkt.iface.stack.name, dev: outDev.name, pkt });
@@ -163,9 +167,4 @@ export abstract class PeerModule<C extends PeerChannel, S> {
     const p = [...this.table.peers.values()].find((x) => x.domid === domid);
     if (p !== undefined && !this.barred.has(domid)) yield* this.add(p);
   }
-}
-
-/** A Dom0-published MAC ("xx:xx:…") as a number. */
-export function macOf(text: string): number {
-  return parseInt(text.replace(/:/g, ''), 16);
 }

@@ -1,5 +1,6 @@
 import type { Env, ProcessGenerator, SimEvent } from '../../sim/index.js';
 import type { XenbusClient } from '../../xen/index.js';
+import { parseIpv4Addr, type Ipv4Addr } from '../../net/index.js';
 import { HV2M_ANNOUNCE, HV2M_PATH_TAG, HV2M_TABLE } from './discoveryd.js';
 
 /** A peer as the guest module learns it from Dom0's table. */
@@ -19,6 +20,8 @@ export interface Hv2mPeer {
  */
 export class Hv2mTableWatch {
   readonly peers = new Map<string, Hv2mPeer>();
+  /** The same peers by IPv4 address as a number (what the post-routing hook looks up, per frame). */
+  readonly byAddr = new Map<Ipv4Addr, Hv2mPeer>();
   onChange: (added: Hv2mPeer[], removed: Hv2mPeer[]) => void = () => undefined;
   /** Malformed entries seen (counted, ignored). */
   badEntries = 0;
@@ -58,6 +61,7 @@ export class Hv2mTableWatch {
     yield* this.xb.unwatch(this.listPath, `hv2m-table-${this.domid}`);
     const gone = [...this.peers.values()];
     this.peers.clear();
+    this.byAddr.clear();
     if (gone.length > 0) this.onChange([], gone);
   }
 
@@ -86,7 +90,7 @@ export class Hv2mTableWatch {
       const domid = Number(name);
       const r = yield* this.xb.readText(`${this.listPath}/${name}`);
       const m = r.ok ? /^([0-9a-f]{2}(?::[0-9a-f]{2}){5}) (\d{1,3}(?:\.\d{1,3}){3})$/.exec(r.value) : null;
-      if (!Number.isInteger(domid) || domid <= 0 || domid === this.domid || m === null) {
+      if (!Number.isInteger(domid) || domid <= 0 || domid === this.domid || m === null || parseIpv4Addr(m[2]!) === undefined) {
         if (r.ok) this.badEntries++;
         continue;
       }
@@ -104,7 +108,11 @@ export class Hv2mTableWatch {
       if (p === undefined || n.domid !== p.domid || n.mac !== p.mac) added.push(n);
     }
     this.peers.clear();
-    for (const [ip, n] of next) this.peers.set(ip, n);
+    this.byAddr.clear();
+    for (const [ip, n] of next) {
+      this.peers.set(ip, n);
+      this.byAddr.set(parseIpv4Addr(ip)!, n);
+    }
     if (added.length > 0 || removed.length > 0) this.onChange(added, removed);
   }
 }

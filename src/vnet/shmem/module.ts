@@ -1,7 +1,8 @@
 import type { Env } from '../../sim/index.js';
+import { mac } from '../../net/index.js';
 import type { Vcpu, XenbusClient } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
-import { Hv2mTableWatch, PeerModule, SHMEM_PATH_TAG, macOf, type ChannelLink, type Hv2mPeer, type MadeChannel } from '../hv2m/index.js';
+import { Hv2mTableWatch, PeerModule, SHMEM_PATH_TAG, type ChannelLink, type Hv2mPeer, type MadeChannel } from '../hv2m/index.js';
 import type { ShmemCosts } from './costs.js';
 import { ShmemChannel, emptyShmemStats, type ShmemChannelOptions, type ShmemStats } from './shmem-channel.js';
 import { ShmemEnd } from './shmem-end.js';
@@ -32,7 +33,7 @@ export class ShmemModule extends PeerModule<ShmemChannel, ShmemStats> {
 
   protected makeChannel(p: Hv2mPeer, changed: () => void): MadeChannel<ShmemChannel> {
     const end = new ShmemEnd(this.xg, this.table.xenbus, this.v, p.domid, this.opts.fifoPages, this.opts.eagainStep);
-    const channel = new ShmemChannel(this.env, this.xg, this.v, end, this.link, macOf(p.mac), this.costs, this.opts, this.stats);
+    const channel = new ShmemChannel(this.env, this.xg, this.v, end, this.link, mac(p.mac), this.costs, this.opts, this.stats);
     end.onStateChange = changed;
     return { channel, open: () => end.open() };
   }

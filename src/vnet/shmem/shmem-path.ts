@@ -1,9 +1,7 @@
 import type { ProcessGenerator } from '../../sim/index.js';
-import type { Interface } from '../../net/index.js';
 import { PAGE_SIZE } from '../../xen/abi/index.js';
 import type { AttachedNic, IoPath, NicSpec, PathHost, PathKernel } from '../path.js';
-import { PvPath, type PvNic } from '../pv/index.js';
-import { Hv2mDevice, PeerNic, type ChannelLink } from '../hv2m/index.js';
+import { PeerNic, attachPeerNic } from '../hv2m/index.js';
 import { shmemCosts } from './costs.js';
 import { FIFO_MAX_PAGES } from './fifo.js';
 import { ShmemModule } from './module.js';
@@ -66,29 +64,21 @@ export class ShmemPath implements IoPath {
   *attach(host: PathHost, guest: PathKernel, nic: NicSpec, devid: number): ProcessGenerator<AttachedNic> {
     const where = `${guest.domain.name}: vif ${devid}`;
     const opts = parseShmemOptions(nic.options, where);
-    const pv = (yield* new PvPath().attach(host, guest, { ...nic, path: 'pv', options: opts.pv }, devid)) as PvNic;
-    let iface: Interface | null = null;
-    let module: ShmemModule | null = null;
-    const device = new Hv2mDevice(
-      pv.device,
-      (p) => module?.received(p),
-      () => module?.linkUp(),
+    return yield* attachPeerNic(
+      host,
+      guest,
+      nic,
+      devid,
+      where,
+      opts.pv,
+      'shmem',
+      (link) =>
+        new ShmemModule(host.env, guest.kernel, guest.xenbus, guest.domain.vcpus[0]!, link, shmemCosts(host.profile), {
+          fifoPages: opts.fifoBytes / PAGE_SIZE,
+          queueLen: opts.queueLen,
+          eagainStep: host.profile.ns('guest.gnttab.eagainRetryStep'),
+        }),
+      (pv, device, module, unhook) => new ShmemNic(pv, device, module, unhook, host.env, host.profile.ns('hv2m.watchdog'), 'shmem'),
     );
-    const link: ChannelLink = {
-      mac: pv.device.mac,
-      upper: () => device.stackUpper,
-      iface: () => (iface ??= guest.stack.interfaces.find((i) => i.dev === device) ?? null),
-      memory: guest.memory,
-    };
-    module = new ShmemModule(host.env, guest.kernel, guest.xenbus, guest.domain.vcpus[0]!, link, shmemCosts(host.profile), {
-      fifoPages: opts.fifoBytes / PAGE_SIZE,
-      queueLen: opts.queueLen,
-      eagainStep: host.profile.ns('guest.gnttab.eagainRetryStep'),
-    });
-    module.device = device;
-    const unhook = guest.stack.hooks.postRouting.add(module.hook);
-    const ok = yield* module.load();
-    if (!ok) throw new Error(`${where}: the shmem module could not announce itself or watch its peer list in XenStore`);
-    return new ShmemNic(pv, device, module, unhook, host.env, host.profile.ns('hv2m.watchdog'), 'shmem');
   }
 }
