@@ -158,16 +158,10 @@ export class ChannelEnd {
 
   private *otherendChanged(state: number): ProcessGenerator<void> {
     this.peerStateNow = state;
-    if (this.tx !== null || this.closing || this.released) this.hooks.peerState(state);
+    if (this.tx !== null || this.released) this.hooks.peerState(state);
     if (this.released) {
       if ((state < 0 || state === XenbusStateUnknown || state === XenbusStateClosed) && this.endDeferred() === 0)
         yield* xenbusUnwatchOtherend(this.dev);
-      return;
-    }
-    if (this.closing) {
-      if (state === XenbusStateUnknown || state === XenbusStateClosing || state === XenbusStateClosed) {
-        if (this.endDeferred() === 0) yield* this.finish();
-      }
       return;
     }
     if (this.tx !== null || this.error !== null) {
@@ -204,12 +198,9 @@ export class ChannelEnd {
    * my receive half stays up so the peer's frames already pushed can be drained.
    */
   *stopPushing(): ProcessGenerator<void> {
-    this.stopped = true;
     yield* xenbusSwitchState(this.dev, XenbusStateClosing);
   }
 
-  /** Whether stopPushing ran. */
-  stopped = false;
   private released = false;
 
   /**
@@ -247,45 +238,21 @@ export class ChannelEnd {
   }
 
   /**
-   * Revoke and close, in the xenbus order: unmap the peer's ring and close both ports (nothing
-   * of the peer's is used after this), state Closing; then end every grant given to the peer.
-   * A grant the peer still maps cannot be ended yet (Xen refuses, as it would): it waits, and
-   * is ended when the peer's state says it let go (Closing, Closed, or its node gone); then
-   * state Closed. Never blocks on the peer. Returns the grants still pending at return.
+   * The whole teardown at once (no data to drain): stopPushing then release — unmap the peer's
+   * ring, close both ports, Closed, end every grant given to the peer. A grant the peer still
+   * maps cannot be ended yet (Xen refuses, as it would): it is ended when the peer's state
+   * says it let go (Closed, or its node gone). Never blocks on the peer. Returns the grants
+   * still pending at return.
    */
   *close(): ProcessGenerator<number> {
-    const xg = this.xg;
-    this.closing = true;
-    if (this.mapped !== null) yield* xenbusUnmapRingVfree(this.dev, xg, this.v, this.mapped);
-    this.mapped = null;
-    this.tx = null;
-    for (const { buf, gref } of this.posted.values()) this.deferred.push({ gref, done: () => buf.put() });
-    this.posted.clear();
-    if (this.ringRef >= 0) {
-      const gfn = this.ringGfn;
-      this.deferred.push({ gref: this.ringRef, done: () => xg.frames.free(gfn) });
-    }
-    this.ringRef = -1;
-    this.rx = null;
-    if (this.txPort > 0) yield* xg.evtchn.close(this.v, this.txPort);
-    if (this.rxPort > 0) yield* xg.evtchn.close(this.v, this.rxPort);
-    this.txPort = this.rxPort = -1;
-    yield* xenbusSwitchState(this.dev, XenbusStateClosing);
-    const busy = this.endDeferred();
-    if (busy === 0) yield* this.finish();
+    yield* this.stopPushing();
+    const busy = yield* this.release();
+    if (busy === 0) yield* this.forget();
+    this.onStateChange();
     return busy;
   }
 
-  private closing = false;
   private finished = false;
-
-  private *finish(): ProcessGenerator<void> {
-    if (this.finished) return;
-    this.finished = true;
-    yield* xenbusUnwatchOtherend(this.dev);
-    yield* xenbusSwitchState(this.dev, XenbusStateClosed);
-    this.onStateChange();
-  }
 
   /** Grants given to the peer and not yet ended. */
   get pendingGrants(): number {
@@ -294,7 +261,7 @@ export class ChannelEnd {
 
   /** Closed on this side, every grant ended. */
   get closed(): boolean {
-    return this.finished;
+    return this.finished && this.deferred.length === 0;
   }
 
   /** Grants whose end waits for the peer to stop using them (gnttab_end_foreign_access's deferred list, reduced). */
