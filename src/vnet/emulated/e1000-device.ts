@@ -1,4 +1,5 @@
 import type { Env, Timer } from '../../sim/index.js';
+import { readU16, readU32, writeU16, writeU32 } from '../../net/index.js';
 import {
   DESC_SIZE,
   DLEN_MASK,
@@ -144,15 +145,6 @@ interface TxState {
   cptse: boolean;
   header: Uint8Array;
   tsoFrames: number;
-}
-
-function get16(d: Uint8Array, at: number): number {
-  return (d[at]! << 8) | d[at + 1]!;
-}
-
-function put16(d: Uint8Array, at: number, v: number): void {
-  d[at] = (v >>> 8) & 0xff;
-  d[at + 1] = v & 0xff;
 }
 
 function checksumFold(data: Uint8Array, from: number, to: number): number {
@@ -539,26 +531,21 @@ export class E1000Device {
       let css = tp.ipcss;
       if (tp.ip && css + 6 <= tp.size) {
         // IPv4 total length and id of this segment.
-        put16(d, css + 2, tp.size - css);
-        put16(d, css + 4, (get16(d, css + 4) + frames) & 0xffff);
+        writeU16(d, css + 2, tp.size - css);
+        writeU16(d, css + 4, (readU16(d, css + 4) + frames) & 0xffff);
       }
       css = tp.tucss;
       const len = tp.size - css;
       if (tp.tcp && css + 14 <= tp.size) {
         const sofar = frames * tp.mss;
-        const seq = ((d[css + 4]! << 24) | (d[css + 5]! << 16) | (d[css + 6]! << 8) | d[css + 7]!) >>> 0;
-        const nseq = (seq + sofar) >>> 0;
-        d[css + 4] = nseq >>> 24;
-        d[css + 5] = (nseq >>> 16) & 0xff;
-        d[css + 6] = (nseq >>> 8) & 0xff;
-        d[css + 7] = nseq & 0xff;
+        writeU32(d, css + 4, (readU32(d, css + 4) + sofar) >>> 0);
         if (tp.paylen - sofar > tp.mss) d[css + 13] = d[css + 13]! & ~9; // PSH and FIN only on the last
-      } else if (!tp.tcp && css + 6 <= tp.size) put16(d, css + 4, len & 0xffff); // UDP length
+      } else if (!tp.tcp && css + 6 <= tp.size) writeU16(d, css + 4, len & 0xffff); // UDP length
       if ((tp.sumNeeded & E1000_TXD_POPTS_TXSM) !== 0 && tp.tucso + 2 <= tp.size) {
         // The pseudo-header sum the driver left (without a length) completed with this segment's.
-        let ph = get16(d, tp.tucso) + len;
+        let ph = readU16(d, tp.tucso) + len;
         ph = (ph >>> 16) + (ph & 0xffff);
-        put16(d, tp.tucso, ph & 0xffff);
+        writeU16(d, tp.tucso, ph & 0xffff);
       }
       tp.tsoFrames++;
     }
