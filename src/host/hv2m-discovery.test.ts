@@ -175,4 +175,38 @@ describe('hv2m-discoveryd', () => {
     assert.equal(w.get('a')!.peers.size, 0);
     assert.equal(w.get('a')!.badEntries, 0);
   });
+
+  it('reads only what changed: each announcement costs a constant number of XenStore reads, not one per guest already known', () => {
+    const n = 12;
+    const env = new SimEnvironment({ seed: 11 });
+    const guests = Array.from({ length: n }, (_, i) => ({
+      name: `g${i}`,
+      tenant: 'acme',
+      memoryMiB: 64,
+      nics: [{ path: 'pv', mac: `02:00:00:00:01:${(i + 1).toString(16).padStart(2, '0')}`, ip: `10.0.1.${i + 1}/24` }],
+    }));
+    const p = env.process(Host.build(env, profile, { name: 'h', pcpus: 4, hv2m: {}, guests }));
+    env.run({ until: p });
+    if (!p.ok) throw p.error;
+    const host = p.value;
+    const d = host.discoveryd!;
+    env.run({ until: env.now + 5 * MS });
+    const r0 = d.reads;
+    for (const g of host.guests.values()) {
+      const r = run(env, g.side.xenbus.write(`/local/domain/${g.domid}/${HV2M_ANNOUNCE}`, '1'));
+      assert.ok(r.ok);
+      env.run({ until: env.now + 2 * MS });
+    }
+    for (const g of host.guests.values()) assert.equal(Object.keys(table(host, g.name)).length, n - 1, `${g.name} has every other guest as a peer`);
+    // Per announcement: its flag, the vif directory, and the first vif's mac and ip.
+    assert.equal(d.reads - r0, 4 * n, 'reads for n announcements');
+    // A withdrawal reads one flag; the others' entries go without re-reading anyone.
+    const g0 = host.guest('g0');
+    const r1 = d.reads;
+    run(env, g0.side.xenbus.write(`/local/domain/${g0.domid}/${HV2M_ANNOUNCE}`, '0'));
+    env.run({ until: env.now + 2 * MS });
+    assert.equal(d.reads - r1, 1);
+    assert.equal(Object.keys(table(host, 'g1')).length, n - 2);
+    assert.deepEqual(table(host, 'g0'), {});
+  });
 });

@@ -42,14 +42,24 @@ export interface DiscoveredGuest {
 export class Hv2mDiscoveryd {
   /** Guests whose home the daemon watches (its per-domain announce watches). */
   private readonly watched = new Set<number>();
+  /** Announced guests whose identity was read: an identity is read once per domain (its backend keys are the toolstack's and do not change). */
+  private readonly known = new Map<number, DiscoveredGuest>();
+  /** Guests that announced but whose identity could not be read yet (no vif with an ip key): retried on every rescan. */
+  private readonly unresolved = new Set<number>();
   /** What is published now: domid → peer domid → "mac ip". */
   private readonly published = new Map<number, Map<number, string>>();
+  /** A domain came or went: the next rescan lists /local/domain. */
+  private domainsChanged = true;
+  /** Guests whose announce flag fired since the last rescan: only their flags are read again. */
+  private readonly flagsChanged = new Set<number>();
   private dirty = false;
   private running = false;
   private stopped = false;
   /** Table updates published (rescans that changed something) and rescans run. */
   updates = 0;
   rescans = 0;
+  /** XenStore reads the rescans made (the daemon's work grows with changes, not with guests × changes). */
+  reads = 0;
   /** The simulated time of the last change to the table. */
   lastUpdate = 0;
   private readonly listeners: (() => void)[] = [];
@@ -63,8 +73,8 @@ export class Hv2mDiscoveryd {
 
   /** Starts the daemon: its two global watches (each fires once at once, which runs the first scan). */
   *start(): ProcessGenerator<void> {
-    const w1 = yield* this.xb.watch(XS_INTRODUCE_DOMAIN_PATH, 'hv2m-introduce', () => this.kick());
-    const w2 = yield* this.xb.watch(XS_RELEASE_DOMAIN_PATH, 'hv2m-release', () => this.kick());
+    const w1 = yield* this.xb.watch(XS_INTRODUCE_DOMAIN_PATH, 'hv2m-introduce', () => this.domainsKick());
+    const w2 = yield* this.xb.watch(XS_RELEASE_DOMAIN_PATH, 'hv2m-release', () => this.domainsKick());
     if (!w1.ok || !w2.ok)
       throw new Error(`hv2m-discoveryd: cannot watch @introduceDomain/@releaseDomain (${w1.ok ? '' : w1.error} ${w2.ok ? '' : w2.error})`);
     const mk = yield* this.xb.mkdir(HV2M_TABLE);
@@ -91,6 +101,16 @@ export class Hv2mDiscoveryd {
     this.stopped = true;
   }
 
+  private domainsKick(): void {
+    this.domainsChanged = true;
+    this.kick();
+  }
+
+  private flagKick(d: number): void {
+    this.flagsChanged.add(d);
+    this.kick();
+  }
+
   private kick(): void {
     this.dirty = true;
     if (this.running || this.stopped) return;
@@ -109,29 +129,54 @@ export class Hv2mDiscoveryd {
     }
   }
 
+  /** Re-reads what changed (the domain list after @introduceDomain/@releaseDomain, the flags that fired, identities still missing), then publishes the difference. */
   private *rescan(): Generator<SimEvent<unknown>, void, unknown> {
     this.rescans++;
-    const dir = yield* this.xb.directory('/local/domain');
-    const present = new Set<number>(
-      (dir.ok ? dir.value : []).map(Number).filter((d) => Number.isInteger(d) && d > 0 && this.hv.domain(d) !== undefined),
-    );
-    for (const d of present) {
-      if (this.watched.has(d)) continue;
-      this.watched.add(d);
-      yield* this.xb.watch(`/local/domain/${d}/${HV2M_ANNOUNCE}`, `hv2m-announce-${d}`, () => this.kick());
+    if (this.domainsChanged) {
+      this.domainsChanged = false;
+      const dir = yield* this.xb.directory('/local/domain');
+      this.reads++;
+      const present = new Set<number>(
+        (dir.ok ? dir.value : []).map(Number).filter((d) => Number.isInteger(d) && d > 0 && this.hv.domain(d) !== undefined),
+      );
+      for (const d of present) {
+        if (this.watched.has(d)) continue;
+        this.watched.add(d);
+        this.flagsChanged.add(d);
+        yield* this.xb.watch(`/local/domain/${d}/${HV2M_ANNOUNCE}`, `hv2m-announce-${d}`, () => this.flagKick(d));
+      }
+      for (const d of [...this.watched]) {
+        if (present.has(d)) continue;
+        this.watched.delete(d);
+        this.known.delete(d);
+        this.unresolved.delete(d);
+        yield* this.xb.unwatch(`/local/domain/${d}/${HV2M_ANNOUNCE}`, `hv2m-announce-${d}`);
+      }
     }
-    for (const d of [...this.watched]) {
-      if (present.has(d)) continue;
-      this.watched.delete(d);
-      yield* this.xb.unwatch(`/local/domain/${d}/${HV2M_ANNOUNCE}`, `hv2m-announce-${d}`);
-    }
-    const capable: DiscoveredGuest[] = [];
-    for (const d of [...present].sort((a, b) => a - b)) {
+    const todo = [...new Set([...this.flagsChanged, ...this.unresolved])].sort((a, b) => a - b);
+    this.flagsChanged.clear();
+    for (const d of todo) {
+      this.unresolved.delete(d);
+      if (!this.watched.has(d) || this.hv.domain(d) === undefined) {
+        this.known.delete(d);
+        continue;
+      }
       const flag = yield* this.xb.readText(`/local/domain/${d}/${HV2M_ANNOUNCE}`);
-      if (!flag.ok || !ANNOUNCE_TAGS.includes(flag.value)) continue;
+      this.reads++;
+      if (!flag.ok || !ANNOUNCE_TAGS.includes(flag.value)) {
+        this.known.delete(d);
+        continue;
+      }
+      const had = this.known.get(d);
+      if (had !== undefined) {
+        if (had.tag !== flag.value) this.known.set(d, { ...had, tag: flag.value });
+        continue;
+      }
       const id = yield* this.identity(d, flag.value);
-      if (id !== null) capable.push(id);
+      if (id === null) this.unresolved.add(d);
+      else this.known.set(d, id);
     }
+    const capable = [...this.known.values()].sort((a, b) => a.domid - b.domid);
     const next = new Map<number, Map<number, string>>();
     for (const g of capable) {
       const peers = new Map<number, string>();
@@ -183,8 +228,10 @@ export class Hv2mDiscoveryd {
     if (dom === undefined) return null;
     const base = `/local/domain/0/backend/vif/${d}`;
     const devs = yield* this.xb.directory(base);
+    this.reads++;
     if (!devs.ok) return null;
     for (const dev of devs.value.map(Number).sort((a, b) => a - b)) {
+      this.reads += 2;
       const mac = yield* this.xb.readText(`${base}/${dev}/mac`);
       const ip = yield* this.xb.readText(`${base}/${dev}/ip`);
       if (mac.ok && ip.ok) return { domid: d, name: dom.name, tenant: dom.tenant, mac: mac.value, ip: ip.value, tag };

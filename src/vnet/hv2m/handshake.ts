@@ -133,7 +133,8 @@ export class ChannelEnd {
     yield* xb.write(`${n}/event-channel`, String(this.rxPort));
     // The node is the guest's own, not made by a toolstack: it starts its state at Initialising itself.
     yield* xb.write(`${n}/state`, String(XenbusStateInitialising));
-    yield* xenbusSwitchState(this.dev, XenbusStateInitialised);
+    const sw = yield* xenbusSwitchState(this.dev, XenbusStateInitialised);
+    if (sw < 0) return this.fail(`cannot switch ${n} to Initialised (${sw})`);
     const rc = yield* xenbusWatchOtherend(this.dev, (state) => this.otherendChanged(state));
     if (rc < 0) this.fail(`cannot watch ${this.dev.otherend} (${rc})`);
   }

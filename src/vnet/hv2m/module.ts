@@ -31,6 +31,7 @@ export class Hv2mModule extends PeerModule<Hv2mChannel, Hv2mStats> {
   protected makeChannel(p: Hv2mPeer, changed: () => void): MadeChannel<Hv2mChannel> {
     const end = new ChannelEnd(this.xg, this.table.xenbus, this.v, this.link.memory, p.domid, this.opts);
     const channel = new Hv2mChannel(this.env, this.xg, this.v, end, this.link, mac(p.mac), this.costs, this.opts, this.stats);
+    end.dev.stateLock = this.stateLock;
     end.onStateChange = changed;
     return { channel, open: () => end.open() };
   }

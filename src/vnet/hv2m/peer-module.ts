@@ -1,4 +1,4 @@
-import type { Env, ProcessGenerator } from '../../sim/index.js';
+import { Resource, type Env, type ProcessGenerator } from '../../sim/index.js';
 import {
   ETHERTYPE_IPV4,
   Interface,
@@ -74,6 +74,12 @@ export abstract class PeerModule<C extends PeerChannel, S> {
   readonly listeners = new Set<() => void>();
   /** The NIC whose traffic the hook looks at (the path sets it; null: any). */
   device: NetDevice | null = null;
+  /**
+   * The module's XenStore state changes run one at a time, as from one single-threaded
+   * workqueue (*ours*): every channel end's xenbus device shares this lock, so a guest with
+   * many peers never opens more transactions at once than xenstored's quota allows.
+   */
+  readonly stateLock: Resource;
 
   constructor(
     protected readonly env: Env,
@@ -85,6 +91,7 @@ export abstract class PeerModule<C extends PeerChannel, S> {
     readonly stats: S,
     private readonly label: string,
   ) {
+    this.stateLock = new Resource(env, 1);
     this.table.onChange = (added, removed) => {
       for (const p of removed) {
         this.barred.delete(p.domid);

@@ -34,6 +34,7 @@ export class ShmemModule extends PeerModule<ShmemChannel, ShmemStats> {
   protected makeChannel(p: Hv2mPeer, changed: () => void): MadeChannel<ShmemChannel> {
     const end = new ShmemEnd(this.xg, this.table.xenbus, this.v, p.domid, this.opts.fifoPages, this.opts.eagainStep);
     const channel = new ShmemChannel(this.env, this.xg, this.v, end, this.link, mac(p.mac), this.costs, this.opts, this.stats);
+    end.dev.stateLock = this.stateLock;
     end.onStateChange = changed;
     return { channel, open: () => end.open() };
   }

@@ -128,7 +128,8 @@ export class ShmemEnd {
     yield* xb.write(`${n}/fifo-ref`, String(this.own[0]!.ref));
     yield* xb.write(`${n}/event-channel`, String(this.rxPort));
     yield* xb.write(`${n}/state`, String(XenbusStateInitialising));
-    yield* xenbusSwitchState(this.dev, XenbusStateInitialised);
+    const sw = yield* xenbusSwitchState(this.dev, XenbusStateInitialised);
+    if (sw < 0) return this.fail(`cannot switch ${n} to Initialised (${sw})`);
     const rc = yield* xenbusWatchOtherend(this.dev, (state) => this.otherendChanged(state));
     if (rc < 0) this.fail(`cannot watch ${this.dev.otherend} (${rc})`);
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SimEnvironment, type SimEvent } from '../../sim/index.js';
+import { Resource, SimEnvironment, type SimEvent } from '../../sim/index.js';
 import { Profile } from '../../profile/index.js';
 import {
   GNTST_bad_gntref,
@@ -100,6 +100,35 @@ describe('xenbus device helpers (xenbus_client.c)', () => {
     assert.equal(w.ts.xenstored.requestsServed(g.domid), served, 'no request at all: dev->state already says Connected');
     assert.equal(watcher.takeEvents().length, 0, 'no watch fired');
     assert.equal(xenbusStrstate(g.front.state), 'Connected');
+  });
+
+  it('many devices switching at once: beyond xenstored’s transaction quota some fail (ENOSPC, then Closing); with a shared stateLock all succeed', () => {
+    const attempt = (locked: boolean): number[] => {
+      const w = world();
+      const g = w.guest('a');
+      const lock = new Resource(w.env, 1);
+      const devs = Array.from({ length: 16 }, (_, i) => {
+        const node = `/local/domain/${g.domid}/data/ch/${i}`;
+        assert.ok(w.ts.xs.write(`${node}/state`, '1').ok);
+        assert.ok(w.ts.xs.setPerms(node, [`n${g.domid}`]).ok);
+        assert.ok(w.ts.xs.setPerms(`${node}/state`, [`n${g.domid}`]).ok);
+        const d = new XenbusDevice(g.xb, g.domid, node, `/local/domain/0/x/${i}`, 0);
+        if (locked) d.stateLock = lock;
+        return d;
+      });
+      const procs = devs.map((d) => w.env.process(xenbusSwitchState(d, XenbusStateConnected)));
+      w.settle();
+      return procs.map((p) => {
+        assert.ok(p.ok);
+        return p.value;
+      });
+    };
+    const free = attempt(false);
+    assert.ok(
+      free.some((rc) => rc < 0),
+      `16 concurrent transactions exceed the quota of 10 + 1: ${free.join(',')}`,
+    );
+    assert.deepEqual(attempt(true), new Array<number>(16).fill(0), 'one at a time: every switch succeeds');
   });
 
   it('does not resurrect a removed directory: the transaction aborts, dev->state still moves', () => {

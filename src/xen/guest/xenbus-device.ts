@@ -1,4 +1,4 @@
-import type { ProcessGenerator, SimEvent } from '../../sim/index.js';
+import type { ProcessGenerator, Resource, SimEvent } from '../../sim/index.js';
 import { XSD_ERRORS, type XsErrorName } from '../abi/xs-wire.js';
 import { XenbusStateClosing, XenbusStateInitialising, XenbusStateUnknown, type XenbusState } from '../abi/xenbus.js';
 import type { XenbusClient } from './xenbus.js';
@@ -18,6 +18,13 @@ export class XenbusDevice {
   state: XenbusState = XenbusStateInitialising;
   /** The registered other-end watch, if any. */
   otherendWatch: { path: string; token: string } | null = null;
+  /**
+   * Devices whose driver changes many of them at once (a module with a channel per peer) may
+   * share one lock: their state transactions then run one at a time, as they would from one
+   * single-threaded workqueue. Without it, 31 channels switching state together open 31
+   * transactions, and xenstored allows a domain 10 + 1 (quota ACC_TRANS: ENOSPC beyond).
+   */
+  stateLock: Resource | null = null;
 
   constructor(
     readonly xb: XenbusClient,
@@ -64,6 +71,18 @@ export function* xenbusSwitchState(dev: XenbusDevice, state: XenbusState): Gener
 }
 
 function* switchState(dev: XenbusDevice, state: XenbusState, depth: number): Generator<SimEvent<unknown>, number, unknown> {
+  if (state === dev.state) return 0;
+  if (dev.stateLock === null || depth > 0) return yield* switchStateNow(dev, state, depth);
+  const held = dev.stateLock.request();
+  try {
+    yield held;
+    return yield* switchStateNow(dev, state, depth);
+  } finally {
+    held.release();
+  }
+}
+
+function* switchStateNow(dev: XenbusDevice, state: XenbusState, depth: number): Generator<SimEvent<unknown>, number, unknown> {
   if (state === dev.state) return 0;
   const xb = dev.xb;
   for (;;) {
