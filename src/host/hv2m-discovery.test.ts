@@ -192,14 +192,25 @@ describe('hv2m-discoveryd', () => {
     const d = host.discoveryd!;
     env.run({ until: env.now + 5 * MS });
     const r0 = d.reads;
+    const watches: Hv2mTableWatch[] = [];
     for (const g of host.guests.values()) {
-      const r = run(env, g.side.xenbus.write(`/local/domain/${g.domid}/${HV2M_ANNOUNCE}`, '1'));
-      assert.ok(r.ok);
+      // The guest module's load: watch its list, then announce.
+      const t = new Hv2mTableWatch(env, g.side.xenbus, g.domid);
+      assert.equal(run(env, t.load()), true);
+      watches.push(t);
       env.run({ until: env.now + 2 * MS });
     }
+    env.run({ until: env.now + 5 * MS });
     for (const g of host.guests.values()) assert.equal(Object.keys(table(host, g.name)).length, n - 1, `${g.name} has every other guest as a peer`);
     // Per announcement: its flag, the vif directory, and the first vif's mac and ip.
     assert.equal(d.reads - r0, 4 * n, 'reads for n announcements');
+    // Each guest reads its list whole when the watch first fires and when Dom0 creates or
+    // re-permits the directory, then one entry per arrival: O(n), where a whole re-read per
+    // event would be about n²/2 (66 here).
+    for (const t of watches) {
+      assert.equal(t.peers.size, n - 1);
+      assert.ok(t.reads <= 2 * n, `d${t.domid} read its list ${t.reads} times for ${n - 1} arrivals`);
+    }
     // A withdrawal reads one flag; the others' entries go without re-reading anyone.
     const g0 = host.guest('g0');
     const r1 = d.reads;
@@ -207,6 +218,8 @@ describe('hv2m-discoveryd', () => {
     env.run({ until: env.now + 2 * MS });
     assert.equal(d.reads - r1, 1);
     assert.equal(Object.keys(table(host, 'g1')).length, n - 2);
+    assert.equal(watches[1]!.peers.size, n - 2, 'g1 heard g0 go');
+    assert.ok(![...watches[1]!.peers.values()].some((p) => p.domid === g0.domid));
     assert.deepEqual(table(host, 'g0'), {});
   });
 });

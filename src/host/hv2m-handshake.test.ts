@@ -190,4 +190,29 @@ describe('hv2m channel handshake', () => {
       assert.equal(host.guest(n).side.memory.outstanding, base.get(n), `${n}: every buffer it granted is back`);
     }
   });
+
+  it('24 guests on 4 pCPUs, each opening a channel with each of its 23 peers at once: every end posts all its buffers and every state switch succeeds (refs claimed at once, one state transaction at a time)', () => {
+    const n = 24;
+    const env = new SimEnvironment({ seed: 12 });
+    const guests = Array.from({ length: n }, (_, i) => ({
+      name: `g${i}`,
+      tenant: 't',
+      memoryMiB: 128,
+      nics: [{ path: 'hv2m', mac: `02:00:00:00:02:${(i + 1).toString(16).padStart(2, '0')}`, ip: `10.0.2.${i + 1}/24`, options: { rxBuffers: 32 } }],
+    }));
+    const p = env.process(Host.build(env, profile, { name: 'h', pcpus: 4, dom0: { vcpus: 2, memoryMiB: 1024 }, guests }));
+    env.run({ until: p });
+    if (!p.ok) throw p.error;
+    const host = p.value;
+    const modules = [...host.guests.values()].map((g) => (g.nics[0]!.attached as unknown as { module: Hv2mModule }).module);
+    env.run({ until: env.now + 300 * MS });
+    for (const m of modules) {
+      assert.equal(m.channels.size, n - 1, `d${m.table.domid}: a channel per peer`);
+      for (const [peer, ch] of m.channels) {
+        assert.equal(ch.end.error, null, `d${m.table.domid}-d${peer}`);
+        assert.ok(ch.connected && ch.rxOpen, `d${m.table.domid}-d${peer} connected`);
+        assert.equal(ch.end.posted.size, 32, `d${m.table.domid}-d${peer}: every buffer posted`);
+      }
+    }
+  });
 });

@@ -207,9 +207,8 @@ export class Hv2mDiscoveryd {
       }
       for (const [p, v] of now) {
         if (old?.get(p) === v) continue;
-        const path = `${HV2M_TABLE}/${d}/${p}`;
-        yield* this.xb.write(path, v);
-        yield* this.xb.setPerms(path, ['n0', `r${d}`]);
+        // The entry inherits its directory's permissions (n0 r<d>: a node Dom0 creates copies its parent's), so no SET_PERMS per entry.
+        yield* this.xb.write(`${HV2M_TABLE}/${d}/${p}`, v);
         changed = true;
       }
     }

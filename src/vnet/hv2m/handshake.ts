@@ -106,25 +106,30 @@ export class ChannelEnd {
     const gfn = xg.frames.alloc();
     if (gfn === null) return this.fail('no frame for the control ring');
     this.ringGfn = gfn;
-    // Refs for the ring and every buffer, growing the grant table if it must (get_free_entries).
+    // Refs for the ring and every buffer, growing the grant table if it must, and claimed at
+    // once with no yield since the check (get_free_entries in gnttab_alloc_grant_references):
+    // channels opening together cannot take each other's refs in between.
     const grown = yield* xg.gnttab.ensureFree(this.v, this.opts.rxBuffers + 1);
     if (grown !== 0) return this.fail(`cannot grow the grant table for ${this.opts.rxBuffers + 1} refs (${grown})`);
+    const refs: number[] = [];
+    for (let i = 0; i <= this.opts.rxBuffers; i++) refs.push(xg.gnttab.claimRef());
     this.rx = FrontRing.init(guestFramePage(xg.mem, gfn), netifRxRequestCodec, netifRxResponseCodec, NETIF_RX_RING_ENTRY_SIZE);
-    this.ringRef = xg.gnttab.grantAccess(this.peer, gfn, false);
-    if (this.ringRef < 0) return this.fail(`no grant ref for the control ring (${this.ringRef})`);
+    this.ringRef = refs.pop()!;
+    xg.gnttab.grantAccessRef(this.ringRef, this.peer, gfn, false);
     this.rxPort = yield* xg.evtchn.allocUnbound(this.v, this.peer);
-    if (this.rxPort < 0) return this.fail(`cannot allocate an unbound port for d${this.peer} (${this.rxPort})`);
+    if (this.rxPort < 0) {
+      for (const r of refs) xg.gnttab.freeRef(r);
+      return this.fail(`cannot allocate an unbound port for d${this.peer} (${this.rxPort})`);
+    }
     yield* xg.evtchn.bindHandler(this.v, this.rxPort, () => this.hooks.rxEvent());
     for (let id = 0; id < this.opts.rxBuffers && !this.rx.full(); id++) {
       const buf = this.memory.alloc(4096);
-      const gref = xg.gnttab.grantAccess(this.peer, buf.gfn, false);
-      if (gref < 0) {
-        buf.put();
-        break;
-      }
+      const gref = refs.pop()!;
+      xg.gnttab.grantAccessRef(gref, this.peer, buf.gfn, false);
       this.posted.set(id, { buf, gref });
       this.rx.putRequest({ id, gref });
     }
+    for (const r of refs) xg.gnttab.freeRef(r);
     this.rx.pushRequests();
     const mk = yield* xb.mkdir(n);
     const perms = yield* xb.setPerms(n, [`n${xg.domid}`, `r${this.peer}`]);

@@ -26,8 +26,14 @@ export class Hv2mTableWatch {
   /** Malformed entries seen (counted, ignored). */
   badEntries = 0;
   private dirty = false;
+  /** The whole list must be read again (the watch's first firing, or an event on the directory itself). */
+  private whole = true;
+  /** Entries a watch event named since the last read: only these are read again. */
+  private readonly touched = new Set<string>();
   private running = false;
   private loaded = false;
+  /** XenStore reads made for the list (they grow with the entries that changed, not with the list's length per change). */
+  reads = 0;
 
   constructor(
     private readonly env: Env,
@@ -48,7 +54,7 @@ export class Hv2mTableWatch {
   /** Module load: watch first (an entry published in between is not missed), then announce. Returns false if the store refused either. */
   *load(): ProcessGenerator<boolean> {
     this.loaded = true;
-    const w = yield* this.xb.watch(this.listPath, `hv2m-table-${this.domid}`, () => this.kick());
+    const w = yield* this.xb.watch(this.listPath, `hv2m-table-${this.domid}`, (path) => this.kick(path));
     if (!w.ok) return false;
     const a = yield* this.xb.write(`/local/domain/${this.domid}/${HV2M_ANNOUNCE}`, this.tag);
     return a.ok;
@@ -65,7 +71,11 @@ export class Hv2mTableWatch {
     if (gone.length > 0) this.onChange([], gone);
   }
 
-  private kick(): void {
+  private kick(path: string): void {
+    const base = `${this.listPath}/`;
+    const rest = path.startsWith(base) ? path.slice(base.length) : '';
+    if (rest === '' || rest.includes('/')) this.whole = true;
+    else this.touched.add(rest);
     this.dirty = true;
     if (this.running || !this.loaded) return;
     this.running = true;
@@ -84,16 +94,31 @@ export class Hv2mTableWatch {
   }
 
   private *reread(): Generator<SimEvent<unknown>, void, unknown> {
-    const dir = yield* this.xb.directory(this.listPath);
-    const next = new Map<string, Hv2mPeer>();
-    for (const name of dir.ok ? dir.value : []) {
+    const next = new Map<string, Hv2mPeer>(this.peers);
+    let names: string[];
+    if (this.whole) {
+      this.whole = false;
+      this.touched.clear();
+      const dir = yield* this.xb.directory(this.listPath);
+      this.reads++;
+      next.clear();
+      names = dir.ok ? dir.value : [];
+    } else {
+      names = [...this.touched].sort();
+      this.touched.clear();
+      for (const name of names) for (const [ip, p] of next) if (String(p.domid) === name) next.delete(ip);
+    }
+    for (const name of names) {
       const domid = Number(name);
       const r = yield* this.xb.readText(`${this.listPath}/${name}`);
-      const m = r.ok ? /^([0-9a-f]{2}(?::[0-9a-f]{2}){5}) (\d{1,3}(?:\.\d{1,3}){3})$/.exec(r.value) : null;
+      this.reads++;
+      if (!r.ok) continue; // removed (or unreadable): not a peer
+      const m = /^([0-9a-f]{2}(?::[0-9a-f]{2}){5}) (\d{1,3}(?:\.\d{1,3}){3})$/.exec(r.value);
       if (!Number.isInteger(domid) || domid <= 0 || domid === this.domid || m === null || parseIpv4Addr(m[2]!) === undefined) {
-        if (r.ok) this.badEntries++;
+        this.badEntries++;
         continue;
       }
+      // One peer per IP: an entry that claims an IP another domid holds replaces it (Dom0's list is the authority).
       next.set(m[2]!, { domid, mac: m[1]!, ip: m[2]! });
     }
     if (!this.loaded) return;

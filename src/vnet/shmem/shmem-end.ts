@@ -100,6 +100,9 @@ export class ShmemEnd {
     const xb = this.dev.xb;
     const n = this.dev.nodename;
     const xg = this.xg;
+    // Refs for every page, growing the grant table if it must; claimed below with no yield since the check.
+    const grown = yield* xg.gnttab.ensureFree(this.v, this.pages + 1);
+    if (grown !== 0) return this.fail(`cannot grow the grant table for ${this.pages + 1} refs (${grown})`);
     for (let i = 0; i <= this.pages; i++) {
       const gfn = xg.frames.alloc();
       if (gfn === null) return this.fail('no frame for the FIFO');
