@@ -20,6 +20,11 @@ export class FrameAllocator {
     this.nextUnpopulated = mem.firstFreeGfn;
   }
 
+  /** Whether `gfn` is allocated and not yet freed (leak checks). */
+  allocated(gfn: number): boolean {
+    return this.inUse.has(gfn);
+  }
+
   /** A zeroed RAM frame of this guest, or null when its memory is exhausted. */
   alloc(): number | null {
     let gfn = this.freeRam.pop();
