@@ -442,7 +442,7 @@ export class E1000Driver implements NetDevice {
     dv.setUint32(8, (dv.getUint32(8, true) | R.E1000_TXD_CMD_EOP | R.E1000_TXD_CMD_RS | R.E1000_TXD_CMD_IDE) >>> 0, true);
     // The packet is reclaimed from its first descriptor (the context one, if any) once its last has DD.
     // e1000_tx_map: a TSO packet counts as its segments, each with its own copy of the headers.
-    const segs = tso ? Math.ceil((pkt.length - hdrLen) / pkt.gsoSize) : 1;
+    const segs = tso && pkt.gsoSize > 0 ? Math.max(1, Math.ceil((pkt.length - hdrLen) / pkt.gsoSize)) : 1;
     this.txBufs[first] = { pkt, last: lastIdx, segs, bytes: (segs - 1) * hdrLen + pkt.length };
     this.txNtu = i;
     this.stats.txPackets++;
