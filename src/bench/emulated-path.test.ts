@@ -6,17 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MS, SimEnvironment } from '../sim/index.js';
+import { MS, SimEnvironment, US } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import { diffCounters, type CounterSnapshot } from '../xen/index.js';
 import type { EmulatedNic } from '../vnet/emulated/index.js';
+import { E1000_ITR } from '../vnet/emulated/e1000-regs.js';
 import { Host } from '../host/host.js';
 import { ping, tcpRr, tcpStream, udpRr, udpStream, type Endpoints } from './workloads/index.js';
 
 const profile = Profile.load('default');
 
-function twoGuests(itr?: number, seed = 7): { env: SimEnvironment; host: Host; ends: Endpoints; a: EmulatedNic; b: EmulatedNic } {
+function twoGuests(itr?: number | string, seed = 7): { env: SimEnvironment; host: Host; ends: Endpoints; a: EmulatedNic; b: EmulatedNic } {
   const env = new SimEnvironment({ seed });
   const options = itr === undefined ? {} : { itr };
   const p = env.process(
@@ -90,13 +91,23 @@ describe('emulated path: two HVM guests on one host', () => {
     assert.ok(d.ga.vectorsInjected! > 0 && d.ga['exits.eoi'] === d.ga.vectorsInjected, 'each vector EOId (an exit)');
   });
 
-  it('tcp_stream and udp_stream byte-exact; under load fewer interrupts than frames (ITR and the mit_timer); Dom0 CPU is qemu', () => {
+  it('tcp_stream and udp_stream byte-exact; under load fewer interrupts than frames (ITR and the mit_timer), the sender dynamic ITR at 4000 ints/s; Dom0 CPU is qemu', () => {
     const { env, host, ends, a, b } = twoGuests();
     const s0 = snap(host, a, b);
     const cpu0 = host.hv.snapshot();
+    // The sender's ITR, sampled every 100 µs: its NAPI runs reclaim TSO packets of many
+    // full-sized segments (bulk_latency), so dynamic ITR takes it down to 4000 ints/s.
+    let senderMin = a.driver.itrRate;
+    const sample = env.timer(() => {
+      senderMin = Math.min(senderMin, a.driver.itrRate);
+      sample.setIn(100 * US);
+    });
+    sample.setIn(100 * US);
     const ts = tcpStream(env, ends, { bytes: 1_000_000, messageSize: 65536 });
     env.run({ until: ts });
+    sample.cancel();
     assert.equal(ts.value.bytesVerified, 1_000_000);
+    assert.equal(senderMin, 4000, 'the sender went to bulk_latency during the stream');
     const d = delta(s0, snap(host, a, b));
     const frames = d.b['driver.rxPackets']!;
     assert.ok(frames > 600, `frames ${frames}`);
@@ -108,6 +119,62 @@ describe('emulated path: two HVM guests on one host', () => {
     assert.ok(us.value.receivedMessages > 20, `udp_stream received ${us.value.receivedMessages}`);
     assert.equal(us.value.reordered, 0);
     assert.equal(us.value.receivedMessages + us.value.lostMessages, us.value.sentMessages);
+  });
+
+  it('dynamic ITR (InterruptThrottleRate 3, the default): a bulk receiver drops to 4000 ints/s, fewer interrupts per frame than a fixed 20000; a 1-byte tcp_rr climbs back to 20000 in steps; ITR written only on a change', () => {
+    // 8 KiB datagrams leave as six full-sized fragments: each NAPI run of the receiver cleans
+    // more than 10000 bytes in frames over 1200 bytes (bulk_latency).
+    const bulk = (g: ReturnType<typeof twoGuests>) => {
+      const s0 = snap(g.host, g.a, g.b);
+      const us = udpStream(g.env, { ...g.ends, port: 13004 }, { messageSize: 8192, timing: { warmup: 2 * MS, duration: 10 * MS } });
+      g.env.run({ until: us });
+      assert.ok(us.value.receivedMessages > 30, `udp_stream received ${us.value.receivedMessages}`);
+      return delta(s0, snap(g.host, g.a, g.b));
+    };
+    const dyn = twoGuests();
+    const fixed = twoGuests(20000);
+    const dd = bulk(dyn);
+    const df = bulk(fixed);
+    assert.equal(dyn.b.driver.itrRate, 4000, 'the receiver went to bulk_latency');
+    assert.equal(fixed.b.driver.itrRate, 20000);
+    assert.equal(fixed.b.stats()['driver.itrUpdates'], 0, 'a fixed rate is never adjusted');
+    assert.equal(fixed.b.stats()['driver.itrWrites'], 1, 'a fixed rate is programmed once, at open');
+    const perFrame = (d: ReturnType<typeof delta>): number => d.b['driver.irqs']! / d.b['driver.rxPackets']!;
+    assert.ok(
+      perFrame(dd) < 0.75 * perFrame(df),
+      `interrupts per frame: dynamic ${perFrame(dd).toFixed(3)} (${dd.b['driver.irqs']}), fixed 20000 ${perFrame(df).toFixed(3)} (${df.b['driver.irqs']})`,
+    );
+    // Request-response: each NAPI run cleans one small frame each way (low_latency; conservative
+    // mode never takes lowest_latency): 4000 -> 9000 -> 14000 -> 19000 -> 20000.
+    const rrRun = (): ReturnType<typeof delta> => {
+      const s0 = snap(dyn.host, dyn.a, dyn.b);
+      const rr = tcpRr(dyn.env, dyn.ends, { timing: { warmup: 1 * MS, duration: 4 * MS } });
+      dyn.env.run({ until: rr });
+      assert.ok(rr.value.transactions > 10);
+      return delta(s0, snap(dyn.host, dyn.a, dyn.b));
+    };
+    const r1 = rrRun();
+    assert.equal(dyn.b.driver.itrRate, 20000);
+    assert.equal(dyn.a.driver.itrRate, 20000);
+    assert.equal(r1.b['driver.itrWrites'], 4, 'four steps back up, one write each');
+    assert.ok(r1.b['driver.itrUpdates']! > 5 * r1.b['driver.itrWrites'], `${r1.b['driver.itrUpdates']} adjustments`);
+    const r2 = rrRun();
+    assert.equal(r2.b['driver.itrWrites'], 0, 'steady at 20000: no writes');
+    assert.equal(r2.a['driver.itrWrites'], 0);
+    // Every write the driver made reached the device and changed the register.
+    for (const s of [dyn.a.stats(), dyn.b.stats()]) {
+      assert.equal(s['device.itrWrites'], s['driver.itrWrites']);
+      assert.equal(s['device.itrChanges'], s['device.itrWrites']);
+    }
+  });
+
+  it("dynamic mode (InterruptThrottleRate 1, or 'dynamic') takes 1-byte request-response to lowest_latency: 70000 ints/s (ITR 55)", () => {
+    const g = twoGuests('dynamic');
+    const rr = tcpRr(g.env, g.ends, { timing: { warmup: 1 * MS, duration: 4 * MS } });
+    g.env.run({ until: rr });
+    assert.equal(g.a.driver.itrRate, 70000);
+    assert.equal(g.b.driver.itrRate, 70000);
+    assert.equal(g.b.qemu.device.peek(E1000_ITR), 55, 'the ITR register');
   });
 
   it('is deterministic: the same seed gives the same counters', () => {

@@ -115,6 +115,11 @@ export interface E1000Stats {
   /** Frames dropped: no/too few buffers (RXO), receiver off, oversize, filtered. */
   rxDropped: number;
   irqRaised: number;
+  /** Mitigation windows in which a rising edge was held back until the window closed. */
+  irqDeferred: number;
+  /** ITR writes, and those that changed its value. */
+  itrWrites: number;
+  itrChanges: number;
   /** TDH wrapped back to where start_xmit began (the tail was beyond the ring, or the ring is nonsense). */
   txWrapStalls: number;
   /** Bytes moved by DMA. */
@@ -176,6 +181,8 @@ export class E1000Device {
   private mitTimerOn = false;
   private mitIrqLevel = false;
   private mitIde = false;
+  /** An edge is being held back in the current window (counted once per window). */
+  private mitHeld = false;
   private readonly mitTimer: Timer;
   private tx: TxState = {
     ipcss: 0,
@@ -206,6 +213,9 @@ export class E1000Device {
     rxDescs: 0,
     rxDropped: 0,
     irqRaised: 0,
+    irqDeferred: 0,
+    itrWrites: 0,
+    itrChanges: 0,
     txWrapStalls: 0,
     dmaBytes: 0,
   };
@@ -234,6 +244,7 @@ export class E1000Device {
     this.mitTimerOn = false;
     this.mitIrqLevel = false;
     this.mitIde = false;
+    this.mitHeld = false;
     this.mac.fill(0);
     this.mac[r(E1000_STATUS)] = E1000_STATUS_RESET;
     this.mac[r(E1000_CTRL)] = 0x00000240; // E1000_CTRL_SPD_1000 | E1000_CTRL_SLU
@@ -331,9 +342,13 @@ export class E1000Device {
       case E1000_TDLEN:
         this.mac[r(o)] = val & DLEN_MASK; // set_dlen: a ring is a multiple of 128 bytes
         return;
+      case E1000_ITR:
+        this.stats.itrWrites++;
+        if ((val & 0xffff) !== this.mac[r(o)]) this.stats.itrChanges++;
+        this.mac[r(o)] = val & 0xffff; // set_16bit; the next mitigation window uses it
+        return;
       case E1000_RDH:
       case E1000_TDH:
-      case E1000_ITR:
       case E1000_RDTR:
       case E1000_RADV:
       case E1000_TADV:
@@ -371,7 +386,11 @@ export class E1000Device {
     const pending = (m[r(E1000_IMS)]! & m[r(E1000_ICR)]!) >>> 0;
     if (!this.mitIrqLevel && pending !== 0) {
       // A rising edge: postponed while inside the mitigation window.
-      if (this.mitTimerOn) return;
+      if (this.mitTimerOn) {
+        if (!this.mitHeld) this.stats.irqDeferred++;
+        this.mitHeld = true;
+        return;
+      }
       let delay = 0;
       const upd = (x: number): void => {
         if (x !== 0 && (delay === 0 || x < delay)) delay = x;
@@ -395,6 +414,7 @@ export class E1000Device {
   /** e1000_mit_timer: the window closed; the line is re-evaluated. */
   private mitTimerFired(): void {
     this.mitTimerOn = false;
+    this.mitHeld = false;
     this.setInterruptCause(this.mac[r(E1000_ICR)]!);
   }
 

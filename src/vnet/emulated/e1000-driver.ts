@@ -19,6 +19,7 @@ import type { Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
 import { TP_RX_DELIVER, TP_TX_START } from '../trace-points.js';
 import type { EmulatedCosts } from './costs.js';
+import { itrConfig, itrRegister, LOWEST_LATENCY, setItr, type ItrInterval, type ItrState } from './e1000-itr.js';
 import * as R from './e1000-regs.js';
 
 /** Ring sizes Linux's e1000 uses by default (E1000_DEFAULT_TXD / E1000_DEFAULT_RXD). */
@@ -63,6 +64,9 @@ export interface E1000DriverStats {
   mmioReads: number;
   mmioWrites: number;
   watchdogRuns: number;
+  /** e1000_set_itr runs (NAPI runs that finished their work, in a dynamic mode), and the ITR writes they made (only on a change). */
+  itrUpdates: number;
+  itrWrites: number;
 }
 
 /** Where the device is, as the guest finds it on its PCI bus: BAR 0, the GSI of its INTA and the vector Linux gave it. */
@@ -76,6 +80,9 @@ interface TxBuf {
   pkt: Packet | null;
   /** The index of the packet's last descriptor (where DD is looked for), on its first one. */
   last: number;
+  /** What the packet is on the wire, for the ITR statistics (buffer_info->segs, bytecount). */
+  segs: number;
+  bytes: number;
 }
 
 /**
@@ -103,8 +110,13 @@ interface TxBuf {
  * - the watchdog every 2 s: STATUS and the statistics registers (e1000_update_stats, reduced
  *   to the counters QEMU keeps).
  *
- * Decisions: ITR is fixed at InterruptThrottleRate's value (default 20000 → ITR 195, 3.18's
- * "dynamic conservative" adjustment of it is not modelled); TSO on, as 3.18 sets NETIF_F_TSO
+ * - interrupt throttling (e1000-itr.ts): InterruptThrottleRate as the module parameter takes
+ *   it, by default 3 (dynamic conservative): ITR first 195 (20000 ints/s); at the end of each
+ *   NAPI run that finished its work, e1000_set_itr classifies what the run cleaned (TX: each
+ *   TSO packet as its segments; RX: frames without FCS) and moves the rate between 20000 and
+ *   4000 (70000 too in mode 1), writing ITR only when it changes; a fixed rate is programmed once.
+ *
+ * Decisions: TSO on, as 3.18 sets NETIF_F_TSO
  * for the 82540 (mac_type >= e1000_82544) and QEMU segments in software; RX
  * checksums are not offered (QEMU sets no TCPCS), so the stack verifies them.
  */
@@ -129,6 +141,8 @@ export class E1000Driver implements NetDevice {
     mmioReads: 0,
     mmioWrites: 0,
     watchdogRuns: 0,
+    itrUpdates: 0,
+    itrWrites: 0,
   };
   readonly napi: Napi;
   private upper: DeviceUpper | null = null;
@@ -139,7 +153,7 @@ export class E1000Driver implements NetDevice {
   private rxRing = 0;
   private txPage: Uint8Array = new Uint8Array(0);
   private rxPage: Uint8Array = new Uint8Array(0);
-  private readonly txBufs: TxBuf[] = Array.from({ length: E1000_DEFAULT_TXD }, () => ({ pkt: null, last: -1 }));
+  private readonly txBufs: TxBuf[] = Array.from({ length: E1000_DEFAULT_TXD }, () => ({ pkt: null, last: -1, segs: 0, bytes: 0 }));
   private txNtu = 0;
   private txNtc = 0;
   private readonly rxBufs: (PacketBuffer | null)[] = new Array<PacketBuffer | null>(E1000_DEFAULT_RXD).fill(null);
@@ -151,6 +165,13 @@ export class E1000Driver implements NetDevice {
   private tdtPending = false;
   private rdtPending = false;
   private watchdog: Timer | null = null;
+  /** adapter->itr_setting and the dynamic state (adapter->itr, tx_itr, rx_itr). */
+  private readonly itrSetting: number;
+  private itr: ItrState;
+  private gigabit = true;
+  /** What the current NAPI run cleaned (adapter->total_*), and whether a run is scheduled (napi_schedule_prep). */
+  private readonly interval: ItrInterval = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
+  private napiScheduled = false;
 
   constructor(
     private readonly env: Env,
@@ -161,9 +182,12 @@ export class E1000Driver implements NetDevice {
     private readonly memory: PacketMemory,
     private readonly res: E1000Resources,
     private readonly costs: EmulatedCosts,
-    /** InterruptThrottleRate in interrupts/s (0: ITR off). */
-    private readonly itrRate = 20000,
+    /** The InterruptThrottleRate module parameter: 0 off, 1 dynamic, 3 dynamic conservative (default), 100-100000 a fixed rate (ints/s). */
+    interruptThrottleRate = 3,
   ) {
+    const cfg = itrConfig(interruptThrottleRate);
+    this.itrSetting = cfg.setting;
+    this.itr = { rate: cfg.rate, txRange: LOWEST_LATENCY, rxRange: LOWEST_LATENCY };
     this.lock = new Resource(env, 1);
     this.napi = { poll: () => this.poll(), complete: () => this.complete() };
   }
@@ -266,7 +290,7 @@ export class E1000Driver implements NetDevice {
     yield* this.wr(R.E1000_RCTL, 0);
     yield* this.wr(R.E1000_RDTR, DEFAULT_RDTR);
     yield* this.wr(R.E1000_RADV, DEFAULT_RADV);
-    yield* this.wr(R.E1000_ITR, this.itrRate > 0 ? Math.floor(1_000_000_000 / (this.itrRate * 256)) : 0);
+    if (this.itrSetting !== 0) yield* this.writeItr(this.itr.rate);
     yield* this.wr(R.E1000_RDBAL, this.rxRing >>> 0);
     yield* this.wr(R.E1000_RDBAH, Math.floor(this.rxRing / 2 ** 32));
     yield* this.wr(R.E1000_RDLEN, E1000_DEFAULT_RXD * R.DESC_SIZE);
@@ -280,6 +304,7 @@ export class E1000Driver implements NetDevice {
     yield* this.rd(R.E1000_STATUS);
     const status = yield* this.rd(R.E1000_STATUS);
     this.up = (status & R.E1000_STATUS_LU) !== 0;
+    this.gigabit = (status & R.E1000_STATUS_SPEED_MASK) === R.E1000_STATUS_SPEED_1000;
     this.watchdog = this.env.timer(() => this.later(() => this.watchdogTask()));
     this.watchdog.setIn(WATCHDOG_PERIOD_NS);
     return true;
@@ -378,7 +403,7 @@ export class E1000Driver implements NetDevice {
       dv.setUint8(12, 0);
       dv.setUint8(13, hdrLen);
       dv.setUint16(14, pkt.gsoSize, true);
-      this.txBufs[i] = { pkt: null, last: -1 };
+      this.txBufs[i] = { pkt: null, last: -1, segs: 0, bytes: 0 };
       i = (i + 1) % n;
       upper = (R.E1000_TXD_POPTS_TXSM | R.E1000_TXD_POPTS_IXSM) << 8;
       dext = R.E1000_TXD_CMD_DEXT | R.E1000_TXD_DTYP_D | R.E1000_TXD_CMD_TSE;
@@ -393,7 +418,7 @@ export class E1000Driver implements NetDevice {
       dv.setUint16(6, 0, true);
       dv.setUint32(8, R.E1000_TXD_CMD_DEXT >>> 0, true);
       dv.setUint32(12, 0, true);
-      this.txBufs[i] = { pkt: null, last: -1 };
+      this.txBufs[i] = { pkt: null, last: -1, segs: 0, bytes: 0 };
       i = (i + 1) % n;
       upper = R.E1000_TXD_POPTS_TXSM << 8;
       dext = R.E1000_TXD_CMD_DEXT | R.E1000_TXD_DTYP_D;
@@ -405,7 +430,7 @@ export class E1000Driver implements NetDevice {
       while (left > 0) {
         const len = Math.min(left, MAX_DATA_PER_TXD);
         this.putTxDesc(i, gpa, len | dext | R.E1000_TXD_CMD_IFCS, upper);
-        this.txBufs[i] = { pkt: null, last: -1 };
+        this.txBufs[i] = { pkt: null, last: -1, segs: 0, bytes: 0 };
         lastIdx = i;
         i = (i + 1) % n;
         gpa += len;
@@ -416,7 +441,9 @@ export class E1000Driver implements NetDevice {
     const dv = new DataView(this.txPage.buffer, this.txPage.byteOffset + lastIdx * R.DESC_SIZE, R.DESC_SIZE);
     dv.setUint32(8, (dv.getUint32(8, true) | R.E1000_TXD_CMD_EOP | R.E1000_TXD_CMD_RS | R.E1000_TXD_CMD_IDE) >>> 0, true);
     // The packet is reclaimed from its first descriptor (the context one, if any) once its last has DD.
-    this.txBufs[first] = { pkt, last: lastIdx };
+    // e1000_tx_map: a TSO packet counts as its segments, each with its own copy of the headers.
+    const segs = tso && pkt.gsoSize > 0 ? Math.max(1, Math.ceil((pkt.length - hdrLen) / pkt.gsoSize)) : 1;
+    this.txBufs[first] = { pkt, last: lastIdx, segs, bytes: (segs - 1) * hdrLen + pkt.length };
     this.txNtu = i;
     this.stats.txPackets++;
     this.stats.txBytes += pkt.length;
@@ -449,7 +476,9 @@ export class E1000Driver implements NetDevice {
       const b = this.txBufs[this.txNtc]!;
       if (b.pkt === null || (this.txPage[b.last * R.DESC_SIZE + 12]! & R.E1000_TXD_STAT_DD) === 0) break;
       b.pkt.release();
-      this.txBufs[this.txNtc] = { pkt: null, last: -1 };
+      this.interval.txPackets += b.segs;
+      this.interval.txBytes += b.bytes;
+      this.txBufs[this.txNtc] = { pkt: null, last: -1, segs: 0, bytes: 0 };
       const end = (b.last + 1) % n;
       cleaned += (end - this.txNtc + n) % n;
       this.txNtc = end;
@@ -477,6 +506,11 @@ export class E1000Driver implements NetDevice {
     // Interrupts off until the poll is done; E1000_WRITE_FLUSH reads STATUS.
     yield* this.wr(R.E1000_IMC, 0xffffffff);
     yield* this.rd(R.E1000_STATUS);
+    if (!this.napiScheduled) {
+      // napi_schedule_prep succeeded: a new NAPI run, a new interval for e1000_set_itr.
+      this.napiScheduled = true;
+      this.interval.txPackets = this.interval.txBytes = this.interval.rxPackets = this.interval.rxBytes = 0;
+    }
     this.upper?.napiSchedule(this.napi);
   }
 
@@ -553,17 +587,37 @@ export class E1000Driver implements NetDevice {
       pkt.csum = CSUM_NONE;
       this.stats.rxPackets++;
       this.stats.rxBytes += length;
+      this.interval.rxPackets++;
+      this.interval.rxBytes += length; // total_rx_bytes: without the FCS
       const tr = this.env.trace;
       if (tr.enabled(TP_RX_DELIVER)) tr.emit(TP_RX_DELIVER, { path: 'emulated', domid: this.xg.domid, dev: this.name, len: length });
       return pkt;
     }
   }
 
-  /** napi_complete, the refill of what was cleaned, then e1000_irq_enable (IMS and a flush). */
+  /** e1000_clean's end: the refill of what was cleaned, e1000_set_itr in a dynamic mode, napi_complete, e1000_irq_enable (IMS and a flush). */
   private complete(): void {
     this.cleanTx();
     this.refill();
+    this.napiScheduled = false;
+    if ((this.itrSetting & 3) !== 0) {
+      this.stats.itrUpdates++;
+      const { state, changed } = setItr(this.itrSetting, this.itr, this.gigabit, this.interval);
+      this.itr = state;
+      // The register is written only when the rate changed.
+      if (changed) this.later(() => this.writeItr(state.rate));
+    }
     this.later(() => this.irqEnable());
+  }
+
+  /** The interrupt rate the driver has programmed (adapter->itr, ints/s; 0 with ITR off). */
+  get itrRate(): number {
+    return this.itr.rate;
+  }
+
+  private *writeItr(rate: number): ProcessGenerator<void> {
+    this.stats.itrWrites++;
+    yield* this.wr(R.E1000_ITR, itrRegister(rate));
   }
 
   private *irqEnable(): ProcessGenerator<void> {

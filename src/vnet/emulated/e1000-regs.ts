@@ -82,6 +82,9 @@ export const E1000_STATS = [
 export const E1000_CTRL_RST = 1 << 26;
 export const E1000_CTRL_SLU = 1 << 6;
 export const E1000_STATUS_LU = 1 << 1;
+/** STATUS.SPEED (bits 7:6): 10b is 1000 Mb/s. */
+export const E1000_STATUS_SPEED_MASK = 0x000000c0;
+export const E1000_STATUS_SPEED_1000 = 0x00000080;
 /** QEMU's reset STATUS: GIO master enable, ASDV 1000, MTXCKOK, 1000 Mb/s, full duplex, link up. */
 export const E1000_STATUS_RESET = 0x80080783;
 

@@ -3,6 +3,7 @@ import { mac } from '../../net/index.js';
 import { hvmPciIntxGsi } from '../../xen/index.js';
 import type { AttachedNic, BridgePortHandle, IoPath, NicSpec, PathHost, PathKernel } from '../path.js';
 import { emulatedCosts } from './costs.js';
+import { DEFAULT_ITR, MAX_ITR, MIN_ITR, validInterruptThrottleRate } from './e1000-itr.js';
 import { E1000Driver } from './e1000-driver.js';
 import { QemuDm, type E1000Placement } from './qemu-dm.js';
 import { TapDevice } from './tap.js';
@@ -16,18 +17,27 @@ export const FIRST_DEVICE_VECTOR = 0x41;
 
 /** Options of an `emulated` NIC (NicSpec.options). */
 export interface EmulatedOptions {
-  /** e1000's InterruptThrottleRate module parameter (interrupts/s; 0 turns ITR off). Default 20000. */
+  /**
+   * e1000's InterruptThrottleRate module parameter as Linux 3.18 takes it: 0 turns ITR off, 1
+   * (or 'dynamic') is dynamic mode, 3 (or 'dynamic-conservative', the default) dynamic
+   * conservative mode, 100 to 100000 a fixed rate in interrupts/s. Held as the number.
+   */
   itr?: number;
 }
+
+const ITR_NAMES: Readonly<Record<string, number>> = { off: 0, dynamic: 1, 'dynamic-conservative': 3 };
 
 export function parseEmulatedOptions(o: Readonly<Record<string, unknown>>, where: string): EmulatedOptions {
   const errs: string[] = [];
   const out: EmulatedOptions = {};
   for (const [k, v] of Object.entries(o)) {
     if (k === 'itr') {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100000)
-        errs.push(`itr: expected InterruptThrottleRate, an integer from 0 to 100000 interrupts/s, got ${JSON.stringify(v)}`);
-      else out.itr = v;
+      const n = typeof v === 'string' ? ITR_NAMES[v] : v;
+      if (typeof n !== 'number' || !validInterruptThrottleRate(n))
+        errs.push(
+          `itr: expected InterruptThrottleRate: 0 (off), 1 or 'dynamic', 3 or 'dynamic-conservative' (the default), or a fixed rate of ${MIN_ITR} to ${MAX_ITR} interrupts/s (4, simplified mode, is not modelled), got ${JSON.stringify(v)}`,
+        );
+      else out.itr = n;
     } else errs.push(`${k}: not an option of the emulated path (itr)`);
   }
   if (errs.length > 0) throw new Error(`${where}: invalid emulated options:\n${errs.map((e) => `  - ${e}`).join('\n')}`);
@@ -110,7 +120,7 @@ export class EmulatedPath implements IoPath {
       guest.memory,
       res,
       costs,
-      opts.itr ?? 20000,
+      opts.itr ?? DEFAULT_ITR,
     );
     const ok = yield* drv.open();
     if (!ok) throw new Error(`${where}: e1000 probe failed (EEPROM checksum)`);
