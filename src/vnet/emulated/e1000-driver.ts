@@ -116,6 +116,10 @@ interface TxBuf {
  * is an MMIO access to BAR 0 that exits to Xen and becomes an ioreq for qemu-dm; the vCPU
  * waits for it. Accesses are serialized (one CPU, one outstanding access).
  *
+ * - probe (the PCI core's part and e1000_probe's): the device found, BAR 0 sized and read,
+ *   decode and bus mastering enabled, pin and line read, all through config space (port I/O
+ *   to CONFIG_ADDRESS/CONFIG_DATA, PCI_CONFIG ioreqs to qemu-dm); close disables bus mastering;
+ *
  * - open (e1000_configure_tx/rx, e1000_setup_rctl, e1000_irq_enable): ring bases, lengths,
  *   heads and tails, TIPG/TIDV/TADV, RDTR/RADV, ITR from InterruptThrottleRate, RCTL/TCTL,
  *   the RX ring filled with 2 KiB buffers (RDT = the last one filled), IMS;
