@@ -108,6 +108,18 @@ describe('emulated NIC: PCI config space through CONFIG_ADDRESS / CONFIG_DATA', 
     assert.equal(q.ioreqs - q.configIoreqs - q.pioIoreqs, a.driver.stats.mmioReads + a.driver.stats.mmioWrites, 'the rest are register accesses');
   });
 
+  it("e1000's accesses are never buffered: Xen 4.5 buffers only standard-VGA writes; every register write is a synchronous ioreq", () => {
+    const { env, host } = build(['a', 'b']);
+    const a = nic(host, 'a');
+    const ga = host.guest('a').domain.counters;
+    const q0 = a.qemu.stats.ioreqs;
+    const w0 = a.driver.stats.mmioWrites + a.driver.stats.mmioReads;
+    assert.ok(ping(env, host, 'a', '10.0.0.2', 1));
+    assert.equal(ga.ioreqsBuffered, 0);
+    assert.equal(ga.ioreqsBufferFull, 0);
+    assert.equal(a.qemu.stats.ioreqs - q0, a.driver.stats.mmioWrites + a.driver.stats.mmioReads - w0, 'each write waited for qemu-dm');
+  });
+
   it('BAR sizing: all ones reads back the 128 KiB mask (and the 64-port I/O mask); while sized, the BAR decodes nowhere; restored, it is back', () => {
     const { env, host } = build(['a', 'b']);
     const a = nic(host, 'a');
