@@ -266,6 +266,10 @@ export const ENTRIES = {
     dim: 'time',
     doc: 'qemu dispatching one MMIO ioreq to the e1000 (handle_ioreq, address_space_rw, the memory-region dispatch, e1000_mmio_read/write and the register handler), besides what the access triggers',
   },
+  'emulated.qemu.configAccess': {
+    dim: 'time',
+    doc: 'qemu dispatching one PCI config-space ioreq (cpu_ioreq_config → pci_host_config_read/write_common → pci_default_read/write_config, e1000_write_config) or port ioreq (cpu_ioreq_pio, the host bridge or an I/O BAR), besides any dm_op the write causes',
+  },
   'emulated.qemu.txDesc': {
     dim: 'time',
     doc: 'start_xmit per TX descriptor: the descriptor read through the map cache, process_tx_desc, txdesc_writeback',

@@ -32,6 +32,11 @@ export class DomainCounters {
   /** Emulated accesses forwarded to an ioreq server, and those no server claimed. */
   ioreqs = 0;
   ioUnclaimed = 0;
+  /** Of `ioreqs`: PCI config-space accesses (IOREQ_TYPE_PCI_CONFIG). */
+  ioreqsPciConfig = 0;
+  /** Writes put on a buffered ioreq ring (not in `ioreqs`), and those a full ring sent the synchronous way. */
+  ioreqsBuffered = 0;
+  ioreqsBufferFull = 0;
   /** Emulated accesses Xen handled itself (the virtual IOAPIC). */
   ioInternal = 0;
 

@@ -1,5 +1,11 @@
 import { PRIO_IRQ, wait, type SimEvent } from '../sim/index.js';
 import {
+  BUF_IOREQ,
+  BUF_IOREQ_ADDR_SHIFT,
+  BUF_IOREQ_DIR_SHIFT,
+  BUF_IOREQ_SIZE,
+  BUF_IOREQ_SIZE_SHIFT,
+  BUFFERED_IOPAGE,
   EEXIST,
   EINVAL,
   ENOENT,
@@ -8,12 +14,15 @@ import {
   EPERM,
   ESRCH,
   IOREQ,
+  IOREQ_BUFFER_SLOT_NUM,
   IOREQ_DIR,
   IOREQ_READ,
   IOREQ_SIZE,
   IOREQ_STATE_MASK,
   IOREQ_TYPE_COPY,
+  IOREQ_TYPE_PCI_CONFIG,
   IOREQ_TYPE_PIO,
+  IOREQ_WRITE,
   PAGE_SIZE,
   STATE_IOREQ_INPROCESS,
   STATE_IOREQ_NONE,
@@ -33,9 +42,10 @@ import {
   XEN_DMOP_set_ioreq_server_state,
   XEN_DMOP_unmap_io_range_from_ioreq_server,
   XENMEM_resource_ioreq_server,
+  XENMEM_resource_ioreq_server_frame_bufioreq,
   XENMEM_resource_ioreq_server_frame_ioreq,
 } from './abi/index.js';
-import { getU64, setU32, setU64 } from './bytes.js';
+import { getU32, getU64, setU32, setU64 } from './bytes.js';
 import type { ExitReason } from './counters.js';
 import type { Domain } from './domain.js';
 import type { Hypervisor } from './hypervisor.js';
@@ -46,6 +56,18 @@ import type { Vcpu } from './vcpu.js';
 /** MAX_NR_IOREQ_SERVERS and MAX_NR_IO_RANGES (xen/include/xen/ioreq.h). */
 const MAX_NR_IOREQ_SERVERS = 8;
 const MAX_NR_IO_RANGES = 256;
+
+/** The PCI configuration mechanism #1 ports (CONFIG_ADDRESS, CONFIG_DATA) and CF8's fields (hvm_select_ioreq_server). */
+export const PCI_CONFIG_ADDRESS = 0xcf8;
+export const PCI_CONFIG_DATA = 0xcfc;
+const CF8_ENABLED = 0x80000000;
+const cf8Bdf = (cf8: number): number => (cf8 & 0x00ffff00) >>> 8;
+const cf8AddrLo = (cf8: number): number => cf8 & 0x000000fc;
+const cf8AddrHi = (cf8: number): number => (cf8 & 0x0f000000) >>> 16;
+
+/** The standard VGA memory window Xen 4.5 buffers writes to (stdvga.c: VGA_MEM_BASE, VGA_MEM_SIZE). */
+export const VGA_MEM_BASE = 0xa0000;
+export const VGA_MEM_SIZE = 0x20000;
 
 /** dm_op arguments (struct xen_dm_op and its union members), `domid` being the target. */
 export type DmOp =
@@ -92,6 +114,9 @@ interface Waiter {
 class IoreqServer {
   /** The synchronous ioreq page: one ioreq_t per vCPU, shared with the device model. */
   readonly page = new Uint8Array(PAGE_SIZE);
+  /** The buffered ioreq page (struct buffered_iopage) and its port (bufioreq_evtchn, vCPU 0's), if the server handles them. */
+  bufPage: Uint8Array | null = null;
+  bufPort = 0;
   readonly ranges: IoRange[] = [];
   enabled = false;
   /** Per vCPU: the guest's Xen-attached port the device model binds (vp_eport). */
@@ -110,6 +135,11 @@ class IoreqServer {
     const rtype = type === IOREQ_TYPE_PIO ? XEN_DMOP_IO_RANGE_PORT : XEN_DMOP_IO_RANGE_MEMORY;
     const end = addr + size - 1;
     return this.ranges.some((r) => r.type === rtype && r.start <= addr && end <= r.end);
+  }
+
+  /** rangeset_contains_singleton of the PCI rangeset. */
+  claimsPci(sbdf: number): boolean {
+    return this.ranges.some((r) => r.type === XEN_DMOP_IO_RANGE_PCI && r.start <= sbdf && sbdf <= r.end);
   }
 }
 
@@ -135,9 +165,25 @@ function ones(size: number): bigint {
  * IORESP_READY and notifies back; Xen takes the result (→ NONE), wakes the vCPU and completes
  * the instruction. An access no server claims goes to the null handler (reads all ones,
  * writes dropped).
+ *
+ * PCI config space (Xen 4.5's hvm_access_cf8 and hvm_select_ioreq_server): a 4-byte write to
+ * CONFIG_ADDRESS (0xcf8) is latched per domain, then goes on like any port access; an access
+ * to CONFIG_DATA (0xcfc-0xcff) while the latch has its enable bit is routed by the BDF it
+ * names: to the server that claimed that SBDF (XEN_DMOP_IO_RANGE_PCI) as an
+ * IOREQ_TYPE_PCI_CONFIG ioreq with addr = SBDF << 32 | register, or, with no such server, to
+ * the default server (none here: the null handler, so an absent device reads all ones).
+ *
+ * Buffered ioreqs (hvm_buffered_io_send): a server created with handle_bufioreq has a second
+ * page, a ring of IOREQ_BUFFER_SLOT_NUM slots with free-running read/write pointers, and a
+ * port (bufioreq_port). Xen 4.5 puts on it only what needs no answer from the device model:
+ * MMIO writes to the standard VGA window (stdvga_intercept_mmio, outside its caching mode)
+ * below 1 MiB; the vCPU goes on at once after a notification on bufioreq_port. A full ring
+ * (or a server without the page) sends the access the synchronous way.
  */
 export class IoreqServers {
   private readonly servers = new Map<Domain, (IoreqServer | undefined)[]>();
+  /** d->arch.hvm_domain.pci_cf8: each domain's last 4-byte CONFIG_ADDRESS write. */
+  private readonly cf8 = new Map<Domain, number>();
 
   constructor(private readonly hv: Hypervisor) {}
 
@@ -169,7 +215,7 @@ export class IoreqServers {
     if (s === undefined || s.dm !== caller) return -ENOENT;
     switch (a.op) {
       case XEN_DMOP_get_ioreq_server_info:
-        a.bufioreq_port = 0; // no buffered ioreq page in the model
+        a.bufioreq_port = s.bufPort; // 0 without a buffered ioreq page
         return 0;
       case XEN_DMOP_map_io_range_to_ioreq_server:
       case XEN_DMOP_unmap_io_range_from_ioreq_server:
@@ -197,17 +243,24 @@ export class IoreqServers {
   private create(dm: Domain, d: Domain, a: { handle_bufioreq: number; id?: number }): number {
     const hb = a.handle_bufioreq & 0xff;
     if (hb > 2) return -EINVAL;
-    if (hb !== 0) return -EOPNOTSUPP; // buffered ioreqs (standard VGA only on x86) are not modelled
     const list = this.list(d);
     let id = 0;
     while (id < MAX_NR_IOREQ_SERVERS && list[id] !== undefined) id++;
     if (id === MAX_NR_IOREQ_SERVERS) return -ENOSPC;
     const s = new IoreqServer(id, d, dm);
+    if (hb !== 0) {
+      // LEGACY and ATOMIC differ only in how the device model moves read_pointer; Xen writes the same way.
+      const port = this.hv.evtchn.allocXenPort(d, 0, dm.domid, () => {});
+      if (port < 0) return port;
+      s.bufPage = new Uint8Array(PAGE_SIZE);
+      s.bufPort = port;
+    }
     for (const v of d.vcpus) {
       const vid = v.id;
       const port = this.hv.evtchn.allocXenPort(d, vid, dm.domid, (_p, from) => this.response(s, vid, from));
       if (port < 0) {
         for (const p of s.ports) this.hv.evtchn.freeXenPort(d, p);
+        if (s.bufPage !== null) this.hv.evtchn.freeXenPort(d, s.bufPort);
         return port;
       }
       s.ports.push(port);
@@ -244,13 +297,17 @@ export class IoreqServers {
     s.waiting.forEach((w, vid) => {
       if (w !== null) this.complete(s, vid, ~0n, null);
     });
-    if (!s.target.dying) for (const p of s.ports) this.hv.evtchn.freeXenPort(s.target, p);
+    if (!s.target.dying) {
+      for (const p of s.ports) this.hv.evtchn.freeXenPort(s.target, p);
+      if (s.bufPage !== null) this.hv.evtchn.freeXenPort(s.target, s.bufPort);
+    }
   }
 
   /** Domain destruction: every server of the dying domain goes. */
   destroyAll(d: Domain): void {
     for (const s of this.servers.get(d) ?? []) if (s !== undefined) this.destroy(s);
     this.servers.delete(d);
+    this.cf8.delete(d);
   }
 
   /** XENMEM_acquire_resource of an ioreq server's page, for the device model that owns it. */
@@ -261,8 +318,15 @@ export class IoreqServers {
     if (!caller.privileged) return -EPERM;
     const s = this.list(d)[a.id >>> 0];
     if (s === undefined || s.dm !== caller) return -ENOENT;
-    if (a.frame !== XENMEM_resource_ioreq_server_frame_ioreq(0) || a.nr_frames !== 1) return -EINVAL;
-    a.frames = [s.page];
+    // Frame 0 is the buffered page (only if the server has one), frame 1 the synchronous one.
+    if (!Number.isSafeInteger(a.frame) || !Number.isSafeInteger(a.nr_frames) || a.nr_frames < 1) return -EINVAL;
+    const frames: Uint8Array[] = [];
+    for (let f = a.frame; f < a.frame + a.nr_frames; f++) {
+      if (f === XENMEM_resource_ioreq_server_frame_bufioreq && s.bufPage !== null) frames.push(s.bufPage);
+      else if (f === XENMEM_resource_ioreq_server_frame_ioreq(0)) frames.push(s.page);
+      else return -EINVAL;
+    }
+    a.frames = frames;
     return 0;
   }
 
@@ -305,7 +369,21 @@ export class IoreqServers {
       this.hv.intr.onGuestEntry(v);
       return BigInt.asUintN(size * 8, r);
     }
-    const s = (this.servers.get(d) ?? []).find((x) => x !== undefined && x.enabled && x.claims(type, addr, size));
+    if (type === IOREQ_TYPE_PIO && addr >= PCI_CONFIG_ADDRESS && addr + size <= PCI_CONFIG_ADDRESS + 4 && dir === IOREQ_WRITE && size === 4) {
+      // hvm_access_cf8: latched, then on to the device models ("fall through to the catch all emulator").
+      this.cf8.set(d, Number(value));
+    }
+    const sel = this.select(d, type, addr, size);
+    const s = sel.server;
+    type = sel.type;
+    addr = sel.addr;
+    if (s !== undefined && s.bufPage !== null && this.bufferable(type, dir, addr, size) && this.bufferedSend(s, v, type, dir, addr, size, value)) {
+      d.counters.ioreqsBuffered++;
+      if (t.enabled(TP_IOREQ)) t.emit(TP_IOREQ, { domid: d.domid, vcpu: v.name, server: s.id, type, dir, addr, size, data: value });
+      yield v.exec(c.evtchnSend + c.vmentry, 'xen', PRIO_IRQ);
+      this.hv.intr.onGuestEntry(v);
+      return 0n;
+    }
     if (t.enabled(TP_IOREQ)) t.emit(TP_IOREQ, { domid: d.domid, vcpu: v.name, server: s?.id ?? null, type, dir, addr, size, data: value });
     let result: bigint;
     if (s === undefined) {
@@ -329,6 +407,7 @@ export class IoreqServers {
       p[slot + IOREQ.flags] = dir === IOREQ_READ ? IOREQ_DIR : 0; // data_is_ptr 0, df 0, state NONE
       setState(p, slot, STATE_IOREQ_READY); // published last
       d.counters.ioreqs++;
+      if (type === IOREQ_TYPE_PCI_CONFIG) d.counters.ioreqsPciConfig++;
       yield v.exec(c.evtchnSend, 'xen', PRIO_IRQ);
       // Blocked in Xen until the device model answers: nothing else runs on the vCPU meanwhile.
       const answered = this.hv.env.event<{ value: bigint; completion: SimEvent<void> }>();
@@ -341,6 +420,55 @@ export class IoreqServers {
     }
     this.hv.intr.onGuestEntry(v);
     return dir === IOREQ_READ ? BigInt.asUintN(size * 8, result) : 0n;
+  }
+
+  /**
+   * hvm_select_ioreq_server: the server an access goes to, and the type and address the
+   * ioreq carries (a CONFIG_DATA access to a claimed BDF becomes IOREQ_TYPE_PCI_CONFIG).
+   */
+  private select(d: Domain, type: number, addr: number, size: number): { server: IoreqServer | undefined; type: number; addr: number } {
+    const list = (this.servers.get(d) ?? []).filter((x): x is IoreqServer => x !== undefined && x.enabled);
+    const cf8 = this.cf8.get(d) ?? 0;
+    if (type === IOREQ_TYPE_PIO && (addr & ~3) === PCI_CONFIG_DATA && (cf8 & CF8_ENABLED) !== 0) {
+      // PCI config data cycle: segment 0, the latched BDF; the register from CF8 and the port's low bits.
+      const sbdf = cf8Bdf(cf8);
+      const server = list.find((x) => x.claimsPci(sbdf));
+      if (server === undefined) return { server: undefined, type, addr }; // the default server: none in the model
+      return { server, type: IOREQ_TYPE_PCI_CONFIG, addr: sbdf * 2 ** 32 + (cf8AddrHi(cf8) | cf8AddrLo(cf8) | (addr & 3)) };
+    }
+    return { server: list.find((x) => x.claims(type, addr, size)), type, addr };
+  }
+
+  /** hvm_buffered_io_intercept in Xen 4.5: only writes to the standard VGA window (stdvga_intercept_mmio). */
+  private bufferable(type: number, dir: number, addr: number, size: number): boolean {
+    return type === IOREQ_TYPE_COPY && dir === IOREQ_WRITE && addr >= VGA_MEM_BASE && addr + size <= VGA_MEM_BASE + VGA_MEM_SIZE;
+  }
+
+  /** hvm_buffered_io_send: into the ring and a notification on bufioreq_port; false sends it the synchronous way. */
+  private bufferedSend(s: IoreqServer, v: Vcpu, type: number, dir: number, addr: number, size: number, data: bigint): boolean {
+    const pg = s.bufPage!;
+    // addr is a 20-bit field; data_is_ptr and count > 1 are never buffered (the model has neither).
+    if (addr > 0xfffff) return false;
+    const code = size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3;
+    const qw = size === 8 ? 1 : 0;
+    const rp = getU32(pg, BUFFERED_IOPAGE.read_pointer);
+    const wp = getU32(pg, BUFFERED_IOPAGE.write_pointer);
+    if ((wp - rp) >>> 0 >= IOREQ_BUFFER_SLOT_NUM - qw) {
+      s.target.counters.ioreqsBufferFull++;
+      return false; // "The queue is full: send the iopacket through the normal path."
+    }
+    const word =
+      (type | ((dir === IOREQ_READ ? 1 : 0) << BUF_IOREQ_DIR_SHIFT) | (code << BUF_IOREQ_SIZE_SHIFT) | (addr << BUF_IOREQ_ADDR_SHIFT)) >>> 0;
+    const put = (i: number, d32: number): void => {
+      const off = BUFFERED_IOPAGE.buf_ioreq + (i % IOREQ_BUFFER_SLOT_NUM) * BUF_IOREQ_SIZE;
+      setU32(pg, off + BUF_IOREQ.word, word);
+      setU32(pg, off + BUF_IOREQ.data, d32);
+    };
+    put(wp, Number(data & 0xffffffffn));
+    if (qw) put((wp + 1) >>> 0, Number((data >> 32n) & 0xffffffffn));
+    setU32(pg, BUFFERED_IOPAGE.write_pointer, (wp + 1 + qw) >>> 0); // after the slots (wmb)
+    this.hv.evtchn.notifyViaXenPort(s.target, s.bufPort, v.pcpu);
+    return true;
   }
 
   /** The device model notified vCPU `vid`'s port (hvm_wait_for_io's state machine). */

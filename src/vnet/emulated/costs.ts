@@ -5,6 +5,7 @@ import type { Profile } from '../../profile/index.js';
 export interface EmulatedCosts {
   qemuWakeup: Time;
   qemuMmioAccess: Time;
+  qemuConfigAccess: Time;
   qemuTxDesc: Time;
   qemuRxDesc: Time;
   qemuFrame: Time;
@@ -25,6 +26,7 @@ export function emulatedCosts(p: Profile): EmulatedCosts {
   return {
     qemuWakeup: p.ns('emulated.qemu.wakeup'),
     qemuMmioAccess: p.ns('emulated.qemu.mmioAccess'),
+    qemuConfigAccess: p.ns('emulated.qemu.configAccess'),
     qemuTxDesc: p.ns('emulated.qemu.txDesc'),
     qemuRxDesc: p.ns('emulated.qemu.rxDesc'),
     qemuFrame: p.ns('emulated.qemu.frame'),

@@ -15,11 +15,33 @@ import {
   type PacketMemory,
 } from '../../net/index.js';
 import { IOREQ_READ, IOREQ_WRITE, PAGE_SIZE, VIOAPIC_DEFAULT_BASE_ADDRESS, IOAPIC_RTE_LEVEL } from '../../xen/abi/index.js';
-import type { Vcpu } from '../../xen/index.js';
-import type { XenGuest } from '../../xen/guest/index.js';
+import { hvmPciIntxGsi, type Vcpu } from '../../xen/index.js';
+import {
+  PCI_BASE_ADDRESS_0,
+  PCI_BASE_ADDRESS_5,
+  PCI_BASE_ADDRESS_MEM_MASK,
+  PCI_BASE_ADDRESS_SPACE_IO,
+  PCI_CLASS_REVISION,
+  PCI_COMMAND,
+  PCI_COMMAND_IO,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_HEADER_TYPE,
+  PCI_INTERRUPT_LINE,
+  PCI_INTERRUPT_PIN,
+  PCI_LATENCY_TIMER,
+  PCI_ROM_ADDRESS,
+  PCI_SUBSYSTEM_ID,
+  PCI_SUBSYSTEM_VENDOR_ID,
+  PCI_VENDOR_ID,
+  PciConf,
+  pciDevfn,
+  type XenGuest,
+} from '../../xen/guest/index.js';
 import { TP_RX_DELIVER, TP_TX_START } from '../trace-points.js';
 import type { EmulatedCosts } from './costs.js';
 import { itrConfig, itrRegister, LOWEST_LATENCY, setItr, type ItrInterval, type ItrState } from './e1000-itr.js';
+import { E1000_DEV_ID_82540EM, PCI_VENDOR_ID_INTEL } from './e1000-pci.js';
 import * as R from './e1000-regs.js';
 
 /** Ring sizes Linux's e1000 uses by default (E1000_DEFAULT_TXD / E1000_DEFAULT_RXD). */
@@ -69,11 +91,21 @@ export interface E1000DriverStats {
   itrWrites: number;
 }
 
-/** Where the device is, as the guest finds it on its PCI bus: BAR 0, the GSI of its INTA and the vector Linux gave it. */
+/** Where the device sits on the guest's PCI bus 0 (function 0) and the vector Linux's allocator gives it. */
+export interface E1000Location {
+  slot: number;
+  vector: number;
+}
+
+/** What the probe read from config space: BAR 0 and its size, the interrupt pin and line, the GSI of the pin (ACPI _PRT), the ids. */
 export interface E1000Resources {
   bar: number;
+  barSize: number;
+  pin: number;
+  irqLine: number;
   gsi: number;
   vector: number;
+  subsystem: number;
 }
 
 interface TxBuf {
@@ -90,6 +122,10 @@ interface TxBuf {
  * one TX and one RX ring of 256 descriptors in the guest's own memory. Every register access
  * is an MMIO access to BAR 0 that exits to Xen and becomes an ioreq for qemu-dm; the vCPU
  * waits for it. Accesses are serialized (one CPU, one outstanding access).
+ *
+ * - probe (the PCI core's part and e1000_probe's): the device found, BAR 0 sized and read,
+ *   decode and bus mastering enabled, pin and line read, all through config space (port I/O
+ *   to CONFIG_ADDRESS/CONFIG_DATA, PCI_CONFIG ioreqs to qemu-dm); close disables bus mastering;
  *
  * - open (e1000_configure_tx/rx, e1000_setup_rctl, e1000_irq_enable): ring bases, lengths,
  *   heads and tails, TIPG/TIDV/TADV, RDTR/RADV, ITR from InterruptThrottleRate, RCTL/TCTL,
@@ -173,6 +209,12 @@ export class E1000Driver implements NetDevice {
   private readonly interval: ItrInterval = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
   private napiScheduled = false;
 
+  /** Filled in by the probe from config space. */
+  readonly res: E1000Resources;
+  /** Why the probe failed (open returned false), or null. */
+  probeError: string | null = null;
+  private readonly conf: PciConf;
+
   constructor(
     private readonly env: Env,
     readonly name: string,
@@ -180,7 +222,7 @@ export class E1000Driver implements NetDevice {
     private readonly xg: XenGuest,
     private readonly vcpu: Vcpu,
     private readonly memory: PacketMemory,
-    private readonly res: E1000Resources,
+    readonly location: E1000Location,
     private readonly costs: EmulatedCosts,
     /** The InterruptThrottleRate module parameter: 0 off, 1 dynamic, 3 dynamic conservative (default), 100-100000 a fixed rate (ints/s). */
     interruptThrottleRate = 3,
@@ -190,6 +232,8 @@ export class E1000Driver implements NetDevice {
     this.itr = { rate: cfg.rate, txRange: LOWEST_LATENCY, rxRange: LOWEST_LATENCY };
     this.lock = new Resource(env, 1);
     this.napi = { poll: () => this.poll(), complete: () => this.complete() };
+    this.res = { bar: 0, barSize: 0, pin: 0, irqLine: 0, gsi: 0, vector: location.vector, subsystem: 0 };
+    this.conf = new PciConf(xg.xen, vcpu);
   }
 
   attach(upper: DeviceUpper): void {
@@ -241,12 +285,80 @@ export class E1000Driver implements NetDevice {
   // ---- probe and open ----------------------------------------------------------------------
 
   /**
-   * e1000_probe's register work and e1000_open: the MAC from the EEPROM (with the checksum
-   * check over 64 words), the IOAPIC entry for the line (level, the vector), the rings set up,
-   * RX filled, interrupts enabled. Returns false if the EEPROM checksum is bad (probe fails).
+   * Linux 3.18's PCI core and e1000_probe's config-space work, every access through
+   * CONFIG_ADDRESS/CONFIG_DATA: pci_scan_device (the vendor/device dword; all ones is no
+   * device), pci_setup_device (class, header type, subsystem ids), pci_read_irq (pin, line),
+   * pci_read_bases (each BAR and the ROM sized with decode switched off around it:
+   * __pci_read_base), then pci_enable_device (I/O and memory decode; 82540EM needs its I/O
+   * BAR, e1000_is_need_ioport) and pci_set_master (bus mastering, the latency timer). The GSI
+   * is the pin's ACPI _PRT entry (Xen's DSDT: hvm_pci_intx_gsi), as Linux takes it in APIC
+   * mode; the line hvmloader wrote is read but only the PIC would use it.
+   */
+  private *probe(): ProcessGenerator<boolean> {
+    const c = this.conf;
+    const devfn = pciDevfn(this.location.slot, 0);
+    const fail = (why: string): boolean => {
+      this.probeError = why;
+      return false;
+    };
+    const id = yield* c.read(0, devfn, PCI_VENDOR_ID, 4);
+    if (id === 0xffffffff || id === 0)
+      return fail(`no device at 00:${this.location.slot.toString(16).padStart(2, '0')}.0 (config space reads ${id === 0 ? '0' : 'all ones'})`);
+    if ((id & 0xffff) !== PCI_VENDOR_ID_INTEL || id >>> 16 !== E1000_DEV_ID_82540EM)
+      return fail(`device ${(id & 0xffff).toString(16)}:${(id >>> 16).toString(16)} is not an 82540EM (8086:100e)`);
+    yield* c.read(0, devfn, PCI_CLASS_REVISION, 4);
+    yield* c.read(0, devfn, PCI_HEADER_TYPE, 1);
+    const subVendor = yield* c.read(0, devfn, PCI_SUBSYSTEM_VENDOR_ID, 2);
+    const subId = yield* c.read(0, devfn, PCI_SUBSYSTEM_ID, 2);
+    this.res.subsystem = ((subVendor << 16) | subId) >>> 0;
+    const pin = yield* c.read(0, devfn, PCI_INTERRUPT_PIN, 1);
+    const line = pin !== 0 ? yield* c.read(0, devfn, PCI_INTERRUPT_LINE, 1) : 0;
+    let bar0: number | null = null;
+    let size0 = 0;
+    let hasIo = false;
+    for (let reg = PCI_BASE_ADDRESS_0; reg <= PCI_ROM_ADDRESS; reg = reg === PCI_BASE_ADDRESS_5 ? PCI_ROM_ADDRESS : reg + 4) {
+      const rom = reg === PCI_ROM_ADDRESS;
+      const cmd = yield* c.read(0, devfn, PCI_COMMAND, 2);
+      const decode = cmd & (PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+      if (decode !== 0) yield* c.write(0, devfn, PCI_COMMAND, 2, cmd & ~decode);
+      const l = yield* c.read(0, devfn, reg, 4);
+      yield* c.write(0, devfn, reg, 4, rom ? (l | 0xfffff800) >>> 0 : 0xffffffff);
+      const sz = yield* c.read(0, devfn, reg, 4);
+      yield* c.write(0, devfn, reg, 4, l);
+      if (decode !== 0) yield* c.write(0, devfn, PCI_COMMAND, 2, cmd);
+      if (sz === 0 || sz === 0xffffffff || rom) continue;
+      const io = (l & PCI_BASE_ADDRESS_SPACE_IO) !== 0;
+      if (io) hasIo = true;
+      else if (reg === PCI_BASE_ADDRESS_0) {
+        const mask = (sz & PCI_BASE_ADDRESS_MEM_MASK) >>> 0;
+        size0 = (mask & -mask) >>> 0;
+        bar0 = (l & PCI_BASE_ADDRESS_MEM_MASK) >>> 0;
+      }
+    }
+    if (bar0 === null || size0 !== R.E1000_MMIO_SIZE) return fail(`BAR 0 is not a ${R.E1000_MMIO_SIZE / 1024} KiB memory BAR (size ${size0})`);
+    if (bar0 === 0) return fail('BAR 0 was never assigned (reads 0)');
+    if (pin === 0) return fail('no interrupt pin');
+    // pci_enable_device (I/O and memory: the 82540EM needs its I/O BAR), then pci_set_master.
+    let cmd = yield* c.read(0, devfn, PCI_COMMAND, 2);
+    const want = PCI_COMMAND_MEMORY | (hasIo ? PCI_COMMAND_IO : 0);
+    if ((cmd & want) !== want) yield* c.write(0, devfn, PCI_COMMAND, 2, cmd | want);
+    cmd = yield* c.read(0, devfn, PCI_COMMAND, 2);
+    if ((cmd & PCI_COMMAND_MASTER) === 0) yield* c.write(0, devfn, PCI_COMMAND, 2, cmd | PCI_COMMAND_MASTER);
+    const lat = yield* c.read(0, devfn, PCI_LATENCY_TIMER, 1);
+    if (lat < 16) yield* c.write(0, devfn, PCI_LATENCY_TIMER, 1, 64);
+    Object.assign(this.res, { bar: bar0, barSize: size0, pin, irqLine: line, gsi: hvmPciIntxGsi(this.location.slot, pin - 1) });
+    return true;
+  }
+
+  /**
+   * The probe through config space, e1000_probe's register work and e1000_open: the MAC from
+   * the EEPROM (with the checksum check over 64 words), the IOAPIC entry for the line (level,
+   * the vector), the rings set up, RX filled, interrupts enabled. Returns false if the probe
+   * fails (`probeError` says why: no such device, wrong ids or BAR, or a bad EEPROM checksum).
    */
   *open(): ProcessGenerator<boolean> {
     const v = this.vcpu;
+    if (!(yield* this.probe())) return false;
     // e1000_reset_hw.
     yield* this.wr(R.E1000_IMC, 0xffffffff);
     yield* this.wr(R.E1000_CTRL, R.E1000_CTRL_RST);
@@ -257,7 +369,10 @@ export class E1000Driver implements NetDevice {
       const w = yield* this.rd(R.E1000_EERD);
       sum = (sum + (w >>> R.E1000_EERD_DATA_SHIFT)) & 0xffff;
     }
-    if (sum !== R.EEPROM_SUM) return false;
+    if (sum !== R.EEPROM_SUM) {
+      this.probeError = 'EEPROM checksum';
+      return false;
+    }
     // The IOAPIC redirection entry of the NIC's GSI: level-triggered, our vector, to vCPU 0 (Linux's ioapic_write_entry).
     const sel = VIOAPIC_DEFAULT_BASE_ADDRESS;
     const rte = IOAPIC_RTE_LEVEL | BigInt(this.res.vector);
@@ -310,13 +425,16 @@ export class E1000Driver implements NetDevice {
     return true;
   }
 
-  /** e1000_down's data-path half: interrupts off, the watchdog stopped, buffers freed. */
+  /** e1000_down's data-path half (interrupts off, the watchdog stopped, buffers freed), then e1000_remove's pci_disable_device (bus mastering off). */
   *close(): ProcessGenerator<void> {
     this.up = false;
     this.watchdog?.cancel();
     yield* this.wr(R.E1000_IMC, 0xffffffff);
     yield* this.wr(R.E1000_RCTL, 0);
     yield* this.wr(R.E1000_TCTL, 0);
+    const devfn = pciDevfn(this.location.slot, 0);
+    const cmd = yield* this.conf.read(0, devfn, PCI_COMMAND, 2);
+    if ((cmd & PCI_COMMAND_MASTER) !== 0) yield* this.conf.write(0, devfn, PCI_COMMAND, 2, cmd & ~PCI_COMMAND_MASTER);
     this.xg.domain.idt.delete(this.res.vector);
     for (const b of this.txBufs) {
       b.pkt?.release();

@@ -1,15 +1,20 @@
 import type { ProcessGenerator } from '../../sim/index.js';
 import { mac } from '../../net/index.js';
-import { hvmPciIntxGsi } from '../../xen/index.js';
+import { hvmloaderPciSetup, PciConf, pciDevfn } from '../../xen/guest/index.js';
 import type { AttachedNic, BridgePortHandle, IoPath, NicSpec, PathHost, PathKernel } from '../path.js';
 import { emulatedCosts } from './costs.js';
 import { DEFAULT_ITR, MAX_ITR, MIN_ITR, validInterruptThrottleRate } from './e1000-itr.js';
 import { E1000Driver } from './e1000-driver.js';
+import { E1000_IO_SIZE } from './e1000-pci.js';
+import { E1000_MMIO_SIZE } from './e1000-regs.js';
 import { QemuDm, type E1000Placement } from './qemu-dm.js';
 import { TapDevice } from './tap.js';
 
 /** hvmloader's PCI_MEM_START: BARs are placed from here in the MMIO hole; each e1000 takes 128 KiB. */
 export const PCI_MEM_START = 0xf0000000;
+/** hvmloader's I/O BAR window starts at 0xc000; the Xen platform device's 256 ports come first, then 64 per e1000. */
+export const PCI_IO_START = 0xc000;
+const PLATFORM_IO_SIZE = 0x100;
 /** qemu-xen's first free slot after the host bridge (0), PIIX3 (1), VGA (2) and the Xen platform device (3). */
 export const FIRST_NIC_SLOT = 4;
 /** The first vector Linux's vector allocator hands a device (FIRST_EXTERNAL_VECTOR 0x20 + the legacy 16, rounded up). */
@@ -81,10 +86,13 @@ export class EmulatedNic implements AttachedNic {
  * through its map cache, moves frames to and from tap<domid>.<devid> on the bridge and raises
  * the guest's interrupt through XEN_DMOP_set_pci_intx_level and the virtual IOAPIC.
  *
- * Placement: the BAR is where hvmloader would put it (PCI_MEM_START + 128 KiB per NIC), the
- * device in slot 4 + devid with INTA; the guest is given these as it would read them from
- * config space (PCI config-space ioreqs are not modelled). qemu-dm runs on Dom0 vCPU
- * (domid mod Dom0's vCPUs).
+ * Placement: the device is in slot 4 + devid, INTA. An hvmloader step on the guest's vCPU 0
+ * (hvmloaderPciSetup, through CONFIG_ADDRESS/CONFIG_DATA like everything below) sizes its
+ * BARs and places BAR 0 at PCI_MEM_START + 128 KiB per NIC and BAR 1 at 0xc100 + 64 per NIC
+ * (hvmloader would pack every device's BARs by size; a fixed place per NIC keeps one NIC's
+ * layout independent of the others), writes the interrupt line, enables decode and bus
+ * mastering. The driver's probe then finds all of it in config space. qemu-dm runs on Dom0
+ * vCPU (domid mod Dom0's vCPUs).
  */
 export class EmulatedPath implements IoPath {
   readonly name = 'emulated';
@@ -102,7 +110,11 @@ export class EmulatedPath implements IoPath {
     const port = host.dom0.addBridgePort(nic.bridge, tap);
     const d0 = host.dom0.domain.vcpus;
     const qv = d0[domid % d0.length]!;
-    const place: E1000Placement = { bar: PCI_MEM_START + devid * 0x20000, pciDevice: FIRST_NIC_SLOT + devid };
+    const place: E1000Placement = {
+      bar: PCI_MEM_START + devid * E1000_MMIO_SIZE,
+      ioBar: PCI_IO_START + PLATFORM_IO_SIZE + devid * E1000_IO_SIZE,
+      pciDevice: FIRST_NIC_SLOT + devid,
+    };
     const macBytes = Uint8Array.from(nic.mac.split(':').map((x) => parseInt(x, 16)));
     const qemu = new QemuDm(host.hv, host.dom0.kernel, qv, domid, guest.domain.vcpus.length, macBytes, place, tap, costs);
     const rc = yield* qemu.start();
@@ -110,7 +122,10 @@ export class EmulatedPath implements IoPath {
       port.remove();
       throw new Error(`${where}: qemu-dm could not create its ioreq server (${rc})`);
     }
-    const res = { bar: place.bar, gsi: hvmPciIntxGsi(place.pciDevice, 0), vector: FIRST_DEVICE_VECTOR + devid };
+    // hvmloader's pass over the device (firmware, before the OS): BARs sized and placed, line, decode, bus mastering.
+    const gv = guest.domain.vcpus[0]!;
+    const bars = yield* hvmloaderPciSetup(new PciConf(guest.kernel.xen, gv), pciDevfn(place.pciDevice, 0), (b) => (b.io ? place.ioBar : place.bar));
+    if (bars === null) throw new Error(`${where}: hvmloader found no device at slot ${place.pciDevice} (model bug)`);
     const drv = new E1000Driver(
       host.env,
       `eth${devid}`,
@@ -118,12 +133,12 @@ export class EmulatedPath implements IoPath {
       guest.kernel,
       guest.domain.vcpus[0]!,
       guest.memory,
-      res,
+      { slot: place.pciDevice, vector: FIRST_DEVICE_VECTOR + devid },
       costs,
       opts.itr ?? DEFAULT_ITR,
     );
     const ok = yield* drv.open();
-    if (!ok) throw new Error(`${where}: e1000 probe failed (EEPROM checksum)`);
+    if (!ok) throw new Error(`${where}: e1000 probe failed (${drv.probeError ?? 'unknown'})`);
     return new EmulatedNic(drv, qemu, tap, port);
   }
 }

@@ -97,6 +97,19 @@ export class MapCache {
     }
   }
 
+  /** Foreign mappings of the guest's frames the cache holds now, and the frames they map. */
+  get liveMappings(): number {
+    let n = 0;
+    for (const b of this.buckets.values()) n += b.mappings.length;
+    return n;
+  }
+
+  get mappedFrames(): number {
+    let n = 0;
+    for (const b of this.buckets.values()) for (const m of b.mappings) n += m.gfns.length;
+    return n;
+  }
+
   /** xen_invalidate_map_cache_entry for everything: qemu exits or the guest is gone. */
   invalidate(): void {
     for (const b of this.buckets.values()) for (const m of b.mappings) m.unmap();

@@ -90,3 +90,27 @@ export const XEN_DMOP_IO_RANGE_MEMORY = 1;
 export const XEN_DMOP_IO_RANGE_PCI = 2;
 
 export const HVM_IOREQSRV_BUFIOREQ_OFF = 0;
+/** handle_bufioreq of XEN_DMOP_create_ioreq_server (public/hvm/dm_op.h). */
+export const HVM_IOREQSRV_BUFIOREQ_LEGACY = 1;
+export const HVM_IOREQSRV_BUFIOREQ_ATOMIC = 2;
+
+/** XEN_DMOP_PCI_SBDF: the segment/bus/device/function a XEN_DMOP_IO_RANGE_PCI range names. */
+export function XEN_DMOP_PCI_SBDF(s: number, b: number, d: number, f: number): number {
+  return (((s & 0xffff) << 16) | ((b & 0xff) << 8) | ((d & 0x1f) << 3) | (f & 0x7)) >>> 0;
+}
+
+/**
+ * The buffered ioreq page (struct buffered_iopage, public/hvm/ioreq.h): read_pointer and
+ * write_pointer (free-running 32-bit), then IOREQ_BUFFER_SLOT_NUM slots of struct buf_ioreq,
+ * 8 bytes each. As gcc lays the slot out on x86: type u8 at byte 0; pad:1 dir:1 size:2 in
+ * bits 8-11 of the little-endian u32 at 0 (size 0..3 for 1, 2, 4, 8 bytes; an 8-byte access
+ * takes two slots, the high half in the second); addr:20 in its bits 12-31; data u32 at 4.
+ */
+export const IOREQ_BUFFER_SLOT_NUM = 511;
+export const BUFFERED_IOPAGE = { read_pointer: 0, write_pointer: 4, buf_ioreq: 8 } as const;
+export const BUF_IOREQ_SIZE = 8;
+/** Fields of a slot's u32 at 0 (type in bits 0-7) and the u32 data at 4. */
+export const BUF_IOREQ = { word: 0, data: 4 } as const;
+export const BUF_IOREQ_DIR_SHIFT = 9;
+export const BUF_IOREQ_SIZE_SHIFT = 10;
+export const BUF_IOREQ_ADDR_SHIFT = 12;

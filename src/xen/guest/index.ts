@@ -1,5 +1,6 @@
 // A guest kernel's Xen support (what Linux has in drivers/xen), for guest and Dom0 code.
-export { IoreqServerClient, type DeviceEmulation, type Ioreq, type IoRangeSpec } from './devicemodel.js';
+export { BUFFER_IO_MAX_DELAY_MS, IoreqServerClient, type DeviceEmulation, type Ioreq, type IoRangeSpec } from './devicemodel.js';
+export * from './pci.js';
 export { EventChannelDriver, HYPERVISOR_CALLBACK_VECTOR, type PortHandler } from './evtchn.js';
 export { FrameAllocator } from './frame-alloc.js';
 export { GrantClient } from './gnttab.js';
