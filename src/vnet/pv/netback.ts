@@ -26,6 +26,7 @@ import {
   NETRXF_more_data,
   NETTXF_csum_blank,
   NETTXF_data_validated,
+  NET_RX_RING_SIZE,
   NET_TX_RING_SIZE,
   PAGE_SIZE,
   XEN_NETIF_EXTRA_TYPE_GSO,
@@ -45,8 +46,13 @@ import type { PvCosts } from './costs.js';
 
 /** XENVIF_NAPI_WEIGHT: packets one xenvif_poll may build. */
 export const XENVIF_NAPI_WEIGHT = 64;
-/** XENVIF_QUEUE_LENGTH (interface.c): the vif's tx_queue_len; the model's bound on its internal rx_queue. */
-export const XENVIF_QUEUE_LENGTH = 32;
+/**
+ * XENVIF_RX_QUEUE_BYTES (common.h, Linux 3.18: XEN_NETIF_RX_RING_SIZE / 2 pages, 512 KiB): the
+ * bound on the internal guest-Rx queue, in bytes, from f48da8b14d04 ("xen-netback: fix
+ * unlimited guest Rx internal queue and carrier flapping", 3.18): a frame is queued, and the
+ * host's transmit queue stops once the queue holds more than this; it wakes below it.
+ */
+export const XENVIF_RX_QUEUE_BYTES = (NET_RX_RING_SIZE / 2) * PAGE_SIZE;
 
 /** What the vif counts (its netdev stats and netback's own). */
 export interface VifStats {
@@ -159,6 +165,8 @@ export class Vif implements NetDevice {
   private txRunning = false;
   /** queue->rx_queue, and rx_last_skb_slots. */
   private readonly rxQueue = new Deque<Packet>();
+  /** queue->rx_queue_len: bytes queued. */
+  private rxQueueBytes = 0;
   private rxLastSlots = 0;
   private rxStopped = false;
   private thread: KernelThread | null = null;
@@ -384,8 +392,8 @@ export class Vif implements NetDevice {
   /**
    * xenvif_start_xmit: without a connected, enabled queue (xenvif_schedulable) the frame is
    * dropped and counted; otherwise it joins the queue's rx_queue and the kthread is kicked.
-   * The queue holds at most XENVIF_QUEUE_LENGTH frames; beyond that the device refuses
-   * (netif_stop_queue) until the kthread drains it.
+   * Once the queue holds more than XENVIF_RX_QUEUE_BYTES the device refuses further frames
+   * (netif_tx_stop_queue) until the kthread has drained it below that.
    */
   xmit(pkt: Packet): boolean {
     if (this.r === null || this.disabled || !this.carrier) {
@@ -393,11 +401,11 @@ export class Vif implements NetDevice {
       pkt.release();
       return true;
     }
-    if (this.rxQueue.length >= XENVIF_QUEUE_LENGTH) {
-      this.rxStopped = true;
-      return false;
-    }
+    // The host's queue was stopped (xenvif_rx_queue_tail): the qdisc keeps the frame until the kthread wakes it.
+    if (this.rxStopped) return false;
     this.rxQueue.push(pkt);
+    this.rxQueueBytes += pkt.length;
+    if (this.rxQueueBytes > XENVIF_RX_QUEUE_BYTES) this.rxStopped = true;
     this.thread?.wake();
     return true;
   }
@@ -443,11 +451,12 @@ export class Vif implements NetDevice {
           this.stats.rxDropped++;
           p.release();
         }
+        this.rxQueueBytes = 0;
         continue;
       }
       if (!this.disabled && this.rxWorkTodo(r)) {
         yield* this.rxAction(r, kt, v);
-        if (this.rxStopped && this.rxQueue.length < XENVIF_QUEUE_LENGTH) {
+        if (this.rxStopped && this.rxQueueBytes < XENVIF_RX_QUEUE_BYTES) {
           this.rxStopped = false;
           this.upper?.wake();
         }
@@ -481,6 +490,7 @@ export class Vif implements NetDevice {
       }
       this.rxLastSlots = 0;
       this.rxQueue.shift();
+      this.rxQueueBytes -= pkt.length;
       const frags = pkt.fragments();
       if (frags === null || frags.some((f) => f.buf.domid !== domid && f.buf.grant === null)) {
         // Not in Dom0's memory nor in a granted page: nothing a grant copy can name.
@@ -598,6 +608,7 @@ export class Vif implements NetDevice {
     this.thread?.wake();
     this.thread = null;
     for (let p = this.rxQueue.shift(); p !== undefined; p = this.rxQueue.shift()) p.release();
+    this.rxQueueBytes = 0;
     for (let p = this.up.shift(); p !== undefined; p = this.up.shift()) p.release();
     return r;
   }
