@@ -422,7 +422,8 @@ export class E1000Driver implements NetDevice {
     this.stats.txBytes += pkt.length;
     this.stats.txDescs += needed;
     const tr = this.env.trace;
-    if (tr.enabled(TP_TX_START)) tr.emit(TP_TX_START, { path: 'emulated', domid: this.xg.domid, dev: this.name, len: pkt.length });
+    if (tr.enabled(TP_TX_START))
+      tr.emit(TP_TX_START, { path: 'emulated', domid: this.xg.domid, dev: this.name, len: pkt.length, vcpu: this.vcpu.name, frame: pkt.data });
     if (this.txUnused() < 2 + 18) {
       this.stopped = true;
       this.stats.txStops++;
@@ -554,7 +555,8 @@ export class E1000Driver implements NetDevice {
       this.stats.rxPackets++;
       this.stats.rxBytes += length;
       const tr = this.env.trace;
-      if (tr.enabled(TP_RX_DELIVER)) tr.emit(TP_RX_DELIVER, { path: 'emulated', domid: this.xg.domid, dev: this.name, len: length });
+      if (tr.enabled(TP_RX_DELIVER))
+        tr.emit(TP_RX_DELIVER, { path: 'emulated', domid: this.xg.domid, dev: this.name, len: length, vcpu: this.vcpu.name, frame: pkt.data });
       return pkt;
     }
   }

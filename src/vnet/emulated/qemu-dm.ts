@@ -8,6 +8,7 @@ import { E1000Device, type E1000Stats } from './e1000-device.js';
 import { E1000_MMIO_SIZE } from './e1000-regs.js';
 import { MapCache } from './map-cache.js';
 import type { TapDevice } from './tap.js';
+import { TP_FRAME_STEP } from '../trace-points.js';
 
 /** Where the emulated NIC sits: its BAR 0 and its slot on the guest's PCI bus 0 (INTA). */
 export interface E1000Placement {
@@ -173,6 +174,15 @@ export class QemuDm {
     for (let f = this.outFrames.shift(); f !== undefined; f = this.outFrames.shift()) {
       yield v.exec(c.tapWrite + Math.round(f.length * c.qemuDmaCopy), 'qemu');
       this.stats.framesToTap++;
+      const tr = this.env.trace;
+      if (tr.enabled(TP_FRAME_STEP))
+        tr.emit(TP_FRAME_STEP, {
+          path: 'emulated',
+          domid: this.dom0.domid,
+          vcpu: v.name,
+          step: 'qemu e1000 TX: out of the guest, to the tap',
+          frame: f,
+        });
       this.tap.write(f);
     }
     while (this.wantLevel !== this.sentLevel) {
@@ -226,6 +236,15 @@ export class QemuDm {
           const f = this.tap.read()!;
           yield this.v.exec(c.tapRead + Math.round(f.length * c.qemuDmaCopy), 'qemu');
           this.stats.framesFromTap++;
+          const tr = this.env.trace;
+          if (tr.enabled(TP_FRAME_STEP))
+            tr.emit(TP_FRAME_STEP, {
+              path: 'emulated',
+              domid: this.dom0.domid,
+              vcpu: this.v.name,
+              step: 'qemu e1000 RX: from the tap into the guest',
+              frame: f,
+            });
           this.device.receive(f);
           yield* this.settle(this.v);
         }

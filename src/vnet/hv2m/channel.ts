@@ -19,7 +19,7 @@ import {
 import type { BackRing, GnttabCopy, Vcpu } from '../../xen/index.js';
 import { gnttabBatchCopy, type XenGuest } from '../../xen/guest/index.js';
 import { checksumSetup } from '../pv/checksum-setup.js';
-import { TP_RX_DELIVER } from '../trace-points.js';
+import { TP_FRAME_STEP, TP_RX_DELIVER } from '../trace-points.js';
 import type { Hv2mCosts } from './costs.js';
 import type { ChannelEnd } from './handshake.js';
 import { PeerChannelBase, type ChannelLink } from './peer-channel.js';
@@ -302,6 +302,9 @@ export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
             });
         }
         if (ok) {
+          const tr = this.env.trace;
+          if (tr.enabled(TP_FRAME_STEP))
+            tr.emit(TP_FRAME_STEP, { path: 'hv2m', domid, vcpu: this.v.name, step: 'hv2m grant copy into the peer, RX response', frame: b.pkt.data });
           this.stats.txFrames++;
           this.stats.txBytes += b.pkt.length;
           this.stats.txSlots += b.slots.length + (b.gso ? 1 : 0);
@@ -432,7 +435,15 @@ export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
       this.stats.rxFrames++;
       this.stats.rxBytes += pkt.length;
       const tr = this.env.trace;
-      if (tr.enabled(TP_RX_DELIVER)) tr.emit(TP_RX_DELIVER, { path: 'hv2m', domid: this.xg.domid, dev: `hv2m-d${this.peer}`, len: pkt.length });
+      if (tr.enabled(TP_RX_DELIVER))
+        tr.emit(TP_RX_DELIVER, {
+          path: 'hv2m',
+          domid: this.xg.domid,
+          dev: `hv2m-d${this.peer}`,
+          len: pkt.length,
+          vcpu: this.v.name,
+          frame: pkt.data,
+        });
       return pkt;
     }
   }

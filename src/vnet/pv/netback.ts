@@ -41,6 +41,7 @@ import { gnttabBatchCopy, type XenGuest } from '../../xen/guest/index.js';
 import { PacketMemoryExhausted, type GuestPacketMemory } from '../packet-memory.js';
 import { checksumSetup } from './checksum-setup.js';
 import { takeTxRequests } from './tx-requests.js';
+import { TP_FRAME_STEP } from '../trace-points.js';
 import type { PvCosts } from './costs.js';
 
 /** XENVIF_NAPI_WEIGHT: packets one xenvif_poll may build. */
@@ -370,6 +371,9 @@ export class Vif implements NetDevice {
       this.stats.txFrames++;
       this.stats.txBytes += b.pkt.length;
       this.stats.txSlots += b.reqs.length;
+      const tr = this.env.trace;
+      if (tr.enabled(TP_FRAME_STEP))
+        tr.emit(TP_FRAME_STEP, { path: 'pv', domid: this.dom0.domid, vcpu: v.name, step: 'netback TX grant copy into Dom0', frame: b.pkt.data });
       this.up.push(b.pkt);
     }
     if (r.tx.pushResponsesAndCheckNotify()) {
@@ -545,6 +549,15 @@ export class Vif implements NetDevice {
         }
       }
       if (ok) {
+        const tr = this.env.trace;
+        if (tr.enabled(TP_FRAME_STEP))
+          tr.emit(TP_FRAME_STEP, {
+            path: 'pv',
+            domid,
+            vcpu: v.name,
+            step: 'netback RX grant copy into the guest, RX response',
+            frame: b.pkt.data,
+          });
         this.stats.rxFrames++;
         this.stats.rxBytes += b.pkt.length;
         this.stats.rxSlots += b.slots.length + (b.gso ? 1 : 0);
