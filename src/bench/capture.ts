@@ -133,6 +133,8 @@ export class ChromeTraceSink {
   private readonly where = new Map<string, number>();
   private readonly totals = new Map<string, number>();
   private readonly pending = new Map<string, FlowStep[]>();
+  /** The step slices written, by pCPU and instant. */
+  private readonly stepSlices = new Map<string, ChromeEvent>();
   private readonly flowEvery: number;
   private readonly stackVcpu: (stack: string) => string | null;
   private framesSent = 0;
@@ -265,7 +267,19 @@ export class ChromeTraceSink {
     }
     const id = ++this.flowsWritten;
     steps.forEach((s, i) => {
-      this.events.push({ name: s.name, cat: 'frame', ph: 'X', ts: s.ts, dur: 0, pid: 0, tid: s.tid, args: s.args });
+      // Frames that pass one pCPU in the same instant (a batch of grant copies, a NAPI poll
+      // delivering several) share one slice, which then belongs to each of their flows: Chrome
+      // binds a flow event to the slice of its pid, tid and ts, so two there would be ambiguous.
+      const at = `${s.tid}/${s.ts}`;
+      const shared = this.stepSlices.get(at);
+      if (shared === undefined) {
+        const x: ChromeEvent = { name: s.name, cat: 'frame', ph: 'X', ts: s.ts, dur: 0, pid: 0, tid: s.tid, args: { ...s.args, frames: 1 } };
+        this.stepSlices.set(at, x);
+        this.events.push(x);
+      } else {
+        if (!shared.name.split(' | ').includes(s.name)) shared.name = `${shared.name} | ${s.name}`;
+        (shared.args as { frames: number }).frames++;
+      }
       const ph = i === 0 ? 's' : i === steps.length - 1 ? 'f' : 't';
       const e: ChromeEvent = { name: 'frame', cat: 'frame', ph, id, ts: s.ts, pid: 0, tid: s.tid };
       if (i > 0) e.bp = 'e';
