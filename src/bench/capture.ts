@@ -120,7 +120,7 @@ export interface ChromeTraceFlows {
  *
  * Flows follow frames from the sending guest's device (txStart) through each mechanism that
  * moves them (frameStep: netfront's requests, netback's grant copies, HV²M's grant copy into
- * the receiver, qemu, a shmem FIFO; Dom0's bridge ports) to the receiving guest's device
+ * the receiver, the notifications, qemu, a shmem FIFO; Dom0's bridge ports) to the receiving guest's device
  * (rxDeliver): each place is a zero-length slice named after the step on the pCPU whose vCPU
  * did the work, at the instant it finished, and a flow event (`s`, `t`…, `f`, bound to that
  * slice: same category, pid, tid and ts, `bp: "e"`) joins them, which Perfetto and
@@ -190,8 +190,8 @@ export class ChromeTraceSink {
     }
     if (this.flowEvery > 0) {
       if (point === (TP_FRAME_STEP as TracePoint<unknown>)) {
-        const p = payload as { path: string; domid: number; vcpu: string; step: string; frame: Uint8Array };
-        this.flowStep(ts, p.frame, p.vcpu, p.step, { path: p.path, domid: p.domid, vcpu: p.vcpu, bytes: p.frame.length }, 'step');
+        const p = payload as { path: string; domid: number; vcpu: string; step: string; len: number; frame: Uint8Array };
+        this.flowStep(ts, p.frame, p.vcpu, p.step, { path: p.path, domid: p.domid, vcpu: p.vcpu, bytes: p.len }, 'step');
         return;
       }
       if (point === (TP_TX_START as TracePoint<unknown>) || point === (TP_RX_DELIVER as TracePoint<unknown>)) {

@@ -148,8 +148,9 @@ describe('--trace: flows of frames', () => {
     assert.equal(trace.otherData.flows.written, flows.size);
     const js = journeys(flows, 1, 2);
     assert.ok(js.length > 20, `flows from vm1 to vm2: ${js.length}`);
+    let notified = 0;
     for (const j of js) {
-      const names = j.map((s) => s.slice.name);
+      const names = j.flatMap((s) => s.slice.name.split(' | '));
       assert.ok(names.includes('netback TX grant copy into Dom0'), names.join(' | '));
       assert.ok(names.includes('netback RX grant copy into the guest, RX response'), names.join(' | '));
       assert.ok(
@@ -162,7 +163,9 @@ describe('--trace: flows of frames', () => {
       }
       assert.match(String(j[0]!.slice.args?.vcpu), /d1v0$/, 'sent on vm1’s vCPU');
       assert.match(String(j[j.length - 1]!.slice.args?.vcpu), /d2v0$/, 'delivered on vm2’s vCPU');
+      if (names.includes('netback RX notify')) notified++;
     }
+    assert.ok(notified > js.length / 2, `most frames of an RR exchange are notified to the receiver by netback: ${notified} of ${js.length}`);
   });
 
   it('hv2m: a frame goes from the sender’s txStart through Xen’s grant copy on the sender’s own vCPU to the receiver’s rxDeliver, no Dom0 on the way', () => {
@@ -170,9 +173,11 @@ describe('--trace: flows of frames', () => {
     const { trace, flows } = checkTrace(t.trace!, PCPUS);
     const js = journeys(flows, 2, 1);
     assert.ok(js.length > 20, `flows from vm2 to vm1: ${js.length}`);
+    let notified = 0;
     for (const j of js) {
       const sender = j[0]!.slice.args?.vcpu;
-      const copy = j.find((s) => s.slice.name === 'hv2m grant copy into the peer, RX response');
+      const named = (n: string): Step | undefined => j.find((s) => s.slice.name.split(' | ').includes(n));
+      const copy = named('hv2m grant copy into the peer, RX response');
       assert.ok(copy !== undefined, j.map((s) => s.slice.name).join(' | '));
       assert.equal(copy.slice.args?.vcpu, sender, 'the copy ran on the sender’s vCPU');
       assert.ok(ranAt(trace, copy.tid, copy.ts, sender), 'on the pCPU the sender’s vCPU ran on');
@@ -181,7 +186,13 @@ describe('--trace: flows of frames', () => {
         `no Dom0 step: ${j.map((s) => s.slice.args?.vcpu).join(' ')}`,
       );
       assert.match(String(j[j.length - 1]!.slice.args?.vcpu), /d1v0$/);
+      const notify = named('hv2m notify');
+      if (notify !== undefined) {
+        notified++;
+        assert.ok(notify.ts >= copy.ts && ranAt(trace, notify.tid, notify.ts, sender), 'the sender notifies after its copy, on its own vCPU');
+      }
     }
+    assert.ok(notified > js.length / 2, `most frames of an RR exchange are notified to the receiver: ${notified} of ${js.length}`);
   });
 
   it('flows are sampled by --trace-flows (one in every n frames, or none) and following them changes nothing in the model', () => {
@@ -194,6 +205,15 @@ describe('--trace: flows of frames', () => {
     assert.equal(n(none), 0);
     assert.ok(!(JSON.parse(none.trace!) as Trace).traceEvents.some((e) => e.cat === 'frame'), 'no flow slices without flows');
     for (const x of [all, third, none]) assert.deepEqual(x.result, plain.result, 'the trace does not change what the model does');
+    for (const path of ['pv', 'shmem', 'emulated']) {
+      const traced = runCaseWithArtifacts(profile, spec(path), { wallMs: () => 0, traceEvents: 20000 });
+      assert.ok(checkTrace(traced.trace!, PCPUS).flows.size > 10, `${path}: flows`);
+      assert.deepEqual(
+        traced.result,
+        runCaseWithArtifacts(profile, spec(path), { wallMs: () => 0 }).result,
+        `${path}: the same with and without the trace`,
+      );
+    }
   });
 
   it('the check fails on a flow that does not bind or does not end', () => {

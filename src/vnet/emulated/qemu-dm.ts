@@ -181,6 +181,7 @@ export class QemuDm {
           domid: this.dom0.domid,
           vcpu: v.name,
           step: 'qemu e1000 TX: out of the guest, to the tap',
+          len: f.length,
           frame: f,
         });
       this.tap.write(f);
@@ -243,6 +244,7 @@ export class QemuDm {
               domid: this.dom0.domid,
               vcpu: this.v.name,
               step: 'qemu e1000 RX: from the tap into the guest',
+              len: f.length,
               frame: f,
             });
           this.device.receive(f);

@@ -37,7 +37,7 @@ import {
 } from '../../xen/abi/index.js';
 import type { FrontRing, Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
-import { TP_FRAME_STEP, TP_RX_DELIVER, TP_TX_START } from '../trace-points.js';
+import { TP_FRAME_STEP, TP_RX_DELIVER, TP_TX_START, frameHeaders } from '../trace-points.js';
 import { checksumSetup } from './checksum-setup.js';
 import type { PvCosts } from './costs.js';
 
@@ -286,8 +286,21 @@ export class Netfront implements NetDevice {
       this.writeTx(r, e.pkt, e.slots);
       const tr = this.env.trace;
       if (tr.enabled(TP_FRAME_STEP))
-        tr.emit(TP_FRAME_STEP, { path: 'pv', domid: this.xg.domid, vcpu: this.vcpu.name, step: 'netfront TX requests', frame: e.pkt.data });
-      if (r.tx.pushRequestsAndCheckNotify()) yield* this.notify(r.txPort, 'tx');
+        tr.emit(TP_FRAME_STEP, {
+          path: 'pv',
+          domid: this.xg.domid,
+          vcpu: this.vcpu.name,
+          step: 'netfront TX requests',
+          len: e.pkt.length,
+          frame: e.pkt.data,
+        });
+      if (r.tx.pushRequestsAndCheckNotify()) {
+        // The backend may answer (and the packet go) before the notify returns: its headers, kept.
+        const followed = tr.enabled(TP_FRAME_STEP) ? { len: e.pkt.length, frame: frameHeaders(e.pkt.data) } : null;
+        yield* this.notify(r.txPort, 'tx');
+        if (followed !== null)
+          tr.emit(TP_FRAME_STEP, { path: 'pv', domid: this.xg.domid, vcpu: this.vcpu.name, step: 'netfront TX notify', ...followed });
+      }
       // xennet_start_xmit calls xennet_tx_buf_gc after the push.
       yield* this.txGc();
     }

@@ -278,7 +278,14 @@ export class ShmemChannel extends PeerChannelBase<ShmemEnd, ShmemStats> {
         this.stats.txCopyBytes += p.length;
         const tr = this.env.trace;
         if (tr.enabled(TP_FRAME_STEP))
-          tr.emit(TP_FRAME_STEP, { path: 'shmem', domid: this.xg.domid, vcpu: this.v.name, step: 'shmem copy into the FIFO', frame: p.data });
+          tr.emit(TP_FRAME_STEP, {
+            path: 'shmem',
+            domid: this.xg.domid,
+            vcpu: this.v.name,
+            step: 'shmem copy into the FIFO',
+            len: p.length,
+            frame: p.data,
+          });
         p.release();
       }
       // The records are written before the index that publishes them (wmb).
