@@ -99,6 +99,15 @@ interface FlowStep {
   args: Record<string, unknown>;
 }
 
+/** Track numbers per host: host i's pCPUs are tracks i * PCPU_TRACKS_PER_HOST + n (their pCPU numbers on one host). */
+export const PCPU_TRACKS_PER_HOST = 1000;
+
+/** A host whose pCPUs the trace draws: its tag (Hypervisor.tag) and what each pCPU runs when the trace begins (a vCPU's name, or null). */
+export interface ChromeTraceHost {
+  tag: string;
+  running: readonly (string | null)[];
+}
+
 /** Frames followed at once (sent, not yet delivered): beyond this the oldest is given up (a frame dropped on its way never ends). */
 const MAX_PENDING_FLOWS = 1024;
 
@@ -114,7 +123,7 @@ export interface ChromeTraceFlows {
 
 /**
  * A Chrome trace (JSON Object Format, which Perfetto and chrome://tracing open) of the first
- * `limit` events: one track per pCPU with the running vCPU as slices, other trace points as
+ * `limit` events: one track per pCPU of each host with the running vCPU as slices, other trace points as
  * instants on the pCPU the vCPU named in them ran on. It stops recording at the limit (and
  * says so in the file's metadata) so that a long stream does not make a gigabyte file.
  *
@@ -129,8 +138,11 @@ export interface ChromeTraceFlows {
  */
 export class ChromeTraceSink {
   private readonly events: ChromeEvent[] = [];
+  /** What each pCPU track runs now, and the track each vCPU last ran on. */
   private readonly running = new Map<number, string>();
   private readonly where = new Map<string, number>();
+  /** Host tags in the order of `hosts`: host i's pCPU n is track i * PCPU_TRACKS_PER_HOST + n. */
+  private readonly tags: readonly string[];
   private readonly totals = new Map<string, number>();
   private readonly pending = new Map<string, FlowStep[]>();
   /** The step slices written, by pCPU and instant. */
@@ -144,23 +156,30 @@ export class ChromeTraceSink {
   private truncated = false;
   private stoppedAt: number | null = null;
 
-  /** `running`: what each pCPU runs when recording starts (its vCPU's name, or null when idle). */
+  /**
+   * `hosts`: each host's tag and what each of its pCPUs runs when recording starts (a vCPU's
+   * name, or null when idle); host i's pCPU n is the track `i * PCPU_TRACKS_PER_HOST + n`.
+   */
   constructor(
     env: Env,
     private readonly limit: number,
-    running: readonly (string | null)[],
+    private readonly hosts: readonly ChromeTraceHost[],
     flows: ChromeTraceFlows = {},
   ) {
+    this.tags = hosts.map((h) => h.tag);
     this.flowEvery = flows.every ?? 1;
     if (!Number.isInteger(this.flowEvery) || this.flowEvery < 0)
       throw new RangeError(`ChromeTraceSink: flows.every must be a whole number ≥ 0, not ${this.flowEvery}`);
     this.stackVcpu = flows.stackVcpu ?? (() => null);
-    running.forEach((name, pcpu) => {
-      if (name === null) return;
-      this.running.set(pcpu, name);
-      this.where.set(name, pcpu);
-      this.events.push({ name, ph: 'B', ts: env.now / 1000, pid: 0, tid: pcpu, args: { reason: 'running when the trace began' } });
-    });
+    hosts.forEach((h, i) =>
+      h.running.forEach((name, pcpu) => {
+        if (name === null) return;
+        const tid = i * PCPU_TRACKS_PER_HOST + pcpu;
+        this.running.set(tid, name);
+        this.where.set(name, tid);
+        this.events.push({ name, ph: 'B', ts: env.now / 1000, pid: 0, tid, args: { reason: 'running when the trace began' } });
+      }),
+    );
     this.off = env.trace.onAny((t, payload, point) => this.take(t, payload, point));
   }
 
@@ -179,13 +198,14 @@ export class ChromeTraceSink {
     const ts = t / 1000;
     if (point === (TP_SCHED_SWITCH as TracePoint<unknown>)) {
       const p = payload as { pcpu: number; from: string | null; to: string | null; reason: string };
-      const prev = this.running.get(p.pcpu);
-      if (prev !== undefined) this.events.push({ name: prev, ph: 'E', ts, pid: 0, tid: p.pcpu });
+      const tid = this.track(p.to ?? p.from, p.pcpu);
+      const prev = this.running.get(tid);
+      if (prev !== undefined) this.events.push({ name: prev, ph: 'E', ts, pid: 0, tid });
       if (p.to !== null) {
-        this.running.set(p.pcpu, p.to);
-        this.where.set(p.to, p.pcpu);
-        this.events.push({ name: p.to, ph: 'B', ts, pid: 0, tid: p.pcpu, args: { reason: p.reason } });
-      } else this.running.delete(p.pcpu);
+        this.running.set(tid, p.to);
+        this.where.set(p.to, tid);
+        this.events.push({ name: p.to, ph: 'B', ts, pid: 0, tid, args: { reason: p.reason } });
+      } else this.running.delete(tid);
       return;
     }
     if (this.flowEvery > 0) {
@@ -225,6 +245,13 @@ export class ChromeTraceSink {
     const args: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(p)) if (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') args[k] = v;
     this.events.push({ name: point.name, ph: 'i', s: 't', ts, pid: 0, tid, args });
+  }
+
+  /** The track of `pcpu` of the host whose vCPU `vcpu` is (a vCPU's name begins with its host's tag: Vcpu.name). */
+  private track(vcpu: string | null, pcpu: number): number {
+    const colon = vcpu?.indexOf(':') ?? -1;
+    const host = colon < 0 ? 0 : this.tags.indexOf(vcpu!.slice(0, colon));
+    return Math.max(host, 0) * PCPU_TRACKS_PER_HOST + pcpu;
   }
 
   /** A followed frame (or one to follow, at `start`) passed a place on `vcpu`'s pCPU. */
@@ -288,7 +315,7 @@ export class ChromeTraceSink {
   }
 
   /** The trace as JSON text. */
-  close(pcpus: number, now: number): string {
+  close(now: number): string {
     this.off?.();
     this.off = null;
     for (const [pcpu, name] of this.running) this.events.push({ name, ph: 'E', ts: (this.stoppedAt ?? now) / 1000, pid: 0, tid: pcpu });
@@ -302,7 +329,18 @@ export class ChromeTraceSink {
       { name: 'process_name', ph: 'M', ts: 0, pid: 0, tid: 0, args: { name: 'Xen host: pCPUs' } },
       { name: 'process_name', ph: 'M', ts: 0, pid: 1, tid: 0, args: { name: 'guest stacks' } },
       { name: 'process_name', ph: 'M', ts: 0, pid: 2, tid: 0, args: { name: 'counters' } },
-      ...Array.from({ length: pcpus }, (_, i): ChromeEvent => ({ name: 'thread_name', ph: 'M', ts: 0, pid: 0, tid: i, args: { name: `pCPU${i}` } })),
+      ...this.hosts.flatMap((h, i) =>
+        h.running.map(
+          (_, n): ChromeEvent => ({
+            name: 'thread_name',
+            ph: 'M',
+            ts: 0,
+            pid: 0,
+            tid: i * PCPU_TRACKS_PER_HOST + n,
+            args: { name: this.hosts.length > 1 ? `${h.tag} pCPU${n}` : `pCPU${n}` },
+          }),
+        ),
+      ),
     ];
     return JSON.stringify({
       traceEvents: [...meta, ...this.events],

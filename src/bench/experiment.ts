@@ -371,7 +371,7 @@ export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: Run
       ? new ChromeTraceSink(
           env,
           opts.traceEvents,
-          topo.hosts[0]!.hv.pcpus.map((p) => p.curr?.name ?? null),
+          topo.hosts.map((h) => ({ tag: h.hv.tag, running: h.hv.pcpus.map((p) => p.curr?.name ?? null) })),
           { every: opts.traceFlows ?? 1, stackVcpu: stackVcpus(topo.hosts) },
         )
       : null;
@@ -410,6 +410,6 @@ export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: Run
     result,
     pcap: pcap?.close() ?? null,
     captures: captures?.close() ?? {},
-    trace: trace?.close(topo.hosts[0]!.hv.pcpus.length, env.now) ?? null,
+    trace: trace?.close(env.now) ?? null,
   };
 }

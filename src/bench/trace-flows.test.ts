@@ -40,9 +40,14 @@ interface Step {
  * `f`, in nondecreasing time, each flow event bound to a slice (same cat, pid, tid, ts) on a
  * pCPU track.
  */
-function checkTrace(text: string, pcpus: number): { trace: Trace; flows: Map<number, Step[]> } {
+function checkTrace(text: string): { trace: Trace; flows: Map<number, Step[]> } {
   const trace = JSON.parse(text) as Trace;
   assert.ok(Array.isArray(trace.traceEvents), 'traceEvents is an array');
+  const pcpuTracks = new Set(
+    trace.traceEvents
+      .filter((e) => e.ph === 'M' && e.pid === 0 && e.name === 'thread_name' && /pCPU\d+$/.test(String(e.args?.name)))
+      .map((e) => e.tid),
+  );
   const open = new Map<string, string[]>();
   const slices = new Map<string, Ev[]>();
   let last = -Infinity;
@@ -71,7 +76,7 @@ function checkTrace(text: string, pcpus: number): { trace: Trace; flows: Map<num
     if (e.ph !== 's') assert.equal(e.bp, 'e', 'steps and ends bind to the enclosing slice');
     const bound = slices.get(`${e.cat}/${e.pid}/${e.tid}/${e.ts}`);
     assert.equal(bound?.length, 1, `flow ${e.id} at ${e.ts} binds to one slice on its track`);
-    assert.ok(e.pid === 0 && e.tid >= 0 && e.tid < pcpus, `flow ${e.id} binds on a pCPU track (${e.pid}/${e.tid})`);
+    assert.ok(e.pid === 0 && pcpuTracks.has(e.tid), `flow ${e.id} binds on a pCPU track (${e.pid}/${e.tid})`);
     (flows.get(e.id) ?? flows.set(e.id, []).get(e.id)!).push({ ph: e.ph, ts: e.ts, tid: e.tid, slice: bound[0]! });
   }
   for (const [id, steps] of flows) {
@@ -102,7 +107,6 @@ function ranAt(trace: Trace, tid: number, ts: number, vcpu: unknown): boolean {
 }
 
 const spec = (path: string): CaseSpec => ({ path, test: 'tcp_rr', size: 1, guestType: 'hvm', seed: 3, warmupNs: 1 * MS, durationNs: 2 * MS });
-const PCPUS = 4;
 
 /** The flows from guest `from` (domid) to guest `to`, txStart to rxDeliver. */
 function journeys(flows: Map<number, Step[]>, from: number, to: number): Step[][] {
@@ -144,7 +148,7 @@ describe('--trace: flows of frames', () => {
 
   it('pv: a frame goes from the sender’s txStart through netfront, netback’s grant copies on Dom0’s vCPUs and the bridge to the receiver’s rxDeliver', () => {
     const t = runCaseWithArtifacts(profile, spec('pv'), { wallMs: () => 0, traceEvents: 20000 });
-    const { trace, flows } = checkTrace(t.trace!, PCPUS);
+    const { trace, flows } = checkTrace(t.trace!);
     assert.equal(trace.otherData.flows.written, flows.size);
     const js = journeys(flows, 1, 2);
     assert.ok(js.length > 20, `flows from vm1 to vm2: ${js.length}`);
@@ -170,7 +174,7 @@ describe('--trace: flows of frames', () => {
 
   it('hv2m: a frame goes from the sender’s txStart through Xen’s grant copy on the sender’s own vCPU to the receiver’s rxDeliver, no Dom0 on the way', () => {
     const t = runCaseWithArtifacts(profile, spec('hv2m'), { wallMs: () => 0, traceEvents: 20000 });
-    const { trace, flows } = checkTrace(t.trace!, PCPUS);
+    const { trace, flows } = checkTrace(t.trace!);
     const js = journeys(flows, 2, 1);
     assert.ok(js.length > 20, `flows from vm2 to vm1: ${js.length}`);
     let notified = 0;
@@ -195,19 +199,40 @@ describe('--trace: flows of frames', () => {
     assert.ok(notified > js.length / 2, `most frames of an RR exchange are notified to the receiver: ${notified} of ${js.length}`);
   });
 
+  it('wire: each host’s pCPUs are tracks of their own, and a frame’s flow goes from one host’s tracks to the other’s', () => {
+    const t = runCaseWithArtifacts(profile, spec('wire'), { wallMs: () => 0, traceEvents: 20000 });
+    const { trace, flows } = checkTrace(t.trace!);
+    const names = new Map(
+      trace.traceEvents.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.pid === 0).map((e) => [e.tid, String(e.args?.name)]),
+    );
+    for (const e of trace.traceEvents) {
+      if (e.pid !== 0 || e.ph !== 'B') continue;
+      const host = names.get(e.tid)?.split(' ')[0];
+      assert.ok(host !== undefined && e.name.startsWith(`${host}:`), `${e.name} on the track of ${names.get(e.tid)}`);
+    }
+    const across = [...flows.values()].filter(
+      (f) => /^h1:d1v/.test(String(f[0]!.slice.args?.vcpu)) && /^h2:d1v/.test(String(f[f.length - 1]!.slice.args?.vcpu)),
+    );
+    assert.ok(across.length > 20, `flows from h1's guest to h2's: ${across.length}`);
+    for (const f of across) {
+      const hosts = f.map((s) => names.get(s.tid)!.split(' ')[0]);
+      assert.deepEqual([...new Set(hosts)], ['h1', 'h2'], `through h1's pCPUs, then h2's: ${hosts.join(' ')}`);
+    }
+  });
+
   it('flows are sampled by --trace-flows (one in every n frames, or none) and following them changes nothing in the model', () => {
     const all = runCaseWithArtifacts(profile, spec('hv2m'), { wallMs: () => 0, traceEvents: 20000 });
     const third = runCaseWithArtifacts(profile, spec('hv2m'), { wallMs: () => 0, traceEvents: 20000, traceFlows: 3 });
     const none = runCaseWithArtifacts(profile, spec('hv2m'), { wallMs: () => 0, traceEvents: 20000, traceFlows: 0 });
     const plain = runCaseWithArtifacts(profile, spec('hv2m'), { wallMs: () => 0 });
-    const n = (x: typeof all): number => checkTrace(x.trace!, PCPUS).flows.size;
+    const n = (x: typeof all): number => checkTrace(x.trace!).flows.size;
     assert.ok(Math.abs(n(third) - n(all) / 3) <= 2, `one in three: ${n(third)} of ${n(all)}`);
     assert.equal(n(none), 0);
     assert.ok(!(JSON.parse(none.trace!) as Trace).traceEvents.some((e) => e.cat === 'frame'), 'no flow slices without flows');
     for (const x of [all, third, none]) assert.deepEqual(x.result, plain.result, 'the trace does not change what the model does');
     for (const path of ['pv', 'shmem', 'emulated']) {
       const traced = runCaseWithArtifacts(profile, spec(path), { wallMs: () => 0, traceEvents: 20000 });
-      assert.ok(checkTrace(traced.trace!, PCPUS).flows.size > 10, `${path}: flows`);
+      assert.ok(checkTrace(traced.trace!).flows.size > 10, `${path}: flows`);
       assert.deepEqual(
         traced.result,
         runCaseWithArtifacts(profile, spec(path), { wallMs: () => 0 }).result,
@@ -221,9 +246,9 @@ describe('--trace: flows of frames', () => {
     const trace = JSON.parse(t.trace!) as Trace;
     const firstX = trace.traceEvents.findIndex((e) => e.ph === 'X');
     const unbound = { ...trace, traceEvents: trace.traceEvents.filter((_, i) => i !== firstX) };
-    assert.throws(() => checkTrace(JSON.stringify(unbound), PCPUS), /binds to one slice/);
+    assert.throws(() => checkTrace(JSON.stringify(unbound)), /binds to one slice/);
     const lastF = trace.traceEvents.findLastIndex((e) => e.ph === 'f');
     const unended = { ...trace, traceEvents: trace.traceEvents.filter((_, i) => i !== lastF) };
-    assert.throws(() => checkTrace(JSON.stringify(unended), PCPUS), /one start, steps, one end|a start and an end/);
+    assert.throws(() => checkTrace(JSON.stringify(unended)), /one start, steps, one end|a start and an end/);
   });
 });
