@@ -14,7 +14,7 @@
 import { SimEnvironment, type Env, type Process, type SimEvent } from '../sim/index.js';
 import type { Profile } from '../profile/index.js';
 import { ipv4, type Interface } from '../net/index.js';
-import { diffCounters, type CounterSnapshot, type CpuSnapshot } from '../xen/index.js';
+import { Vcpu, diffCounters, type CounterSnapshot, type CpuSnapshot } from '../xen/index.js';
 import type { AttachedNic, PathRegistry } from '../vnet/index.js';
 import { Cluster, parseCluster, type ClusterDescription, type Host, type HostInput } from '../host/index.js';
 import { CaptureSet, ChromeTraceSink, PcapSink } from './capture.js';
@@ -322,6 +322,8 @@ export interface RunOptions {
   pcap?: boolean;
   /** Record a Chrome trace of the host's pCPUs, up to this many events. */
   traceEvents?: number;
+  /** In the trace, follow one in every this many frames the guests send as a flow (default 1: each; 0: none). */
+  traceFlows?: number;
 }
 
 export interface CaseArtifacts {
@@ -330,6 +332,19 @@ export interface CaseArtifacts {
   /** With `pcap`: every other capture point of the case (guest interfaces, Dom0 bridge ports, channels), by name. */
   captures: Record<string, Uint8Array>;
   trace: string | null;
+}
+
+/** The vCPU each kernel's stack runs on now (its first: KernelSide), by stack name, for the trace's flow steps at Dom0's bridge ports. */
+function stackVcpus(hosts: readonly Host[]): (stack: string) => string | null {
+  const sides = new Map<string, { cpus: readonly { current: unknown }[] }>();
+  for (const h of hosts) {
+    sides.set(h.dom0.stack.name, h.dom0);
+    for (const g of h.guests.values()) sides.set(g.side.stack.name, g.side);
+  }
+  return (stack) => {
+    const c = sides.get(stack)?.cpus[0]?.current;
+    return c instanceof Vcpu ? c.name : null;
+  };
 }
 
 /** Runs one case to completion; throws if the workload's data did not arrive intact. */
@@ -356,7 +371,8 @@ export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: Run
       ? new ChromeTraceSink(
           env,
           opts.traceEvents,
-          topo.hosts[0]!.hv.pcpus.map((p) => p.curr?.name ?? null),
+          topo.hosts.map((h) => ({ tag: h.hv.tag, running: h.hv.pcpus.map((p) => p.curr?.name ?? null) })),
+          { every: opts.traceFlows ?? 1, stackVcpu: stackVcpus(topo.hosts) },
         )
       : null;
   let from: Window | null = null;
@@ -394,6 +410,6 @@ export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: Run
     result,
     pcap: pcap?.close() ?? null,
     captures: captures?.close() ?? {},
-    trace: trace?.close(topo.hosts[0]!.hv.pcpus.length, env.now) ?? null,
+    trace: trace?.close(env.now) ?? null,
   };
 }

@@ -92,6 +92,7 @@ describe('hv2m bench', () => {
       [['--sizes', '12k'], /--sizes: "12k" is not a whole number/],
       [['--guest-type', 'kvm'], /--guest-type: "kvm" is not hvm or pv/],
       [['--duration-ms', '0'], /--duration-ms: 0 is outside/],
+      [['--trace-flows', 'some'], /--trace-flows: "some" is not a whole number/],
       [['--profile', '/nonexistent.json'], /nonexistent\.json/],
     ] as const) {
       const r = bench([...args]);

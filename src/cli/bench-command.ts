@@ -39,6 +39,7 @@ interface BenchFlags {
   out: string;
   pcap?: boolean;
   trace?: boolean;
+  traceFlows: string;
   quiet?: boolean;
   json?: boolean;
   timing?: boolean;
@@ -46,7 +47,7 @@ interface BenchFlags {
 
 const TRACE_EVENTS = 200_000;
 
-export function parseBenchFlags(f: BenchFlags, registered: readonly string[]): SuiteOptions & { jobs: number } {
+export function parseBenchFlags(f: BenchFlags, registered: readonly string[]): SuiteOptions & { jobs: number; traceFlows: number } {
   const known = knownPaths(registered);
   if (f.guestType !== 'hvm' && f.guestType !== 'pv') throw new SuiteError('--guest-type', `"${f.guestType}" is not hvm or pv`);
   return {
@@ -60,6 +61,7 @@ export function parseBenchFlags(f: BenchFlags, registered: readonly string[]): S
     warmupMs: parseIntOption('--warmup-ms', f.warmupMs, 0, 3_600_000),
     pingCount: parseIntOption('--ping-count', f.pingCount, 1, 1_000_000),
     jobs: f.jobs === undefined ? availableParallelism() : parseIntOption('--jobs', f.jobs, 1, 256),
+    traceFlows: parseIntOption('--trace-flows', f.traceFlows, 0, 1_000_000),
   };
 }
 
@@ -92,6 +94,11 @@ export function registerBenchCommand(program: Command): void {
       "write a pcap of the client guest's NIC per case (DIR/pcap/), and of every guest interface, Dom0 bridge port and HV²M/shmem channel (DIR/pcap-all/<case>/)",
     )
     .option('--trace', `write a Chrome/Perfetto trace of the pCPUs per case (DIR/trace/, first ${TRACE_EVENTS} events)`)
+    .option(
+      '--trace-flows <n>',
+      "in the trace, follow one in every n frames the guests send, as a flow from the sender's device to the receiver's (0: none)",
+      '1',
+    )
     .option('--quiet', 'no progress bar and no tables')
     .option('--json', 'print results.json on stdout instead of the tables')
     .option(
@@ -119,7 +126,13 @@ export function registerBenchCommand(program: Command): void {
       const outputs: CaseOutput[] = [];
       try {
         const runs = cases.map(async (spec, i) => {
-          const task: CaseTask = { profile: flags.profile, spec, pcap: flags.pcap === true, traceEvents: flags.trace === true ? TRACE_EVENTS : 0 };
+          const task: CaseTask = {
+            profile: flags.profile,
+            spec,
+            pcap: flags.pcap === true,
+            traceEvents: flags.trace === true ? TRACE_EVENTS : 0,
+            traceFlows: opts.traceFlows,
+          };
           const out = (await pool.run(task)) as CaseOutput;
           outputs[i] = out;
           bar?.increment(1, { case: `${spec.path} ${spec.test} ${spec.size}` });

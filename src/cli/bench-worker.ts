@@ -13,6 +13,8 @@ export interface CaseTask {
   pcap: boolean;
   /** Chrome trace events to record; 0 for none. */
   traceEvents: number;
+  /** In the trace, follow one in every this many frames (0: none). */
+  traceFlows: number;
 }
 
 export type CaseOutput = CaseArtifacts;
@@ -26,7 +28,12 @@ export default function runTask(task: CaseTask): CaseOutput {
     profiles.set(task.profile, p);
   }
   try {
-    return runCaseWithArtifacts(p, task.spec, { wallMs: () => performance.now(), pcap: task.pcap, traceEvents: task.traceEvents });
+    return runCaseWithArtifacts(p, task.spec, {
+      wallMs: () => performance.now(),
+      pcap: task.pcap,
+      traceEvents: task.traceEvents,
+      traceFlows: task.traceFlows,
+    });
   } catch (e) {
     const s = task.spec;
     throw new Error(`case ${s.path} ${s.test} ${s.size} (seed ${s.seed}): ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, {

@@ -11,7 +11,7 @@ export {
   type PathKernel,
 } from './path.js';
 export { defaultPaths } from './paths.js';
-export { TP_CHANNEL_FRAME, TP_RX_DELIVER, TP_TX_START } from './trace-points.js';
+export { TP_CHANNEL_FRAME, TP_FRAME_STEP, TP_RX_DELIVER, TP_TX_START } from './trace-points.js';
 export { PvPath, PvNic } from './pv/index.js';
 export { PhysicalNic, cable, physicalNicCosts, type PhysicalNicCosts, type WirePort } from './phys/index.js';
 export { EmulatedPath } from './emulated/index.js';

@@ -567,7 +567,8 @@ export class E1000Driver implements NetDevice {
     this.stats.txBytes += pkt.length;
     this.stats.txDescs += needed;
     const tr = this.env.trace;
-    if (tr.enabled(TP_TX_START)) tr.emit(TP_TX_START, { path: 'emulated', domid: this.xg.domid, dev: this.name, len: pkt.length });
+    if (tr.enabled(TP_TX_START))
+      tr.emit(TP_TX_START, { path: 'emulated', domid: this.xg.domid, dev: this.name, len: pkt.length, vcpu: this.vcpu.name, frame: pkt.data });
     if (this.txUnused() < 2 + 18) {
       this.stopped = true;
       this.stats.txStops++;
@@ -708,7 +709,8 @@ export class E1000Driver implements NetDevice {
       this.interval.rxPackets++;
       this.interval.rxBytes += length; // total_rx_bytes: without the FCS
       const tr = this.env.trace;
-      if (tr.enabled(TP_RX_DELIVER)) tr.emit(TP_RX_DELIVER, { path: 'emulated', domid: this.xg.domid, dev: this.name, len: length });
+      if (tr.enabled(TP_RX_DELIVER))
+        tr.emit(TP_RX_DELIVER, { path: 'emulated', domid: this.xg.domid, dev: this.name, len: length, vcpu: this.vcpu.name, frame: pkt.data });
       return pkt;
     }
   }

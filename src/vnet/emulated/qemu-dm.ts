@@ -20,6 +20,7 @@ import { E1000_IO_SIZE, E1000PciConfig, type E1000Decode } from './e1000-pci.js'
 import { E1000_MMIO_SIZE } from './e1000-regs.js';
 import { MapCache } from './map-cache.js';
 import type { TapDevice } from './tap.js';
+import { TP_FRAME_STEP } from '../trace-points.js';
 
 /** Where the emulated NIC sits: its slot on the guest's PCI bus 0 (function 0, INTA), and where hvmloader puts BAR 0 and BAR 1. */
 export interface E1000Placement {
@@ -299,6 +300,16 @@ export class QemuDm {
     for (let f = this.outFrames.shift(); f !== undefined; f = this.outFrames.shift()) {
       yield v.exec(c.tapWrite + Math.round(f.length * c.qemuDmaCopy), 'qemu');
       this.stats.framesToTap++;
+      const tr = this.env.trace;
+      if (tr.enabled(TP_FRAME_STEP))
+        tr.emit(TP_FRAME_STEP, {
+          path: 'emulated',
+          domid: this.dom0.domid,
+          vcpu: v.name,
+          step: 'qemu e1000 TX: out of the guest, to the tap',
+          len: f.length,
+          frame: f,
+        });
       this.tap.write(f);
     }
     while ((this.wantLevel && !this.pci.intxDisabled) !== this.sentLevel) {
@@ -352,6 +363,16 @@ export class QemuDm {
           const f = this.tap.read()!;
           yield this.v.exec(c.tapRead + Math.round(f.length * c.qemuDmaCopy), 'qemu');
           this.stats.framesFromTap++;
+          const tr = this.env.trace;
+          if (tr.enabled(TP_FRAME_STEP))
+            tr.emit(TP_FRAME_STEP, {
+              path: 'emulated',
+              domid: this.dom0.domid,
+              vcpu: this.v.name,
+              step: 'qemu e1000 RX: from the tap into the guest',
+              len: f.length,
+              frame: f,
+            });
           this.device.receive(f);
           yield* this.settle(this.v);
         }

@@ -19,7 +19,7 @@ import {
 import type { BackRing, GnttabCopy, Vcpu } from '../../xen/index.js';
 import { gnttabBatchCopy, type XenGuest } from '../../xen/guest/index.js';
 import { checksumSetup } from '../pv/checksum-setup.js';
-import { TP_RX_DELIVER } from '../trace-points.js';
+import { TP_FRAME_STEP, TP_RX_DELIVER, frameHeaders } from '../trace-points.js';
 import type { Hv2mCosts } from './costs.js';
 import type { ChannelEnd } from './handshake.js';
 import { PeerChannelBase, type ChannelLink } from './peer-channel.js';
@@ -281,6 +281,8 @@ export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
         for (const b of batch) b.pkt.release();
         break;
       }
+      const tr = this.env.trace;
+      const followed: { len: number; frame: Uint8Array }[] | null = tr.enabled(TP_FRAME_STEP) ? [] : null;
       for (const b of batch) {
         let ok = true;
         for (const s of b.slots) for (let i = s.op0; i < s.op1; i++) if (ops[i]!.status !== GNTST_okay) ok = false;
@@ -302,6 +304,16 @@ export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
             });
         }
         if (ok) {
+          if (followed !== null) followed.push({ len: b.pkt.length, frame: frameHeaders(b.pkt.data) });
+          if (tr.enabled(TP_FRAME_STEP))
+            tr.emit(TP_FRAME_STEP, {
+              path: 'hv2m',
+              domid,
+              vcpu: this.v.name,
+              step: 'hv2m grant copy into the peer, RX response',
+              len: b.pkt.length,
+              frame: b.pkt.data,
+            });
           this.stats.txFrames++;
           this.stats.txBytes += b.pkt.length;
           this.stats.txSlots += b.slots.length + (b.gso ? 1 : 0);
@@ -312,6 +324,9 @@ export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
       if (r.pushResponsesAndCheckNotify() && this.end.txPort > 0) {
         this.stats.txNotify++;
         yield* this.xg.evtchn.notify(this.v, this.end.txPort);
+        // The notification tells the peer of every frame of the batch.
+        if (followed !== null)
+          for (const f of followed) tr.emit(TP_FRAME_STEP, { path: 'hv2m', domid, vcpu: this.v.name, step: 'hv2m notify', ...f });
       }
     }
   }
@@ -432,7 +447,15 @@ export class Hv2mChannel extends PeerChannelBase<ChannelEnd, Hv2mStats> {
       this.stats.rxFrames++;
       this.stats.rxBytes += pkt.length;
       const tr = this.env.trace;
-      if (tr.enabled(TP_RX_DELIVER)) tr.emit(TP_RX_DELIVER, { path: 'hv2m', domid: this.xg.domid, dev: `hv2m-d${this.peer}`, len: pkt.length });
+      if (tr.enabled(TP_RX_DELIVER))
+        tr.emit(TP_RX_DELIVER, {
+          path: 'hv2m',
+          domid: this.xg.domid,
+          dev: `hv2m-d${this.peer}`,
+          len: pkt.length,
+          vcpu: this.v.name,
+          frame: pkt.data,
+        });
       return pkt;
     }
   }

@@ -220,7 +220,14 @@ export abstract class PeerChannelBase<E extends PeerEnd, S extends PeerChannelSt
     this.queue.push(pkt);
     const tr = this.env.trace;
     if (tr.enabled(TP_TX_START))
-      tr.emit(TP_TX_START, { path: this.pathName, domid: this.xg.domid, dev: `${this.pathName}-d${this.peer}`, len: pkt.length });
+      tr.emit(TP_TX_START, {
+        path: this.pathName,
+        domid: this.xg.domid,
+        dev: `${this.pathName}-d${this.peer}`,
+        len: pkt.length,
+        vcpu: this.v.name,
+        frame: pkt.data,
+      });
     this.kick();
   }
 

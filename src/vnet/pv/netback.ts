@@ -42,6 +42,7 @@ import { gnttabBatchCopy, type XenGuest } from '../../xen/guest/index.js';
 import { PacketMemoryExhausted, type GuestPacketMemory } from '../packet-memory.js';
 import { checksumSetup } from './checksum-setup.js';
 import { takeTxRequests } from './tx-requests.js';
+import { TP_FRAME_STEP, frameHeaders } from '../trace-points.js';
 import type { PvCosts } from './costs.js';
 
 /** XENVIF_NAPI_WEIGHT: packets one xenvif_poll may build. */
@@ -378,6 +379,16 @@ export class Vif implements NetDevice {
       this.stats.txFrames++;
       this.stats.txBytes += b.pkt.length;
       this.stats.txSlots += b.reqs.length;
+      const tr = this.env.trace;
+      if (tr.enabled(TP_FRAME_STEP))
+        tr.emit(TP_FRAME_STEP, {
+          path: 'pv',
+          domid: this.dom0.domid,
+          vcpu: v.name,
+          step: 'netback TX grant copy into Dom0',
+          len: b.pkt.length,
+          frame: b.pkt.data,
+        });
       this.up.push(b.pkt);
     }
     if (r.tx.pushResponsesAndCheckNotify()) {
@@ -522,6 +533,7 @@ export class Vif implements NetDevice {
       batch.push({ pkt, slots, extraId, gso });
     }
     if (batch.length === 0) return;
+    const followed: { len: number; frame: Uint8Array }[] | null = this.env.trace.enabled(TP_FRAME_STEP) ? [] : null;
     const c = this.costs;
     yield kt.exec(c.backRxPacket * batch.length + c.backRxSlot * slotsTotal);
     if (ops.length > 0) {
@@ -555,6 +567,17 @@ export class Vif implements NetDevice {
         }
       }
       if (ok) {
+        const tr = this.env.trace;
+        if (tr.enabled(TP_FRAME_STEP))
+          tr.emit(TP_FRAME_STEP, {
+            path: 'pv',
+            domid,
+            vcpu: v.name,
+            step: 'netback RX grant copy into the guest, RX response',
+            len: b.pkt.length,
+            frame: b.pkt.data,
+          });
+        followed?.push({ len: b.pkt.length, frame: frameHeaders(b.pkt.data) });
         this.stats.rxFrames++;
         this.stats.rxBytes += b.pkt.length;
         this.stats.rxSlots += b.slots.length + (b.gso ? 1 : 0);
@@ -564,6 +587,9 @@ export class Vif implements NetDevice {
     if (r.rx.pushResponsesAndCheckNotify()) {
       this.stats.rxNotify++;
       yield* this.dom0.evtchn.notify(v, r.rxPort);
+      // The notification tells the guest of every frame of the batch.
+      if (followed !== null)
+        for (const f of followed) this.env.trace.emit(TP_FRAME_STEP, { path: 'pv', domid, vcpu: v.name, step: 'netback RX notify', ...f });
     }
   }
 

@@ -37,7 +37,7 @@ import {
 } from '../../xen/abi/index.js';
 import type { FrontRing, Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
-import { TP_RX_DELIVER, TP_TX_START } from '../trace-points.js';
+import { TP_FRAME_STEP, TP_RX_DELIVER, TP_TX_START, frameHeaders } from '../trace-points.js';
 import { checksumSetup } from './checksum-setup.js';
 import type { PvCosts } from './costs.js';
 
@@ -256,7 +256,8 @@ export class Netfront implements NetDevice {
     this.reserved += slots;
     this.pipeline.push({ pkt, slots });
     const tr = this.env.trace;
-    if (tr.enabled(TP_TX_START)) tr.emit(TP_TX_START, { path: 'pv', domid: this.xg.domid, dev: this.name, len: pkt.length });
+    if (tr.enabled(TP_TX_START))
+      tr.emit(TP_TX_START, { path: 'pv', domid: this.xg.domid, dev: this.name, len: pkt.length, vcpu: this.vcpu.name, frame: pkt.data });
     if (r.tx.freeRequests() - this.reserved < TX_STOP_FREE) {
       this.stopped = true;
       this.stats.txStops++;
@@ -283,7 +284,23 @@ export class Netfront implements NetDevice {
         continue;
       }
       this.writeTx(r, e.pkt, e.slots);
-      if (r.tx.pushRequestsAndCheckNotify()) yield* this.notify(r.txPort, 'tx');
+      const tr = this.env.trace;
+      if (tr.enabled(TP_FRAME_STEP))
+        tr.emit(TP_FRAME_STEP, {
+          path: 'pv',
+          domid: this.xg.domid,
+          vcpu: this.vcpu.name,
+          step: 'netfront TX requests',
+          len: e.pkt.length,
+          frame: e.pkt.data,
+        });
+      if (r.tx.pushRequestsAndCheckNotify()) {
+        // The backend may answer (and the packet go) before the notify returns: its headers, kept.
+        const followed = tr.enabled(TP_FRAME_STEP) ? { len: e.pkt.length, frame: frameHeaders(e.pkt.data) } : null;
+        yield* this.notify(r.txPort, 'tx');
+        if (followed !== null)
+          tr.emit(TP_FRAME_STEP, { path: 'pv', domid: this.xg.domid, vcpu: this.vcpu.name, step: 'netfront TX notify', ...followed });
+      }
       // xennet_start_xmit calls xennet_tx_buf_gc after the push.
       yield* this.txGc();
     }
@@ -484,7 +501,8 @@ export class Netfront implements NetDevice {
       this.stats.rxPackets++;
       this.stats.rxBytes += pkt.length;
       const tr = this.env.trace;
-      if (tr.enabled(TP_RX_DELIVER)) tr.emit(TP_RX_DELIVER, { path: 'pv', domid: this.xg.domid, dev: this.name, len: pkt.length });
+      if (tr.enabled(TP_RX_DELIVER))
+        tr.emit(TP_RX_DELIVER, { path: 'pv', domid: this.xg.domid, dev: this.name, len: pkt.length, vcpu: this.vcpu.name, frame: pkt.data });
       return pkt;
     }
   }

@@ -15,7 +15,7 @@ import type { Vcpu } from '../../xen/index.js';
 import type { XenGuest } from '../../xen/guest/index.js';
 import { PeerChannelBase, type ChannelLink } from '../hv2m/index.js';
 import { checksumSetup } from '../pv/checksum-setup.js';
-import { TP_RX_DELIVER } from '../trace-points.js';
+import { TP_FRAME_STEP, TP_RX_DELIVER } from '../trace-points.js';
 import type { ShmemCosts } from './costs.js';
 import {
   FIFO_CONS,
@@ -276,6 +276,16 @@ export class ShmemChannel extends PeerChannelBase<ShmemEnd, ShmemStats> {
         this.stats.txBytes += p.length;
         this.stats.txCopies++;
         this.stats.txCopyBytes += p.length;
+        const tr = this.env.trace;
+        if (tr.enabled(TP_FRAME_STEP))
+          tr.emit(TP_FRAME_STEP, {
+            path: 'shmem',
+            domid: this.xg.domid,
+            vcpu: this.v.name,
+            step: 'shmem copy into the FIFO',
+            len: p.length,
+            frame: p.data,
+          });
         p.release();
       }
       // The records are written before the index that publishes them (wmb).
@@ -329,7 +339,15 @@ export class ShmemChannel extends PeerChannelBase<ShmemEnd, ShmemStats> {
       this.stats.rxFrames++;
       this.stats.rxBytes += pkt.length;
       const tr = this.env.trace;
-      if (tr.enabled(TP_RX_DELIVER)) tr.emit(TP_RX_DELIVER, { path: 'shmem', domid: this.xg.domid, dev: `shmem-d${this.peer}`, len: pkt.length });
+      if (tr.enabled(TP_RX_DELIVER))
+        tr.emit(TP_RX_DELIVER, {
+          path: 'shmem',
+          domid: this.xg.domid,
+          dev: `shmem-d${this.peer}`,
+          len: pkt.length,
+          vcpu: this.v.name,
+          frame: pkt.data,
+        });
       return pkt;
     }
   }

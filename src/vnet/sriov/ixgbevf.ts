@@ -319,7 +319,8 @@ export class IxgbevfDriver implements NetDevice {
     this.stats.txBytes += pkt.length;
     this.stats.txDescs += needed;
     const tr = this.env.trace;
-    if (tr.enabled(TP_TX_START)) tr.emit(TP_TX_START, { path: 'sriov', domid: this.xg.domid, dev: this.name, len: pkt.length });
+    if (tr.enabled(TP_TX_START))
+      tr.emit(TP_TX_START, { path: 'sriov', domid: this.xg.domid, dev: this.name, len: pkt.length, vcpu: this.vcpu.name, frame: pkt.data });
     this.vcpu.exec(this.costs.xmitFrame, 'softirq');
     // The tail doorbell: a write to the mapped BAR, no exit.
     this.stats.tailWrites++;
@@ -454,7 +455,8 @@ export class IxgbevfDriver implements NetDevice {
       this.rxItr.bytes += length;
       this.rxItr.packets++;
       const tr = this.env.trace;
-      if (tr.enabled(TP_RX_DELIVER)) tr.emit(TP_RX_DELIVER, { path: 'sriov', domid: this.xg.domid, dev: this.name, len: length });
+      if (tr.enabled(TP_RX_DELIVER))
+        tr.emit(TP_RX_DELIVER, { path: 'sriov', domid: this.xg.domid, dev: this.name, len: length, vcpu: this.vcpu.name, frame: pkt.data });
       return pkt;
     }
   }
