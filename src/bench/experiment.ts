@@ -335,7 +335,7 @@ export interface CaseArtifacts {
 }
 
 /** The vCPU each kernel's stack runs on now (its first: KernelSide), by stack name, for the trace's flow steps at Dom0's bridge ports. */
-function stackVcpus(hosts: readonly Host[]): (stack: string) => string | null {
+export function stackVcpus(hosts: readonly Host[]): (stack: string) => string | null {
   const sides = new Map<string, { cpus: readonly { current: unknown }[] }>();
   for (const h of hosts) {
     sides.set(h.dom0.stack.name, h.dom0);

@@ -11,7 +11,8 @@ import type { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import type { PathRegistry } from '../vnet/index.js';
 import { Cluster, type Host, type Guest, type MigrationResult, type Scenario, type WorkloadSpec } from '../host/index.js';
-import { measure, snapshot, startTest, type CaseResult, type Measured, type Outcome, type Window } from './experiment.js';
+import { measure, snapshot, stackVcpus, startTest, type CaseResult, type Measured, type Outcome, type Window } from './experiment.js';
+import { CaptureSet, ChromeTraceSink } from './capture.js';
 
 export interface ScenarioResult extends CaseResult {
   /** The workload's name in the scenario. */
@@ -22,16 +23,29 @@ export interface ScenarioRunOptions {
   paths?: PathRegistry;
   /** Wall-clock milliseconds from the harness, for the simulation speed. */
   wallMs: () => number;
+  /** Capture every guest interface, Dom0 bridge port and HV²M/shmem channel (pcaps by name, as bench's pcap-all). */
+  pcap?: boolean;
+  /** Record a Chrome trace of every host's pCPUs, up to this many events (0: none). */
+  traceEvents?: number;
+  /** In the trace, follow one in every this many frames (default 1; 0: none). */
+  traceFlows?: number;
+}
+
+export interface ScenarioRun {
+  results: ScenarioResult[];
+  migrations: MigrationResult[];
+  hosts: Host[];
+  simSeconds: number;
+  /** With `pcap`: each capture point's pcap bytes, by name. */
+  captures: Record<string, Uint8Array>;
+  /** With `traceEvents`: the Chrome trace (JSON text) from the end of the build. */
+  trace: string | null;
 }
 
 /** Each workload gets its own port, so that two workloads of one kind can share a server. */
 const PORT_BASE = 20000;
 
-export function runScenario(
-  profile: Profile,
-  sc: Scenario,
-  opts: ScenarioRunOptions,
-): { results: ScenarioResult[]; migrations: MigrationResult[]; hosts: Host[]; simSeconds: number } {
+export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOptions): ScenarioRun {
   const t0 = opts.wallMs();
   const env = new SimEnvironment({ seed: sc.seed });
   const hostOpts = { where: sc.file, ...(opts.paths !== undefined ? { paths: opts.paths } : {}) };
@@ -40,6 +54,16 @@ export function runScenario(
   if (!built.ok) throw built.error;
   const cluster = built.value;
   const hosts = cluster.hosts;
+  const captures = opts.pcap === true ? new CaptureSet(env) : null;
+  const trace =
+    opts.traceEvents !== undefined && opts.traceEvents > 0
+      ? new ChromeTraceSink(
+          env,
+          opts.traceEvents,
+          hosts.map((h) => ({ tag: h.hv.tag, running: h.hv.pcpus.map((p) => p.curr?.name ?? null) })),
+          { every: opts.traceFlows ?? 1, stackVcpu: stackVcpus(hosts) },
+        )
+      : null;
   // One after another, each at its time (or when the one before has ended).
   const migrations: MigrationResult[] = [];
   const migrating = env.process(
@@ -118,6 +142,8 @@ export function runScenario(
     migrations,
     hosts,
     simSeconds: env.now / 1e9,
+    captures: captures?.close() ?? {},
+    trace: trace?.close(env.now) ?? null,
   };
 }
 

@@ -45,7 +45,8 @@ interface BenchFlags {
   timing?: boolean;
 }
 
-const TRACE_EVENTS = 200_000;
+/** Events a trace records before it stops (bench per case, run per scenario). */
+export const TRACE_EVENTS = 200_000;
 
 export function parseBenchFlags(f: BenchFlags, registered: readonly string[]): SuiteOptions & { jobs: number; traceFlows: number } {
   const known = knownPaths(registered);

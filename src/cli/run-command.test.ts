@@ -44,6 +44,40 @@ describe('hv2m run', () => {
     assert.equal(readFileSync(join(a.dir, 'results.json'), 'utf8'), readFileSync(join(b.dir, 'results.json'), 'utf8'));
   });
 
+  it('--pcap and --trace: a capture per guest interface and Dom0 bridge port of both hosts, and a trace with what ran on both hosts’ pCPUs, the results unchanged', () => {
+    const f = join(examples, 'two-hosts.yaml');
+    const plain = run(f);
+    const r = run(f, ['--pcap', '--trace', '--trace-flows', '4']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(
+      readFileSync(join(r.dir, 'results.json'), 'utf8'),
+      readFileSync(join(plain.dir, 'results.json'), 'utf8'),
+      'tracing changes no result',
+    );
+    const pcaps = readdirSync(join(r.dir, 'pcap-all'));
+    for (const want of ['h1-vm1_eth0.pcap', 'h2-vm2_eth0.pcap', 'h1-Domain-0_vif1.0.pcap', 'h2-Domain-0_eth0.pcap'])
+      assert.ok(pcaps.includes(want), `${want} in ${pcaps.join(', ')}`);
+    for (const p of pcaps) {
+      const b = readFileSync(join(r.dir, 'pcap-all', p));
+      assert.equal(b.readUInt32LE(0), 0xa1b23c4d, `${p}: pcap magic (nanosecond timestamps)`);
+      assert.ok(b.length > 24 + 16, `${p}: at least one frame`);
+    }
+    const t = JSON.parse(readFileSync(join(r.dir, 'trace.json'), 'utf8')) as {
+      traceEvents: { ph: string; tid: number; name: string; args?: { name?: string } }[];
+      otherData: { flows: { every: number; written: number } };
+    };
+    const named = t.traceEvents.filter((e) => e.ph === 'M' && e.name === 'thread_name').map((e) => e.tid);
+    const sliced = new Set(t.traceEvents.filter((e) => e.ph === 'B').map((e) => e.tid));
+    assert.ok(
+      named.filter((x) => x < 1000).length >= 2 && named.filter((x) => x >= 1000).length >= 2,
+      `a track per pCPU of both hosts: ${named.join(',')}`,
+    );
+    for (const tid of sliced) assert.ok(named.includes(tid), `slices only on named pCPU tracks (${tid})`);
+    assert.ok([...sliced].some((x) => x < 1000) && [...sliced].some((x) => x >= 1000), 'what ran on both hosts');
+    assert.equal(t.otherData.flows.every, 4);
+    assert.ok(t.otherData.flows.written > 0, 'frames followed across the wire');
+  });
+
   it('refuses a bad scenario with its file and line, and writes nothing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hv2m-bad-'));
     const f = join(dir, 'bad.yaml');

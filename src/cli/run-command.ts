@@ -5,7 +5,10 @@ import { runScenario } from '../bench/scenario-run.js';
 import { toJson, type ResultsDocument } from '../bench/results.js';
 import { formatTables } from '../bench/report/tables.js';
 import { parseIntOption } from '../bench/suite.js';
-import { writeReport } from './report-files.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeReport, writeWhole } from './report-files.js';
+import { TRACE_EVENTS } from './bench-command.js';
 
 interface RunFlags {
   profile?: string;
@@ -13,6 +16,9 @@ interface RunFlags {
   out: string;
   quiet?: boolean;
   json?: boolean;
+  pcap?: boolean;
+  trace?: boolean;
+  traceFlows: string;
 }
 
 /** `hv2m run SCENARIO.yaml`: a host described by a scenario file, its workloads, the same outputs as bench. */
@@ -28,12 +34,25 @@ export function registerRunCommand(program: Command): void {
     .option('--out <dir>', 'where results.json, results.csv and index.html go', 'hv2m-report')
     .option('--quiet', 'no tables')
     .option('--json', 'print results.json on stdout instead of the tables')
+    .option('--pcap', 'write a pcap of every guest interface, Dom0 bridge port and HV²M/shmem channel (DIR/pcap-all/)')
+    .option('--trace', `write a Chrome/Perfetto trace of every host's pCPUs (DIR/trace.json, first ${TRACE_EVENTS} events)`)
+    .option(
+      '--trace-flows <n>',
+      "in the trace, follow one in every n frames the guests send, as a flow from the sender's device to the receiver's (0: none)",
+      '1',
+    )
     .action(async (file: string, flags: RunFlags) => {
+      const traceFlows = parseIntOption('--trace-flows', flags.traceFlows, 0, 1_000_000);
       const sc = loadScenario(file);
       if (flags.seed !== undefined) sc.seed = parseIntOption('--seed', flags.seed, 0, 0xffff_ffff);
       const profile = Profile.load(flags.profile ?? sc.profile);
       const started = performance.now();
-      const run = runScenario(profile, sc, { wallMs: () => performance.now() });
+      const run = runScenario(profile, sc, {
+        wallMs: () => performance.now(),
+        pcap: flags.pcap === true,
+        traceEvents: flags.trace === true ? TRACE_EVENTS : 0,
+        traceFlows,
+      });
       const wallS = (performance.now() - started) / 1000;
       const doc: ResultsDocument = {
         version: program.version() ?? '',
@@ -48,6 +67,12 @@ export function registerRunCommand(program: Command): void {
         results: run.results.map((r) => ({ ...r, simSpeed: null })),
       };
       await writeReport(flags.out, doc, profile);
+      if (flags.pcap === true) {
+        const dir = join(flags.out, 'pcap-all');
+        mkdirSync(dir, { recursive: true });
+        for (const [name, bytes] of Object.entries(run.captures)) writeWhole(join(dir, `${name}.pcap`), bytes);
+      }
+      if (run.trace !== null) writeWhole(join(flags.out, 'trace.json'), run.trace);
       if (flags.json === true) process.stdout.write(toJson(doc));
       else if (flags.quiet !== true) {
         const speed = wallS > 0 ? run.simSeconds / wallS : Infinity;
