@@ -335,7 +335,18 @@ export interface CaseArtifacts {
 }
 
 /** The vCPU each kernel's stack runs on now (its first: KernelSide), by stack name, for the trace's flow steps at Dom0's bridge ports. */
-export function stackVcpus(hosts: readonly Host[]): (stack: string) => string | null {
+/** A Chrome trace of `hosts`' pCPUs from now, up to `events` events (none if 0 or absent), following one in `flows` frames (default 1). */
+export function hostsTrace(env: Env, hosts: readonly Host[], events: number | undefined, flows: number | undefined): ChromeTraceSink | null {
+  if (events === undefined || events <= 0) return null;
+  return new ChromeTraceSink(
+    env,
+    events,
+    hosts.map((h) => ({ tag: h.hv.tag, running: h.hv.pcpus.map((p) => p.curr?.name ?? null) })),
+    { every: flows ?? 1, stackVcpu: stackVcpus(hosts) },
+  );
+}
+
+function stackVcpus(hosts: readonly Host[]): (stack: string) => string | null {
   const sides = new Map<string, { cpus: readonly { current: unknown }[] }>();
   for (const h of hosts) {
     sides.set(h.dom0.stack.name, h.dom0);
@@ -366,15 +377,7 @@ export function runCaseWithArtifacts(profile: Profile, spec: CaseSpec, opts: Run
   const clientIface = topo.frameIfaces[0]!;
   const pcap = opts.pcap === true ? new PcapSink(env, topo.ends.client.name, clientIface.dev.name) : null;
   const captures = opts.pcap === true ? new CaptureSet(env) : null;
-  const trace =
-    opts.traceEvents !== undefined && opts.traceEvents > 0
-      ? new ChromeTraceSink(
-          env,
-          opts.traceEvents,
-          topo.hosts.map((h) => ({ tag: h.hv.tag, running: h.hv.pcpus.map((p) => p.curr?.name ?? null) })),
-          { every: opts.traceFlows ?? 1, stackVcpu: stackVcpus(topo.hosts) },
-        )
-      : null;
+  const trace = hostsTrace(env, topo.hosts, opts.traceEvents, opts.traceFlows);
   let from: Window | null = null;
   let to: Window | null = null;
   const test = startTest(env, topo.ends, spec);

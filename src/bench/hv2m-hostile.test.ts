@@ -18,7 +18,7 @@ import { NETIF_RX_RING_ENTRY_SIZE, NETRXF_more_data, PAGE_SIZE, netifRxRequestCo
 import { BackRing, guestFramePage } from '../xen/index.js';
 import { ChannelEnd, Hv2mChannel, emptyHv2mStats, hv2mCosts, type Hv2mNic } from '../vnet/index.js';
 import { Host } from '../host/index.js';
-import { run } from '../host/test-support.js';
+import { run, twoGuestHost } from '../host/test-support.js';
 import { tcpStream } from './workloads/index.js';
 
 const profile = Profile.load('default');
@@ -52,21 +52,9 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 
 describe('hv2m: a hostile sender writing my receive ring', () => {
   it(`never makes my poll throw or hand up anything but my own pages within bounds; a broken completion ends the channel (${RUNS} runs)`, () => {
-    const env = new SimEnvironment({ seed: 1 });
-    const hp = env.process(
-      Host.build(env, profile, {
-        name: 'h',
-        pcpus: 2,
-        guests: [
-          { name: 'a', memoryMiB: 128 },
-          { name: 'b', memoryMiB: 64 },
-        ],
-      }),
-    );
-    env.run({ until: hp });
-    if (!hp.ok) throw hp.error;
-    const a = hp.value.guest('a');
-    const b = hp.value.guest('b');
+    const { env, host } = twoGuestHost(profile);
+    const a = host.guest('a');
+    const b = host.guest('b');
     const costs = hv2mCosts(profile);
     const base = a.side.memory.outstanding;
     fc.assert(

@@ -11,8 +11,8 @@ import type { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import type { PathRegistry } from '../vnet/index.js';
 import { Cluster, type Host, type Guest, type MigrationResult, type Scenario, type WorkloadSpec } from '../host/index.js';
-import { measure, snapshot, stackVcpus, startTest, type CaseResult, type Measured, type Outcome, type Window } from './experiment.js';
-import { CaptureSet, ChromeTraceSink } from './capture.js';
+import { hostsTrace, measure, snapshot, startTest, type CaseResult, type Measured, type Outcome, type Window } from './experiment.js';
+import { CaptureSet } from './capture.js';
 
 export interface ScenarioResult extends CaseResult {
   /** The workload's name in the scenario. */
@@ -55,15 +55,7 @@ export function runScenario(profile: Profile, sc: Scenario, opts: ScenarioRunOpt
   const cluster = built.value;
   const hosts = cluster.hosts;
   const captures = opts.pcap === true ? new CaptureSet(env) : null;
-  const trace =
-    opts.traceEvents !== undefined && opts.traceEvents > 0
-      ? new ChromeTraceSink(
-          env,
-          opts.traceEvents,
-          hosts.map((h) => ({ tag: h.hv.tag, running: h.hv.pcpus.map((p) => p.curr?.name ?? null) })),
-          { every: opts.traceFlows ?? 1, stackVcpu: stackVcpus(hosts) },
-        )
-      : null;
+  const trace = hostsTrace(env, hosts, opts.traceEvents, opts.traceFlows);
   // One after another, each at its time (or when the one before has ended).
   const migrations: MigrationResult[] = [];
   const migrating = env.process(

@@ -11,7 +11,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { SimEnvironment } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import type { Packet } from '../net/index.js';
 import { ShmemChannel, ShmemEnd, emptyShmemStats, shmemCosts } from '../vnet/index.js';
@@ -26,8 +25,7 @@ import {
   used,
   writeRecord,
 } from '../vnet/shmem/index.js';
-import { Host } from '../host/index.js';
-import { run } from '../host/test-support.js';
+import { run, twoGuestHost } from '../host/test-support.js';
 
 const profile = Profile.load('default');
 const RUNS = Number(process.env.HV2M_HOSTILE_RUNS ?? 10_000);
@@ -85,21 +83,9 @@ function frame(len: number, fill: number): Uint8Array {
 
 describe('shmem: a hostile sender writing my receive FIFO', () => {
   it(`never makes my poll throw; well-formed records arrive byte-exact and in order; the first broken one ends the channel (${RUNS} runs)`, () => {
-    const env = new SimEnvironment({ seed: 1 });
-    const hp = env.process(
-      Host.build(env, profile, {
-        name: 'h',
-        pcpus: 2,
-        guests: [
-          { name: 'a', memoryMiB: 128 },
-          { name: 'b', memoryMiB: 64 },
-        ],
-      }),
-    );
-    env.run({ until: hp });
-    if (!hp.ok) throw hp.error;
-    const a = hp.value.guest('a');
-    const b = hp.value.guest('b');
+    const { env, host } = twoGuestHost(profile);
+    const a = host.guest('a');
+    const b = host.guest('b');
     const costs = shmemCosts(profile);
     const v = a.domain.vcpus[0]!;
     const base = a.side.memory.outstanding;
