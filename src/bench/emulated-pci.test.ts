@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MS, SimEnvironment, type AnyOfResult } from '../sim/index.js';
+import { MS, SimEnvironment } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
 import { ipv4 } from '../net/index.js';
 import { hvmPciIntxGsi } from '../xen/index.js';
@@ -25,7 +25,7 @@ import {
 import type { EmulatedNic } from '../vnet/emulated/index.js';
 import { E1000_STATUS, E1000_TDT } from '../vnet/emulated/e1000-regs.js';
 import { Host } from '../host/host.js';
-import { run } from '../host/test-support.js';
+import { pingOnce, run } from '../host/test-support.js';
 import { udpStream } from './workloads/index.js';
 
 const profile = Profile.load('default');
@@ -47,19 +47,7 @@ function build(names = ['a', 'b', 'c'], seed = 21): { env: SimEnvironment; host:
 
 const nic = (host: Host, g: string): EmulatedNic => host.guest(g).nics[0]!.attached as EmulatedNic;
 
-function ping(env: SimEnvironment, host: Host, from: string, to: string, seq: number): boolean {
-  const sock = host.guest(from).stack.icmp.openPing();
-  const ok = run(
-    env,
-    (function* () {
-      yield* sock.send(ipv4(to), seq, new Uint8Array(56).fill(seq));
-      const r = (yield env.anyOf([env.process(sock.recv()), env.timeout(50_000_000)])) as AnyOfResult;
-      return r.index === 0;
-    })(),
-  );
-  sock.close();
-  return ok;
-}
+const ping = pingOnce;
 
 /** The guest's own config accessor on its vCPU 0, and the NIC's devfn. */
 function conf(host: Host, g: string): { c: PciConf; devfn: number } {

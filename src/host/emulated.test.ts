@@ -4,12 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SimEnvironment, type AnyOfResult } from '../sim/index.js';
+import { SimEnvironment } from '../sim/index.js';
 import { Profile } from '../profile/index.js';
-import { ipv4 } from '../net/index.js';
 import type { EmulatedNic } from '../vnet/emulated/index.js';
 import { Host } from './host.js';
-import { run } from './test-support.js';
+import { pingOnce, run } from './test-support.js';
 
 const profile = Profile.load('default');
 
@@ -28,19 +27,7 @@ function build(paths: [string, string] = ['emulated', 'emulated'], seed = 5): { 
   return { env, host: p.value };
 }
 
-function ping(env: SimEnvironment, host: Host, from: string, to: string, seq: number): boolean {
-  const sock = host.guest(from).stack.icmp.openPing();
-  const ok = run(
-    env,
-    (function* () {
-      yield* sock.send(ipv4(to), seq, new Uint8Array(56).fill(seq));
-      const r = (yield env.anyOf([env.process(sock.recv()), env.timeout(50_000_000)])) as AnyOfResult;
-      return r.index === 0;
-    })(),
-  );
-  sock.close();
-  return ok;
-}
+const ping = pingOnce;
 
 const nic = (host: Host, g: string): EmulatedNic => host.guest(g).nics[0]!.attached as EmulatedNic;
 

@@ -1,4 +1,5 @@
-import { SimEnvironment, type SimEvent } from '../sim/index.js';
+import { SimEnvironment, type AnyOfResult, type SimEvent } from '../sim/index.js';
+import { ipv4 } from '../net/index.js';
 import type { Profile } from '../profile/index.js';
 import { Host } from './host.js';
 
@@ -25,4 +26,19 @@ export function twoGuestHost(profile: Profile, seed = 1): { env: SimEnvironment;
     }),
   );
   return { env, host };
+}
+
+/** One ICMP echo from guest `from` to address `to`; whether its reply came within 50 ms (simulated). */
+export function pingOnce(env: SimEnvironment, host: Host, from: string, to: string, seq: number): boolean {
+  const sock = host.guest(from).stack.icmp.openPing();
+  const ok = run(
+    env,
+    (function* () {
+      yield* sock.send(ipv4(to), seq, new Uint8Array(56).fill(seq));
+      const r = (yield env.anyOf([env.process(sock.recv()), env.timeout(50_000_000)])) as AnyOfResult;
+      return r.index === 0;
+    })(),
+  );
+  sock.close();
+  return ok;
 }
