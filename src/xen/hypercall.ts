@@ -219,7 +219,7 @@ export class Hypercalls {
         }
       case __HYPERVISOR_event_channel_op:
         if (a.cmd === EVTCHNOP_send) {
-          yield v.exec(hv.costs.evtchnSend, 'xen', PRIO_IRQ);
+          yield v.exec(hv.evtchn.receiverUsesFifo(d, a.arg.port) ? hv.costs.evtchnSendFifo : hv.costs.evtchnSend, 'xen', PRIO_IRQ);
           return hv.evtchn.send(v, a.arg.port);
         }
         yield* this.simple(v);

@@ -13,6 +13,7 @@ import { IoreqServers } from './ioreq.js';
 import { MemoryOps, type ForeignMapping } from './memory-op.js';
 import { Pcpu } from './pcpu.js';
 import { releaseOf, type XenRelease } from './release.js';
+import { linuxOf, type LinuxRelease } from './guest/linux-release.js';
 import { CreditScheduler } from './sched-credit.js';
 import { Vcpu, type VcpuHost } from './vcpu.js';
 import { HvmIrqs } from './vioapic.js';
@@ -66,6 +67,8 @@ export class Hypervisor implements VcpuHost {
   private readonly retired: Domain[] = [];
   /** The Xen release the profile names, as rules (src/xen/release.ts). */
   readonly release: XenRelease;
+  /** The Linux release of the host's kernels (src/xen/guest/linux-release.ts): what guest code sees as its own. */
+  readonly linux: LinuxRelease;
   readonly gnttab: GrantTableOps;
   readonly evtchn: EventChannels;
   readonly intr: InterruptDelivery;
@@ -99,6 +102,7 @@ export class Hypervisor implements VcpuHost {
     this.acct = new CpuAccounting(config.pcpus, env.now);
     this.costs = xenCosts(profile);
     this.release = releaseOf(profile);
+    this.linux = linuxOf(profile);
     const costs = {
       vcpuSwitch: profile.ns('xen.sched.vcpuSwitch'),
       idleWake: profile.ns('xen.pcpu.idleWake'),
