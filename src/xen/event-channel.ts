@@ -459,8 +459,11 @@ export class EventChannels {
     const sport = srcPort ?? port;
     const fifo = d.evtchnFifo;
     if (fifo !== null) {
+      const wasPending = fifo.isPending(port);
       const r = fifo.setPending(port, vcpu);
       if (r.mark) this.markEventsPending(d.vcpus[vcpu]!, from);
+      // evtchn_fifo_set_pending: "if ( !was_pending ) evtchn_check_pollers(d, port)".
+      if (!wasPending && r.outcome !== 'noword') this.hv.poll.checkPollers(d, port, from);
       this.trace(src, sport, d.domid, port, r.mark ? 'kicked' : r.outcome === 'masked' ? 'masked' : 'pending');
       return;
     }
@@ -468,17 +471,22 @@ export class EventChannels {
       this.trace(src, sport, d.domid, port, 'pending');
       return;
     }
+    // evtchn_2l_set_pending: a newly pending port, masked or not, is checked against pollers.
     if (si.isMasked(port)) {
       this.trace(src, sport, d.domid, port, 'masked');
+      this.hv.poll.checkPollers(d, port, from);
       return;
     }
     if (!si.testAndSetPendingSel(vcpu, Math.floor(port / BITS_PER_EVTCHN_WORD))) this.markEventsPending(d.vcpus[vcpu]!, from);
     this.trace(src, sport, d.domid, port, 'kicked');
+    this.hv.poll.checkPollers(d, port, from);
   }
 
   /** vcpu_mark_events_pending: on the 0→1 edge of evtchn_upcall_pending, the vCPU takes an upcall. */
   private markEventsPending(v: Vcpu, from: Pcpu | null): void {
     if (v.domain.sharedInfo.testAndSetUpcallPending(v.id)) return;
+    // vcpu_kick → vcpu_unblock: a vCPU polling in Xen returns to take the upcall.
+    this.hv.poll.unblock(v, from);
     this.hv.intr.kickUpcall(v, from);
   }
 

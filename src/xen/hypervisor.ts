@@ -15,6 +15,7 @@ import { Pcpu } from './pcpu.js';
 import { releaseOf, type XenRelease } from './release.js';
 import { linuxOf, type LinuxRelease } from './guest/linux-release.js';
 import { CreditScheduler } from './sched-credit.js';
+import { PollOps } from './sched-poll.js';
 import { Vcpu, type VcpuHost } from './vcpu.js';
 import { HvmIrqs } from './vioapic.js';
 import { InterruptDelivery } from './vintr.js';
@@ -72,6 +73,8 @@ export class Hypervisor implements VcpuHost {
   readonly gnttab: GrantTableOps;
   readonly evtchn: EventChannels;
   readonly intr: InterruptDelivery;
+  /** SCHEDOP_poll: vCPUs blocked in Xen until a port is pending. */
+  readonly poll: PollOps;
   readonly memory: MemoryOps;
   readonly ioreq: IoreqServers;
   /** HVM guests' interrupt lines, virtual IOAPICs and MSI injection. */
@@ -118,6 +121,7 @@ export class Hypervisor implements VcpuHost {
     this.gnttab = new GrantTableOps(this);
     this.evtchn = new EventChannels(this);
     this.intr = new InterruptDelivery(this);
+    this.poll = new PollOps(this);
     this.memory = new MemoryOps(this);
     this.ioreq = new IoreqServers(this);
     this.irq = new HvmIrqs(this);

@@ -243,8 +243,8 @@ export class Pcpu {
     const v = this.curr;
     if (v !== null && !v.runnable) {
       // Blocked by its own idle loop; a paused vCPU (waiting in Xen on an ioreq, parked, dying)
-      // takes no HLT exit.
-      if (v.work.length === 0 && v.pauseCount === 0) this.block(v);
+      // takes no HLT exit, nor does one blocked in SCHEDOP_poll (it is inside a hypercall).
+      if (v.work.length === 0 && v.pauseCount === 0 && !v.polling) this.block(v);
       this.needResched = true;
     }
     if (this.needResched) {

@@ -4,6 +4,7 @@ import {
   __HYPERVISOR_event_channel_op,
   __HYPERVISOR_hvm_op,
   __HYPERVISOR_memory_op,
+  __HYPERVISOR_sched_op,
   CALLBACKOP_register,
   CALLBACKTYPE_event,
   DOMID_SELF,
@@ -17,6 +18,7 @@ import {
   HVM_PARAM_CALLBACK_IRQ_TYPE_SHIFT,
   HVM_PARAM_CALLBACK_TYPE_VECTOR,
   HVMOP_set_param,
+  SCHEDOP_poll,
   XENMAPSPACE_shared_info,
   XENMEM_add_to_physmap,
 } from '../abi/index.js';
@@ -212,6 +214,15 @@ export class EventChannelDriver {
    */
   *setPriority(v: Vcpu, port: number, priority: number): Generator<SimEvent<unknown>, number, unknown> {
     return yield* this.xen.hypercall(v, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_set_priority, arg: { port, priority } });
+  }
+
+  /**
+   * xen_poll_irq_timeout: SCHEDOP_poll on `ports` (usually masked ones, as PV spinlocks poll
+   * theirs), until one is pending, an upcall comes, or the absolute time `timeout` (0: none).
+   * 0 or -errno.
+   */
+  *poll(v: Vcpu, ports: readonly number[], timeout = 0): Generator<SimEvent<unknown>, number, unknown> {
+    return yield* this.xen.hypercall(v, { nr: __HYPERVISOR_sched_op, cmd: SCHEDOP_poll, arg: { ports, timeout } });
   }
 
   /** Unbinds: mask, forget the handler, EVTCHNOP_close. 0 or -errno. */
