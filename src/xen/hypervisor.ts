@@ -116,7 +116,7 @@ export class Hypervisor implements VcpuHost {
       pvBlock: this.costs.pvTrap + this.costs.simpleOp,
       invept: this.costs.tlbFlush,
     };
-    this.pcpus = Array.from({ length: config.pcpus }, (_, i) => new Pcpu(env, i, this.acct, costs));
+    this.pcpus = Array.from({ length: config.pcpus }, (_, i) => new Pcpu(env, i, this.acct, costs, (v) => this.intr.onGuestEntry(v)));
     this.sched = new CreditScheduler(env, profile, this.pcpus, { boost: config.boost ?? true });
     this.gnttab = new GrantTableOps(this);
     this.evtchn = new EventChannels(this);

@@ -82,6 +82,8 @@ export class Pcpu {
     readonly id: number,
     private readonly acct: CpuAccounting,
     private readonly costs: PcpuCosts,
+    /** Called when a vCPU is switched in, on its way into the guest (Xen's VM entry checks). */
+    private readonly onEnter: (v: Vcpu) => void = () => undefined,
   ) {
     this.settledAt = env.now;
     this.decision = env.timer(() => this.onDecision());
@@ -309,5 +311,7 @@ export class Pcpu {
     this.sliceEnd = next !== null ? this.env.now + slice : Infinity;
     this.demand = null;
     if (prev !== null && next !== prev) this.policy.descheduled(this, prev);
+    // Entering the guest re-checks evtchn_upcall_pending (vmx_intr_assist; PV test_all_events).
+    if (next !== null && next !== prev) this.onEnter(next);
   }
 }
