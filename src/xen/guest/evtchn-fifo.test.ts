@@ -11,6 +11,7 @@ import {
   EVTCHN_FIFO_MASKED,
   EVTCHN_FIFO_PRIORITY_DEFAULT,
   EVTCHNOP_alloc_unbound,
+  EVTCHNOP_bind_vcpu,
 } from '../abi/index.js';
 import { makeHost, profile, twoLevelProfile, type TestHost } from '../test-fixture.js';
 import type { XenGuest } from './xen-guest.js';
@@ -86,6 +87,29 @@ describe('guest FIFO event channels (Linux >= 3.14 events_fifo.c)', () => {
     assert.equal(h.run(a.evtchn.notify(a.domain.vcpus[0]!, pa)), 0);
     h.env.run({ until: h.env.now + 1 * MS });
     assert.deepEqual(log, [far], 'an event on the second page is delivered');
+  });
+
+  it("an event bound to vCPU 1 (EVTCHNOP_bind_vcpu) is linked on vCPU 1's control block and handled there", () => {
+    const h = makeHost({ pcpus: 3 });
+    const a = h.guest('a');
+    const b = h.guest('b', { vcpus: 2 });
+    const av = a.domain.vcpus[0]!;
+    const b0 = b.domain.vcpus[0]!;
+    const on: string[] = [];
+    const pa = h.run(a.evtchn.allocUnbound(av, b.domid));
+    const pb = h.run(b.evtchn.bindInterdomain(b0, a.domid, pa, (_p, v) => void on.push(v.name)));
+    h.env.run({ until: h.env.now + 1 * MS });
+    on.length = 0;
+    const arg = { port: pb, vcpu: 1 };
+    assert.equal(h.run(h.hv.hypercall(b0, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_bind_vcpu, arg })), 0);
+    const cb = (v: number, off: number): number => b.mem.readU32(b.evtchn.fifo!.controlBlock(v) * P + off);
+    // Xen's send at this instant; the upcall runs later, so the queues can be read first.
+    assert.equal(h.hv.evtchn.send(av, pa), 0);
+    assert.equal(cb(1, EVTCHN_FIFO_CONTROL_BLOCK.head + 4 * EVTCHN_FIFO_PRIORITY_DEFAULT), pb, "HEAD of vCPU 1's default queue");
+    assert.equal(cb(0, EVTCHN_FIFO_CONTROL_BLOCK.ready), 0, "vCPU 0's control block untouched");
+    h.env.run({ until: h.env.now + 1 * MS });
+    assert.deepEqual(on, [b.domain.vcpus[1]!.name]);
+    assert.equal(cb(1, EVTCHN_FIFO_CONTROL_BLOCK.ready), 0, 'consumed');
   });
 
   it('EVTCHNOP_set_priority: a higher-priority port pending at the same time is handled first', () => {
