@@ -53,9 +53,13 @@ for (const name of Object.keys(own))
 const out = {
   name: 'pentium-d-xen3.2',
   description:
-    "The classic 2008 co-resident test bed: a dual-core Pentium D 2.8 GHz host with 1 MB cache, Xen 3.2.0, PV Linux 2.6.18.8 guests, a 1 Gb/s link to a second host. Costs not found for this CPU carry the default cycle counts (a lower bound); copies use an assumed 1.6 GB/s memcpy. Behaviour (drivers, stack) stays the model's Linux 3.18; only costs, the Xen release and the link change. Derived by scripts/derive-pentium-d-profile.mjs.",
+    "The classic 2008 co-resident test bed: a dual-core Pentium D 2.8 GHz host with 1 MB cache, Xen 3.2.0, PV Linux 2.6.18.8 guests, a 1 Gb/s link to a second host. Costs not found for this CPU carry the default cycle counts (a lower bound); copies use an assumed 1.6 GB/s memcpy. Behaviour (drivers, stack) stays the model's Linux 3.18 except the kernels' event channels, which are 2.6.18's 2-level ABI; otherwise only costs, the Xen release and the link change. Derived by scripts/derive-pentium-d-profile.mjs.",
   cpu: { model: 'Intel Pentium D 2.8 GHz, 2 cores, 1 MB cache', clock: { value: 2.8, unit: 'GHz', source: TESTBED } },
   xen: { version: '3.2.0', source: `${TESTBED}; credit1 and grant-copy rules of xen.git tag RELEASE-3.2.0` },
+  linux: {
+    version: '2.6.18.8',
+    source: `${TESTBED}; its Xen support is the linux-2.6.18-xen tree's: 2-level event channels only (the FIFO ABI came with Linux 3.14 and Xen 4.4)`,
+  },
   entries,
 };
 writeFileSync(`${root}profiles/pentium-d-xen3.2.json`, `${JSON.stringify(out, null, 2)}\n`);

@@ -79,19 +79,30 @@ export function measureNotifyLatency(profile: Profile): NotifyLatency {
   const decide = profile.ns('xen.sched.schedule');
   const fromIdle = profile.ns('xen.sched.idleSwitch');
   const cycles = (ns: number): number => Math.round(ns * profile.clockGHz);
+  // The receiver's ABI decides Xen's set_pending and the guest's upcall work (FIFO: the READY
+  // xchg and one consume_one_event instead of the 2-level scan).
+  const send = (to: XenGuest): [string, number] =>
+    to.evtchn.abi === 'fifo' ? ['EVTCHNOP_send handler (FIFO)', c.evtchnSendFifo] : ['EVTCHNOP_send handler', c.evtchnSend];
+  const upcall = (to: XenGuest, who: string): [string, number][] =>
+    to.evtchn.abi === 'fifo'
+      ? [
+          [`${who} upcall entry + READY (FIFO)`, c.guestFifoUpcall],
+          ['consume_one_event (FIFO)', c.guestFifoConsume],
+        ]
+      : [[`${who} upcall entry + scan`, c.guestUpcall]];
   return {
     out: {
       ns: outNs,
       cycles: cycles(outNs),
       parts: [
         ['guest VMCALL exit', c.exit.vmcall],
-        ['EVTCHNOP_send handler', c.evtchnSend],
+        send(dom0),
         ['IPI to the idle pCPU', c.ipiLatency],
         ['idle pCPU wakes (C1 exit)', idle],
         ['schedule() + csched_schedule', decide],
         ['switch from idle (state loaded)', fromIdle],
         ['Dom0 (PV) event callback entry', c.pvEventCallback],
-        ['Dom0 upcall entry + scan', c.guestUpcall],
+        ...upcall(dom0, 'Dom0'),
         ['port dispatch', c.guestUpcallPort],
       ],
     },
@@ -100,14 +111,14 @@ export function measureNotifyLatency(profile: Profile): NotifyLatency {
       cycles: cycles(inNs),
       parts: [
         ['Dom0 (PV) hypercall trap', c.pvTrap],
-        ['EVTCHNOP_send handler', c.evtchnSend],
+        send(guest),
         ['IPI to the idle pCPU', c.ipiLatency],
         ['idle pCPU wakes (C1 exit)', idle],
         ['schedule() + csched_schedule', decide],
         ['switch from idle (state loaded)', fromIdle],
         ['callback-vector injection', c.injectIrq],
         ['VM entry', c.vmentry],
-        ['guest upcall entry + scan', c.guestUpcall],
+        ...upcall(guest, 'guest'),
         ['port dispatch', c.guestUpcallPort],
       ],
     },

@@ -292,10 +292,13 @@ export function* migrateGuest(
   if (!received.ok) throw received.error;
   env.process(sock.close(), `migrate ${name}: close`);
 
-  // The copy must be the guest's RAM, byte for byte.
+  // The copy must be the guest's RAM, byte for byte — but for the FIFO event-channel pages,
+  // which Xen writes through its own mapping without log-dirty (events for the paused guest
+  // still link there) and the resuming kernel resets (evtchn_fifo_resume).
+  const xenWritten = oldDom.evtchnFifo?.mappedGfns ?? new Set<number>();
   for (let i = 0; i < nPages; i++) {
     const gfn = src.ramGfnAt(i);
-    if (!samePage(src.peekRam(gfn), fresh.peekRam(gfn)))
+    if (!xenWritten.has(gfn) && !samePage(src.peekRam(gfn), fresh.peekRam(gfn)))
       throw new MigrationError(
         `${name}: page 0x${gfn.toString(16)} on ${to.name} differs from the guest's after the stop-and-copy (a write escaped log-dirty: model bug)`,
       );
@@ -309,6 +312,9 @@ export function* migrateGuest(
   // Resume on the target.
   newDom.adoptMemory(src);
   for (const n of g.nics) n.iface.replaceDevice(new ReconnectingDevice(n.iface.dev));
+  // Linux's evtchn_fifo_resume reuses its control block and event array pages: given back to
+  // the allocator here, the resuming kernel's FIFO set-up takes them again.
+  g.side.kernel.evtchn.fifo?.releasePages();
   const booted = yield* bootGuestKernel(to.hv, newDom, profile, d.type === 'pv' ? rec.store : undefined, g.side.kernel.frames);
   g.side.rehome(newDom, booted.kernel, booted.xenbus);
   pending.forEach((ws, i) => {

@@ -334,6 +334,10 @@ export const ENTRIES = {
   },
   'xen.hypercall.simpleOp': { dim: 'time', doc: 'Handler of a small hypercall sub-op (bind, close, status, unmask, set_param, setup_table...)' },
   'xen.evtchn.send': { dim: 'time', doc: 'EVTCHNOP_send handler: 2-level set_pending on the peer and the kick of its vCPU' },
+  'xen.evtchn.sendFifo': {
+    dim: 'time',
+    doc: 'EVTCHNOP_send handler when the receiving domain uses the FIFO ABI: evtchn_fifo_set_pending (event word cmpxchgs, the queue lock, linking the tail, HEAD and READY in the control block) and the kick of its vCPU',
+  },
   'xen.gnttab.copyOp': {
     dim: 'time',
     doc: 'One GNTTABOP_copy op besides its bytes and its claims: reading the op, the domain checks, writing its status',
@@ -369,6 +373,14 @@ export const ENTRIES = {
     doc: 'Sleep unit of a guest kernel retrying a grant op that returned GNTST_eagain: it sleeps 1, 2, 3… units between tries (gnttab_retry_eagain_gop)',
   },
   'guest.xen.upcallPort': { dim: 'time', doc: 'Guest kernel dispatch of one pending port to its handler (evtchn_to_irq, handle_irq, clear pending)' },
+  'guest.xen.fifoUpcall': {
+    dim: 'time',
+    doc: 'Guest kernel event-channel upcall on the FIFO ABI: interrupt entry/exit and evtchn_fifo_handle_events taking the control block READY word (xchg) and finding its first queue, instead of the 2-level scan',
+  },
+  'guest.xen.fifoConsume': {
+    dim: 'time',
+    doc: 'Guest kernel consume_one_event on the FIFO ABI, per event taken off a queue: the HEAD read, clear_linked (a cmpxchg on the event word) and the PENDING/MASKED test, besides its dispatch (guest.xen.upcallPort)',
+  },
   // ---- XenStore in the model: xenstored serving guest rings, guests' xenbus ----
   'xen.xenstore.daemonWakeup': {
     dim: 'time',

@@ -37,6 +37,17 @@ const fileSchema = z
         source: z.string().min(8),
       })
       .strict(),
+    /**
+     * The Linux release of the host's kernels (Dom0 and guests): which of its Xen support they
+     * use where Linux changed it, e.g. the FIFO event-channel ABI from 3.14
+     * (src/xen/guest/linux-release.ts turns it into rules).
+     */
+    linux: z
+      .object({
+        version: z.string().regex(/^\d+\.\d+(\.\d+){0,2}$/, 'expected a Linux release number such as "3.18.0"'),
+        source: z.string().min(8),
+      })
+      .strict(),
     entries: z.record(z.string(), entrySchema),
   })
   .strict();
@@ -75,6 +86,8 @@ export class Profile {
   readonly cpuModel: string;
   /** The Xen release this profile's host runs, as written (e.g. "4.5.0"). */
   readonly xenVersion: string;
+  /** The Linux release of its kernels, as written (e.g. "3.18.0"). */
+  readonly linuxVersion: string;
   /** CPU clock, GHz: converts cycle costs to time. */
   readonly clockGHz: number;
   private readonly values = new Map<string, number>();
@@ -87,6 +100,7 @@ export class Profile {
     this.description = data.description;
     this.cpuModel = data.cpu.model;
     this.xenVersion = data.xen.version;
+    this.linuxVersion = data.linux.version;
     this.clockGHz = data.cpu.clock.value;
     for (const [name, e] of Object.entries(data.entries)) this.values.set(name, toInternal(e.value, e.unit, this.clockGHz));
   }
@@ -156,6 +170,14 @@ export class Profile {
     return Profile.fromData(
       { ...this.data, name, xen: { version, source: `${this.data.xen.source} (overridden to ${version})` } },
       `${this.origin} (Xen ${version})`,
+    );
+  }
+
+  /** A copy whose kernels are another Linux release (for tests and experiments comparing them). */
+  withLinux(version: string, name = `${this.name}@linux-${version}`): Profile {
+    return Profile.fromData(
+      { ...this.data, name, linux: { version, source: `${this.data.linux.source} (overridden to ${version})` } },
+      `${this.origin} (Linux ${version})`,
     );
   }
 

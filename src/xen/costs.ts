@@ -18,6 +18,8 @@ export interface XenCosts {
   ipiCallFunction: number;
   simpleOp: number;
   evtchnSend: number;
+  /** EVTCHNOP_send to a domain on the FIFO ABI (xen.evtchn.sendFifo). */
+  evtchnSendFifo: number;
   copyOp: number;
   copyClaim: number;
   copyPerByte: number;
@@ -27,6 +29,8 @@ export interface XenCosts {
   ioreqComplete: number;
   guestUpcall: number;
   guestUpcallPort: number;
+  guestFifoUpcall: number;
+  guestFifoConsume: number;
 }
 
 export function xenCosts(p: Profile): XenCosts {
@@ -52,6 +56,7 @@ export function xenCosts(p: Profile): XenCosts {
     ipiCallFunction: p.ns('xen.ipi.callFunction'),
     simpleOp: p.ns('xen.hypercall.simpleOp'),
     evtchnSend: p.ns('xen.evtchn.send'),
+    evtchnSendFifo: p.ns('xen.evtchn.sendFifo'),
     copyOp: p.ns('xen.gnttab.copyOp'),
     copyClaim: p.ns('xen.gnttab.copyClaim'),
     copyPerByte: p.nsPerByte('xen.gnttab.copyPerByte'),
@@ -61,5 +66,7 @@ export function xenCosts(p: Profile): XenCosts {
     ioreqComplete: p.ns('xen.ioreq.complete'),
     guestUpcall: p.ns('guest.xen.upcall'),
     guestUpcallPort: p.ns('guest.xen.upcallPort'),
+    guestFifoUpcall: p.ns('guest.xen.fifoUpcall'),
+    guestFifoConsume: p.ns('guest.xen.fifoConsume'),
   };
 }

@@ -30,7 +30,7 @@ import {
 import type { EvtchnStatus } from './event-channel.js';
 import type { XenGuest } from './guest/xen-guest.js';
 import type { HypercallArgs } from './hypercall.js';
-import { makeHost, profile, type TestHost } from './test-fixture.js';
+import { makeHost, profile, twoLevelProfile, type TestHost } from './test-fixture.js';
 import { TP_SCHED_WAKE, TP_UPCALL } from './trace-points.js';
 
 const EV = __HYPERVISOR_event_channel_op;
@@ -92,7 +92,7 @@ describe('event channels: operations', () => {
   });
 
   it('marks the new local port pending at bind (notifications sent before the bind are not lost)', () => {
-    const h = makeHost();
+    const h = makeHost({ profile: twoLevelProfile }); // Xen's 2-level bitmaps;
     const a = h.guest('a');
     const b = h.guest('b');
     const pa = alloc(h, a, b.domid);
@@ -104,7 +104,7 @@ describe('event channels: operations', () => {
   });
 
   it('send: interdomain sets the peer pending; free, reserved and VIRQ ports are -EINVAL', () => {
-    const h = makeHost();
+    const h = makeHost({ profile: twoLevelProfile }); // Xen's 2-level bitmaps;
     const a = h.guest('a');
     const b = h.guest('b');
     const pa = alloc(h, a, b.domid);
@@ -225,173 +225,173 @@ describe('event channels: operations', () => {
   });
 });
 
-describe('event channels: delivery', () => {
-  /** a (sender) and b (receiver) with a bound channel and a handler in b that records its time. */
-  function pair(opts: { pin?: boolean; handlerWork?: number } = {}): {
-    h: TestHost;
-    a: XenGuest;
-    b: XenGuest;
-    pa: number;
-    pb: number;
-    got: number[];
-  } {
-    const h = makeHost({ pcpus: 3, dom0: { pinning: [2] } });
-    const a = h.guest('a', opts.pin === false ? {} : { pinning: [0] });
-    const b = h.guest('b', opts.pin === false ? {} : { pinning: [1] });
-    const got: number[] = [];
-    const pa = h.run(a.evtchn.allocUnbound(a.domain.vcpus[0]!, b.domid));
-    const bv = b.domain.vcpus[0]!;
-    const pb = h.run(
-      b.evtchn.bindInterdomain(bv, a.domid, pa, function* (_port, v): ProcessGenerator<void> {
-        got.push(h.env.now);
-        if (opts.handlerWork !== undefined) yield v.exec(opts.handlerWork, 'irq');
-      }),
-    );
-    h.env.run({ until: h.env.now + 1 * MS });
-    got.length = 0; // the bind-time pending event was delivered on unmask
-    return { h, a, b, pa, pb, got };
-  }
+for (const [abi, abiProfile] of [
+  ['FIFO', profile],
+  ['2-level', twoLevelProfile],
+] as const) {
+  describe(`event channels: delivery (${abi} guests)`, () => {
+    /** a (sender) and b (receiver) with a bound channel and a handler in b that records its time. */
+    function pair(opts: { pin?: boolean; handlerWork?: number } = {}): {
+      h: TestHost;
+      a: XenGuest;
+      b: XenGuest;
+      pa: number;
+      pb: number;
+      got: number[];
+    } {
+      const h = makeHost({ pcpus: 3, dom0: { pinning: [2] }, profile: abiProfile });
+      const a = h.guest('a', opts.pin === false ? {} : { pinning: [0] });
+      const b = h.guest('b', opts.pin === false ? {} : { pinning: [1] });
+      const got: number[] = [];
+      const pa = h.run(a.evtchn.allocUnbound(a.domain.vcpus[0]!, b.domid));
+      const bv = b.domain.vcpus[0]!;
+      const pb = h.run(
+        b.evtchn.bindInterdomain(bv, a.domid, pa, function* (_port, v): ProcessGenerator<void> {
+          got.push(h.env.now);
+          if (opts.handlerWork !== undefined) yield v.exec(opts.handlerWork, 'irq');
+        }),
+      );
+      h.env.run({ until: h.env.now + 1 * MS });
+      got.length = 0; // the bind-time pending event was delivered on unmask
+      return { h, a, b, pa, pb, got };
+    }
 
-  it('the bind-time pending event reaches the handler when it is installed and the port unmasked', () => {
-    const h = makeHost();
-    const a = h.guest('a');
-    const b = h.guest('b');
-    const pa = h.run(a.evtchn.allocUnbound(a.domain.vcpus[0]!, b.domid));
-    let calls = 0;
-    h.run(b.evtchn.bindInterdomain(b.domain.vcpus[0]!, a.domid, pa, () => void calls++));
-    h.env.run({ until: h.env.now + 1 * MS });
-    assert.equal(calls, 1);
-    assert.equal(b.domain.counters.hypercalls.get('event_channel_op.unmask'), 1, 'unmask by hypercall, as an event was pending');
-  });
-
-  it('a notification wakes the blocked receiver through the scheduler, BOOSTed, and runs its handler on its vCPU', () => {
-    const { h, a, b, pa, got } = pair();
-    const wakes: { vcpu: string; boosted: boolean; t: number }[] = [];
-    h.env.trace.on(TP_SCHED_WAKE, (t, p) => wakes.push({ vcpu: p.vcpu, boosted: p.boosted, t }));
-    const upcalls: string[] = [];
-    h.env.trace.on(TP_UPCALL, (_t, p) => upcalls.push(`${p.vcpu} ${p.vector}`));
-    const bv = b.domain.vcpus[0]!;
-    assert.equal(bv.runstate, 'blocked');
-    const av = a.domain.vcpus[0]!;
-    let sentAt = -1;
-    h.run(
-      (function* (): ProcessGenerator<void> {
-        yield av.exec(10 * US, 'kernel');
-        sentAt = h.env.now;
-        yield* a.evtchn.notify(av, pa);
-      })(),
-    );
-    h.env.run({ until: h.env.now + 1 * MS });
-    const w = wakes.find((x) => x.vcpu === bv.name)!;
-    assert.ok(w.boosted, 'woken with BOOST');
-    assert.equal(got.length, 1);
-    assert.deepEqual(upcalls, [`${bv.name} 243`]);
-    const c = h.hv.costs;
-    // a's exit and send handler, the IPI, the idle pCPU waking, its scheduling decision and the
-    // switch from idle (b's state is still loaded: no vCPU switch), injection + VM entry, upcall, port dispatch.
-    const sched = profile.ns('xen.sched.schedule') + profile.ns('xen.sched.idleSwitch');
-    const expected =
-      c.exit.vmcall +
-      c.evtchnSend +
-      c.ipiLatency +
-      profile.ns('xen.pcpu.idleWake') +
-      sched +
-      c.injectIrq +
-      c.vmentry +
-      c.guestUpcall +
-      c.guestUpcallPort;
-    assert.equal(got[0]! - sentAt, expected);
-    assert.equal(b.domain.counters.upcalls, 2, 'bind-time event and this one');
-  });
-
-  it('an upcall preempts user work running on the receiver (interrupt priority), which finishes later by exactly the delivery cost', () => {
-    const { h, a, b, pa, got } = pair({ handlerWork: 20 * US });
-    const bv = b.domain.vcpus[0]!;
-    const av = a.domain.vcpus[0]!;
-    let userStart = -1;
-    let userDone = -1;
-    h.env.process(
-      (function* (): ProcessGenerator<void> {
-        yield bv.exec(1, 'kernel');
-        userStart = h.env.now;
-        yield bv.exec(1 * MS, 'user');
-        userDone = h.env.now;
-      })(),
-    );
-    h.env.process(
-      (function* (): ProcessGenerator<void> {
-        yield h.env.timeout(300 * US);
-        yield* a.evtchn.notify(av, pa);
-      })(),
-    );
-    h.env.run({ until: h.env.now + 5 * MS });
-    assert.equal(got.length, 1);
-    assert.ok(got[0]! > userStart && got[0]! < userDone, 'the handler ran while the user work was in progress');
-    const c = h.hv.costs;
-    // IPI exit + injection + entry (Xen), upcall + port dispatch + the handler's 20 µs (guest irq).
-    const delivery = c.exit.extint + c.injectIrq + c.vmentry + c.guestUpcall + c.guestUpcallPort + 20 * US;
-    assert.equal(userDone - userStart, 1 * MS + delivery);
-    assert.equal(b.domain.counters.exits.extint, 1);
-  });
-
-  it('masking holds events back; unmask re-delivers one that arrived while masked', () => {
-    const { h, a, b, pa, pb, got } = pair();
-    const av = a.domain.vcpus[0]!;
-    const bv = b.domain.vcpus[0]!;
-    b.evtchn.mask(pb);
-    h.run(a.evtchn.notify(av, pa));
-    h.run(a.evtchn.notify(av, pa));
-    h.env.run({ until: h.env.now + 1 * MS });
-    assert.equal(got.length, 0, 'masked: no upcall');
-    assert.ok(b.domain.sharedInfo.isPending(pb));
-    // Clearing the mask bit by hand would not deliver it; EVTCHNOP_unmask does.
-    h.run(b.evtchn.unmask(bv, pb));
-    h.env.run({ until: h.env.now + 1 * MS });
-    assert.equal(got.length, 1, 'the two sends were one pending event');
-  });
-
-  it('Dom0 (PV) takes events through its registered callback, with no VM exits', () => {
-    const h = makeHost({ pcpus: 2 });
-    const a = h.guest('a');
-    const dv = h.dom0.domain.vcpus[0]!;
-    const pd = h.run(h.dom0.evtchn.allocUnbound(dv, a.domid));
-    let hit = 0;
-    h.run(h.dom0.evtchn.bindHandler(dv, pd, () => void hit++));
-    const pa = h.run(a.evtchn.bindInterdomain(a.domain.vcpus[0]!, 0, pd, () => undefined));
-    h.env.run({ until: h.env.now + 1 * MS });
-    h.run(a.evtchn.notify(a.domain.vcpus[0]!, pa));
-    h.env.run({ until: h.env.now + 1 * MS });
-    assert.equal(hit, 1);
-    assert.equal(h.dom0.domain.counters.exitTotal, 0);
-    assert.ok(h.dom0.domain.counters.pvTraps > 0);
-    assert.equal(h.dom0.domain.counters.upcalls, 1);
-  });
-
-  it('a LAPIC vector raised while a handler runs is taken after it through an interrupt-window exit, then EOI exits', () => {
-    const { h, a, b, pa } = pair({ handlerWork: 50 * US });
-    const bv = b.domain.vcpus[0]!;
-    const taken: number[] = [];
-    b.domain.idt.set(0x40, function* (v, vector): ProcessGenerator<void> {
-      taken.push(vector!);
-      yield v.exec(5 * US, 'irq');
+    it('the bind-time pending event reaches the handler when it is installed and the port unmasked', () => {
+      const h = makeHost({ profile: abiProfile });
+      const a = h.guest('a');
+      const b = h.guest('b');
+      const pa = h.run(a.evtchn.allocUnbound(a.domain.vcpus[0]!, b.domid));
+      let calls = 0;
+      h.run(b.evtchn.bindInterdomain(b.domain.vcpus[0]!, a.domid, pa, () => void calls++));
+      h.env.run({ until: h.env.now + 1 * MS });
+      assert.equal(calls, 1);
+      assert.equal(b.domain.counters.hypercalls.get('event_channel_op.unmask'), 1, 'unmask by hypercall, as an event was pending');
     });
-    h.run(a.evtchn.notify(a.domain.vcpus[0]!, pa));
-    h.env.process(
-      (function* (): ProcessGenerator<void> {
-        yield h.env.timeout(20 * US);
-        h.hv.intr.raiseVector(bv, 0x40, null);
-      })(),
-    );
-    h.env.run({ until: h.env.now + 1 * MS });
-    assert.deepEqual(taken, [0x40]);
-    assert.equal(b.domain.counters.exits.intwin, 1);
-    assert.equal(b.domain.counters.exits.eoi, 1);
-    assert.equal(b.domain.counters.vectorsInjected, 1);
-  });
 
-  it('unmask (hypercall) and bind_vcpu reach Xen with their errors', () => {
-    const { h, b } = pair();
-    assert.equal(hc(h, b, { nr: EV, cmd: EVTCHNOP_unmask, arg: { port: 5000 } }), -EINVAL);
-    assert.equal(hc(h, b, { nr: EV, cmd: EVTCHNOP_bind_vcpu, arg: { port: 1, vcpu: 3 } }), -ENOENT);
+    it('a notification wakes the blocked receiver through the scheduler, BOOSTed, and runs its handler on its vCPU', () => {
+      const { h, a, b, pa, got } = pair();
+      const wakes: { vcpu: string; boosted: boolean; t: number }[] = [];
+      h.env.trace.on(TP_SCHED_WAKE, (t, p) => wakes.push({ vcpu: p.vcpu, boosted: p.boosted, t }));
+      const upcalls: string[] = [];
+      h.env.trace.on(TP_UPCALL, (_t, p) => upcalls.push(`${p.vcpu} ${p.vector}`));
+      const bv = b.domain.vcpus[0]!;
+      assert.equal(bv.runstate, 'blocked');
+      const av = a.domain.vcpus[0]!;
+      let sentAt = -1;
+      h.run(
+        (function* (): ProcessGenerator<void> {
+          yield av.exec(10 * US, 'kernel');
+          sentAt = h.env.now;
+          yield* a.evtchn.notify(av, pa);
+        })(),
+      );
+      h.env.run({ until: h.env.now + 1 * MS });
+      const w = wakes.find((x) => x.vcpu === bv.name)!;
+      assert.ok(w.boosted, 'woken with BOOST');
+      assert.equal(got.length, 1);
+      assert.deepEqual(upcalls, [`${bv.name} 243`]);
+      const c = h.hv.costs;
+      // a's exit and send handler, the IPI, the idle pCPU waking, its scheduling decision and the
+      // switch from idle (b's state is still loaded: no vCPU switch), injection + VM entry, upcall, port dispatch.
+      const sched = profile.ns('xen.sched.schedule') + profile.ns('xen.sched.idleSwitch');
+      // On FIFO: Xen's FIFO set_pending, and the guest's READY xchg plus one consume_one_event.
+      assert.equal(b.evtchn.abi, abi === 'FIFO' ? 'fifo' : '2l');
+      const abiCost = abi === 'FIFO' ? c.evtchnSendFifo + c.guestFifoUpcall + c.guestFifoConsume : c.evtchnSend + c.guestUpcall;
+      const expected = c.exit.vmcall + abiCost + c.ipiLatency + profile.ns('xen.pcpu.idleWake') + sched + c.injectIrq + c.vmentry + c.guestUpcallPort;
+      assert.equal(got[0]! - sentAt, expected);
+      assert.equal(b.domain.counters.upcalls, 2, 'bind-time event and this one');
+    });
+
+    it('an upcall preempts user work running on the receiver (interrupt priority), which finishes later by exactly the delivery cost', () => {
+      const { h, a, b, pa, got } = pair({ handlerWork: 20 * US });
+      const bv = b.domain.vcpus[0]!;
+      const av = a.domain.vcpus[0]!;
+      let userStart = -1;
+      let userDone = -1;
+      h.env.process(
+        (function* (): ProcessGenerator<void> {
+          yield bv.exec(1, 'kernel');
+          userStart = h.env.now;
+          yield bv.exec(1 * MS, 'user');
+          userDone = h.env.now;
+        })(),
+      );
+      h.env.process(
+        (function* (): ProcessGenerator<void> {
+          yield h.env.timeout(300 * US);
+          yield* a.evtchn.notify(av, pa);
+        })(),
+      );
+      h.env.run({ until: h.env.now + 5 * MS });
+      assert.equal(got.length, 1);
+      assert.ok(got[0]! > userStart && got[0]! < userDone, 'the handler ran while the user work was in progress');
+      const c = h.hv.costs;
+      // IPI exit + injection + entry (Xen), upcall + port dispatch + the handler's 20 µs (guest irq).
+      const upcall = abi === 'FIFO' ? c.guestFifoUpcall + c.guestFifoConsume : c.guestUpcall;
+      const delivery = c.exit.extint + c.injectIrq + c.vmentry + upcall + c.guestUpcallPort + 20 * US;
+      assert.equal(userDone - userStart, 1 * MS + delivery);
+      assert.equal(b.domain.counters.exits.extint, 1);
+    });
+
+    it('masking holds events back; unmask re-delivers one that arrived while masked', () => {
+      const { h, a, b, pa, pb, got } = pair();
+      const av = a.domain.vcpus[0]!;
+      const bv = b.domain.vcpus[0]!;
+      b.evtchn.mask(pb);
+      h.run(a.evtchn.notify(av, pa));
+      h.run(a.evtchn.notify(av, pa));
+      h.env.run({ until: h.env.now + 1 * MS });
+      assert.equal(got.length, 0, 'masked: no upcall');
+      assert.ok(b.evtchn.isPending(pb));
+      // Clearing the mask bit by hand would not deliver it; EVTCHNOP_unmask does.
+      h.run(b.evtchn.unmask(bv, pb));
+      h.env.run({ until: h.env.now + 1 * MS });
+      assert.equal(got.length, 1, 'the two sends were one pending event');
+    });
+
+    it('Dom0 (PV) takes events through its registered callback, with no VM exits', () => {
+      const h = makeHost({ pcpus: 2, profile: abiProfile });
+      const a = h.guest('a');
+      const dv = h.dom0.domain.vcpus[0]!;
+      const pd = h.run(h.dom0.evtchn.allocUnbound(dv, a.domid));
+      let hit = 0;
+      h.run(h.dom0.evtchn.bindHandler(dv, pd, () => void hit++));
+      const pa = h.run(a.evtchn.bindInterdomain(a.domain.vcpus[0]!, 0, pd, () => undefined));
+      h.env.run({ until: h.env.now + 1 * MS });
+      h.run(a.evtchn.notify(a.domain.vcpus[0]!, pa));
+      h.env.run({ until: h.env.now + 1 * MS });
+      assert.equal(hit, 1);
+      assert.equal(h.dom0.domain.counters.exitTotal, 0);
+      assert.ok(h.dom0.domain.counters.pvTraps > 0);
+      assert.equal(h.dom0.domain.counters.upcalls, 1);
+    });
+
+    it('a LAPIC vector raised while a handler runs is taken after it through an interrupt-window exit, then EOI exits', () => {
+      const { h, a, b, pa } = pair({ handlerWork: 50 * US });
+      const bv = b.domain.vcpus[0]!;
+      const taken: number[] = [];
+      b.domain.idt.set(0x40, function* (v, vector): ProcessGenerator<void> {
+        taken.push(vector!);
+        yield v.exec(5 * US, 'irq');
+      });
+      h.run(a.evtchn.notify(a.domain.vcpus[0]!, pa));
+      h.env.process(
+        (function* (): ProcessGenerator<void> {
+          yield h.env.timeout(20 * US);
+          h.hv.intr.raiseVector(bv, 0x40, null);
+        })(),
+      );
+      h.env.run({ until: h.env.now + 1 * MS });
+      assert.deepEqual(taken, [0x40]);
+      assert.equal(b.domain.counters.exits.intwin, 1);
+      assert.equal(b.domain.counters.exits.eoi, 1);
+      assert.equal(b.domain.counters.vectorsInjected, 1);
+    });
+
+    it('unmask (hypercall) and bind_vcpu reach Xen with their errors', () => {
+      const { h, b } = pair();
+      assert.equal(hc(h, b, { nr: EV, cmd: EVTCHNOP_unmask, arg: { port: 5000 } }), -EINVAL);
+      assert.equal(hc(h, b, { nr: EV, cmd: EVTCHNOP_bind_vcpu, arg: { port: 1, vcpu: 3 } }), -ENOENT);
+    });
   });
-});
+}

@@ -304,6 +304,14 @@ export class EventChannels {
     }
   }
 
+  /** Whether a send on `port` of `ld` sets an event of a domain on the FIFO ABI (which send path Xen takes). */
+  receiverUsesFifo(ld: Domain, port: number): boolean {
+    const c = ld.evtchn.get(port >>> 0);
+    if (c === undefined) return false;
+    if (c.state === 'ipi') return ld.evtchnFifo !== null;
+    return c.state === 'interdomain' && c.peer!.evtchnFifo !== null && c.peer!.evtchn.get(c.peerPort)?.xenNotify === null;
+  }
+
   /** Interdomain delivery: the peer's port is set pending, or Xen consumes it (Xen-attached peer). */
   private deliverTo(ld: Domain, lport: number, c: Evtchn, from: Pcpu | null): void {
     const rd = c.peer!;
@@ -381,10 +389,15 @@ export class EventChannels {
     const rc = checkInitControl(a, d.vcpus.length);
     if (rc !== 0) return rc;
     const page = Number.isSafeInteger(a.control_gfn) && a.control_gfn >= 0 ? d.memory.ramPage(a.control_gfn) : null;
-    if (d.evtchnFifo !== null) return d.evtchnFifo.mapControlBlock(a.vcpu >>> 0, page, a.offset >>> 0);
+    if (d.evtchnFifo !== null) {
+      const rc2 = d.evtchnFifo.mapControlBlock(a.vcpu >>> 0, page, a.offset >>> 0);
+      if (rc2 === 0) d.evtchnFifo.mappedGfns.add(a.control_gfn);
+      return rc2;
+    }
     const fifo = new EvtchnFifo(d.vcpus.length);
     const r = fifo.mapControlBlock(a.vcpu >>> 0, page, a.offset >>> 0);
     if (r !== 0) return r; // evtchn_fifo_destroy: the domain stays on the 2-level ABI
+    fifo.mappedGfns.add(a.control_gfn);
     fifo.setupPorts(d.evtchn.ports().map((port) => ({ port, vcpu: d.evtchn.get(port)!.notifyVcpu, pending: d.sharedInfo.isPending(port) })));
     d.evtchnFifo = fifo;
     return 0;
@@ -398,6 +411,7 @@ export class EventChannels {
     const page = Number.isSafeInteger(a.array_gfn) && a.array_gfn >= 0 ? d.memory.ramPage(a.array_gfn) : null;
     const again = fifo.addPage(page);
     if (typeof again === 'number') return again;
+    fifo.mappedGfns.add(a.array_gfn);
     for (const port of again) {
       const c = d.evtchn.get(port);
       if (c !== undefined) this.setPending(d, c.notifyVcpu, port, from);
@@ -445,8 +459,11 @@ export class EventChannels {
     const sport = srcPort ?? port;
     const fifo = d.evtchnFifo;
     if (fifo !== null) {
+      const wasPending = fifo.isPending(port);
       const r = fifo.setPending(port, vcpu);
       if (r.mark) this.markEventsPending(d.vcpus[vcpu]!, from);
+      // evtchn_fifo_set_pending: "if ( !was_pending ) evtchn_check_pollers(d, port)".
+      if (!wasPending && r.outcome !== 'noword') this.hv.poll.checkPollers(d, port, from);
       this.trace(src, sport, d.domid, port, r.mark ? 'kicked' : r.outcome === 'masked' ? 'masked' : 'pending');
       return;
     }
@@ -454,17 +471,22 @@ export class EventChannels {
       this.trace(src, sport, d.domid, port, 'pending');
       return;
     }
+    // evtchn_2l_set_pending: a newly pending port, masked or not, is checked against pollers.
     if (si.isMasked(port)) {
       this.trace(src, sport, d.domid, port, 'masked');
+      this.hv.poll.checkPollers(d, port, from);
       return;
     }
     if (!si.testAndSetPendingSel(vcpu, Math.floor(port / BITS_PER_EVTCHN_WORD))) this.markEventsPending(d.vcpus[vcpu]!, from);
     this.trace(src, sport, d.domid, port, 'kicked');
+    this.hv.poll.checkPollers(d, port, from);
   }
 
   /** vcpu_mark_events_pending: on the 0→1 edge of evtchn_upcall_pending, the vCPU takes an upcall. */
   private markEventsPending(v: Vcpu, from: Pcpu | null): void {
     if (v.domain.sharedInfo.testAndSetUpcallPending(v.id)) return;
+    // vcpu_kick → vcpu_unblock: a vCPU polling in Xen returns to take the upcall.
+    this.hv.poll.unblock(v, from);
     this.hv.intr.kickUpcall(v, from);
   }
 

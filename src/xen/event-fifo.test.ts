@@ -18,7 +18,7 @@ import {
 } from './abi/index.js';
 import type { XenGuest } from './guest/xen-guest.js';
 import type { HypercallArgs } from './hypercall.js';
-import { filledFrame, makeHost, profile, type TestHost } from './test-fixture.js';
+import { filledFrame, makeHost, twoLevelProfile, type TestHost } from './test-fixture.js';
 import { TP_NOTIFY } from './trace-points.js';
 
 // The FIFO event-channel ABI (xen/common/event_fifo.c), driven by hypercalls and by reading
@@ -93,7 +93,7 @@ class FifoView {
 
 /** Guests a (sender) and b; b switched to FIFO with `ports` channels from a bound to it. */
 function setup(nports: number, expand = true): { h: TestHost; a: XenGuest; b: XenGuest; fifo: FifoView; send: (i: number) => void; pb: number[] } {
-  const h = makeHost();
+  const h = makeHost({ profile: twoLevelProfile });
   const a = h.guest('a');
   const b = h.guest('b');
   const av = a.domain.vcpus[0]!;
@@ -124,7 +124,7 @@ function setPrio(h: TestHost, g: XenGuest, port: number, priority: number): numb
 
 describe('FIFO event channels: control and expansion', () => {
   it('init_control checks vCPU, alignment and page boundary, once per vCPU; expand_array and set_priority need it', () => {
-    const h = makeHost();
+    const h = makeHost({ profile: twoLevelProfile });
     const b = h.guest('b');
     const gfn = filledFrame(b, 0);
     const init = (offset: number, vcpu = 0): number =>
@@ -165,7 +165,7 @@ describe('FIFO event channels by release (88910061ec in 4.4)', () => {
       ['4.3.0', -ENOSYS],
       ['4.4.0', 0],
     ] as const) {
-      const h = makeHost({ profile: profile.withXen(version) });
+      const h = makeHost({ profile: twoLevelProfile.withXen(version) });
       const b = h.guest('b');
       const gfn = filledFrame(b, 0);
       assert.equal(

@@ -77,6 +77,13 @@ export class EvtchnFifo {
   private readonly vcpus: FifoVcpu[];
   private readonly pages: Uint8Array[] = [];
   private readonly ports = new Map<number, FifoPort>();
+  /**
+   * The guest frames Xen maps and writes for this ABI (control blocks, event array pages).
+   * Xen writes them through its own global mapping (map_guest_page in event_fifo.c) without
+   * marking them dirty for log-dirty; the guest resets them when it resumes after migration
+   * (Linux's evtchn_fifo_resume).
+   */
+  readonly mappedGfns = new Set<number>();
 
   constructor(nvcpus: number) {
     this.vcpus = Array.from({ length: nvcpus }, () => ({

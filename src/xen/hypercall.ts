@@ -5,6 +5,7 @@ import {
   EVTCHNOP_set_priority,
   __HYPERVISOR_callback_op,
   __HYPERVISOR_sched_op,
+  SCHEDOP_poll,
   SCHEDOP_yield,
   __HYPERVISOR_dm_op,
   __HYPERVISOR_event_channel_op,
@@ -61,6 +62,7 @@ import type { EvtchnExpandArray, EvtchnInitControl, EvtchnSetPriority } from './
 import type { Hypervisor } from './hypervisor.js';
 import type { DmOp, XenMemAcquireResource } from './ioreq.js';
 import type { XenAddToPhysmap } from './memory-op.js';
+import type { SchedPoll } from './sched-poll.js';
 import { TP_HYPERCALL, TP_VMEXIT } from './trace-points.js';
 import type { Vcpu } from './vcpu.js';
 import type { GuestIrqHandler } from './vintr.js';
@@ -108,7 +110,8 @@ export type HypercallArgs =
   | { nr: typeof __HYPERVISOR_memory_op; cmd: typeof XENMEM_acquire_resource; arg: XenMemAcquireResource }
   | { nr: typeof __HYPERVISOR_callback_op; cmd: typeof CALLBACKOP_register; arg: CallbackRegister }
   | { nr: typeof __HYPERVISOR_dm_op; cmd: DmOp['op']; arg: DmOp }
-  | { nr: typeof __HYPERVISOR_sched_op; cmd: typeof SCHEDOP_yield };
+  | { nr: typeof __HYPERVISOR_sched_op; cmd: typeof SCHEDOP_yield }
+  | { nr: typeof __HYPERVISOR_sched_op; cmd: typeof SCHEDOP_poll; arg: SchedPoll };
 
 const NAMES: Record<number, [string, Record<number, string>]> = {
   [__HYPERVISOR_grant_table_op]: ['grant_table_op', { 0: 'map_grant_ref', 1: 'unmap_grant_ref', 2: 'setup_table', 5: 'copy', 6: 'query_size' }],
@@ -132,7 +135,7 @@ const NAMES: Record<number, [string, Record<number, string>]> = {
   [__HYPERVISOR_hvm_op]: ['hvm_op', { 0: 'set_param', 1: 'get_param' }],
   [__HYPERVISOR_memory_op]: ['memory_op', { 7: 'add_to_physmap', 28: 'acquire_resource' }],
   [__HYPERVISOR_callback_op]: ['callback_op', { 0: 'register' }],
-  [__HYPERVISOR_sched_op]: ['sched_op', { 0: 'yield', 1: 'block' }],
+  [__HYPERVISOR_sched_op]: ['sched_op', { 0: 'yield', 1: 'block', 3: 'poll' }],
   [__HYPERVISOR_dm_op]: [
     'dm_op',
     {
@@ -189,7 +192,9 @@ export class Hypercalls {
     } else d.counters.pvTraps++;
     yield v.exec(d.isHvm ? c.exit.vmcall : c.pvTrap, 'xen', PRIO_IRQ);
     const rc = yield* this.dispatch(v, a);
-    if (d.isHvm) yield v.exec(c.vmentry, 'xen', PRIO_IRQ);
+    // A vCPU that blocked in the call (SCHEDOP_poll) is woken by its VM entry's work, tickled
+    // from the pCPU that unblocked it.
+    if (d.isHvm) yield v.exec(c.vmentry, 'xen', PRIO_IRQ, this.hv.poll.takeWakeFrom(v));
     this.hv.intr.onGuestEntry(v);
     return rc;
   }
@@ -219,7 +224,7 @@ export class Hypercalls {
         }
       case __HYPERVISOR_event_channel_op:
         if (a.cmd === EVTCHNOP_send) {
-          yield v.exec(hv.costs.evtchnSend, 'xen', PRIO_IRQ);
+          yield v.exec(hv.evtchn.receiverUsesFifo(d, a.arg.port) ? hv.costs.evtchnSendFifo : hv.costs.evtchnSend, 'xen', PRIO_IRQ);
           return hv.evtchn.send(v, a.arg.port);
         }
         yield* this.simple(v);
@@ -260,9 +265,11 @@ export class Hypercalls {
         if (a.cmd === XENMEM_acquire_resource) return hv.ioreq.acquireResource(d, a.arg);
         return -ENOSYS;
       case __HYPERVISOR_sched_op:
-        // SCHEDOP_yield (vcpu_yield): the scheduler decides again on the way back to the guest.
+        // SCHEDOP_yield (vcpu_yield): the scheduler decides again on the way back to the guest;
+        // SCHEDOP_poll (do_poll) may block the vCPU in Xen until an event (sched-poll.ts).
         // (Blocking is the idle loop's HLT or SCHEDOP_block, which the pCPU does itself.)
         yield* this.simple(v);
+        if (a.cmd === SCHEDOP_poll) return yield* hv.poll.poll(v, a.arg);
         if (a.cmd !== SCHEDOP_yield) return -ENOSYS;
         hv.sched.yield(v);
         return 0;

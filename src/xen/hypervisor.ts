@@ -13,7 +13,9 @@ import { IoreqServers } from './ioreq.js';
 import { MemoryOps, type ForeignMapping } from './memory-op.js';
 import { Pcpu } from './pcpu.js';
 import { releaseOf, type XenRelease } from './release.js';
+import { linuxOf, type LinuxRelease } from './guest/linux-release.js';
 import { CreditScheduler } from './sched-credit.js';
+import { PollOps } from './sched-poll.js';
 import { Vcpu, type VcpuHost } from './vcpu.js';
 import { HvmIrqs } from './vioapic.js';
 import { InterruptDelivery } from './vintr.js';
@@ -66,9 +68,13 @@ export class Hypervisor implements VcpuHost {
   private readonly retired: Domain[] = [];
   /** The Xen release the profile names, as rules (src/xen/release.ts). */
   readonly release: XenRelease;
+  /** The Linux release of the host's kernels (src/xen/guest/linux-release.ts): what guest code sees as its own. */
+  readonly linux: LinuxRelease;
   readonly gnttab: GrantTableOps;
   readonly evtchn: EventChannels;
   readonly intr: InterruptDelivery;
+  /** SCHEDOP_poll: vCPUs blocked in Xen until a port is pending. */
+  readonly poll: PollOps;
   readonly memory: MemoryOps;
   readonly ioreq: IoreqServers;
   /** HVM guests' interrupt lines, virtual IOAPICs and MSI injection. */
@@ -99,6 +105,7 @@ export class Hypervisor implements VcpuHost {
     this.acct = new CpuAccounting(config.pcpus, env.now);
     this.costs = xenCosts(profile);
     this.release = releaseOf(profile);
+    this.linux = linuxOf(profile);
     const costs = {
       vcpuSwitch: profile.ns('xen.sched.vcpuSwitch'),
       idleWake: profile.ns('xen.pcpu.idleWake'),
@@ -109,11 +116,12 @@ export class Hypervisor implements VcpuHost {
       pvBlock: this.costs.pvTrap + this.costs.simpleOp,
       invept: this.costs.tlbFlush,
     };
-    this.pcpus = Array.from({ length: config.pcpus }, (_, i) => new Pcpu(env, i, this.acct, costs));
+    this.pcpus = Array.from({ length: config.pcpus }, (_, i) => new Pcpu(env, i, this.acct, costs, (v) => this.intr.onGuestEntry(v)));
     this.sched = new CreditScheduler(env, profile, this.pcpus, { boost: config.boost ?? true });
     this.gnttab = new GrantTableOps(this);
     this.evtchn = new EventChannels(this);
     this.intr = new InterruptDelivery(this);
+    this.poll = new PollOps(this);
     this.memory = new MemoryOps(this);
     this.ioreq = new IoreqServers(this);
     this.irq = new HvmIrqs(this);

@@ -82,6 +82,8 @@ export class Pcpu {
     readonly id: number,
     private readonly acct: CpuAccounting,
     private readonly costs: PcpuCosts,
+    /** Called when a vCPU is switched in, on its way into the guest (Xen's VM entry checks). */
+    private readonly onEnter: (v: Vcpu) => void = () => undefined,
   ) {
     this.settledAt = env.now;
     this.decision = env.timer(() => this.onDecision());
@@ -243,8 +245,8 @@ export class Pcpu {
     const v = this.curr;
     if (v !== null && !v.runnable) {
       // Blocked by its own idle loop; a paused vCPU (waiting in Xen on an ioreq, parked, dying)
-      // takes no HLT exit.
-      if (v.work.length === 0 && v.pauseCount === 0) this.block(v);
+      // takes no HLT exit, nor does one blocked in SCHEDOP_poll (it is inside a hypercall).
+      if (v.work.length === 0 && v.pauseCount === 0 && !v.polling) this.block(v);
       this.needResched = true;
     }
     if (this.needResched) {
@@ -309,5 +311,7 @@ export class Pcpu {
     this.sliceEnd = next !== null ? this.env.now + slice : Infinity;
     this.demand = null;
     if (prev !== null && next !== prev) this.policy.descheduled(this, prev);
+    // Entering the guest re-checks evtchn_upcall_pending (vmx_intr_assist; PV test_all_events).
+    if (next !== null && next !== prev) this.onEnter(next);
   }
 }

@@ -11,6 +11,11 @@ import { XenGuest } from './guest/xen-guest.js';
 import { Hypervisor } from './hypervisor.js';
 
 export const profile = Profile.load('default');
+/**
+ * The default host with kernels that predate the FIFO event-channel ABI (Linux 3.13: 2-level
+ * only), for tests of Xen's 2-level ABI and of FIFO set up by hand.
+ */
+export const twoLevelProfile = profile.withLinux('3.13.0');
 
 export interface TestHost {
   env: SimEnvironment;

@@ -31,6 +31,8 @@ export class Vcpu implements Executor {
   processor: Pcpu;
   inRunq = false;
   pauseCount = 0;
+  /** Blocked in Xen by SCHEDOP_poll: descheduled without the idle loop's HLT or SCHEDOP_block. */
+  polling = false;
   /** Hard affinity: the pCPUs it may run on, by pCPU id. */
   readonly affine: readonly boolean[];
   readonly affinity: readonly number[];

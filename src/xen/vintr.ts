@@ -60,7 +60,8 @@ export class InterruptDelivery {
   }
 
   /**
-   * The vCPU is about to re-enter the guest (after a hypercall or an exit Xen handled):
+   * The vCPU is about to re-enter the guest (after a hypercall or an exit Xen handled, or
+   * switched in by the scheduler):
    * Xen injects whatever is pending then (hvm_vcpu_has_pending_irq and PV test_all_events
    * look at evtchn_upcall_pending on every entry, not only on its edge).
    */

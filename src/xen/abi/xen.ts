@@ -50,3 +50,4 @@ export const CALLBACKTYPE_event = 0;
 /** sched_op commands (public/sched.h). */
 export const SCHEDOP_yield = 0;
 export const SCHEDOP_block = 1;
+export const SCHEDOP_poll = 3;

@@ -4,27 +4,30 @@ import {
   __HYPERVISOR_event_channel_op,
   __HYPERVISOR_hvm_op,
   __HYPERVISOR_memory_op,
-  BITS_PER_EVTCHN_WORD,
+  __HYPERVISOR_sched_op,
   CALLBACKOP_register,
   CALLBACKTYPE_event,
   DOMID_SELF,
-  EVTCHN_2L_NR_CHANNELS,
   EVTCHNOP_alloc_unbound,
   EVTCHNOP_bind_interdomain,
   EVTCHNOP_bind_virq,
   EVTCHNOP_close,
   EVTCHNOP_send,
-  EVTCHNOP_unmask,
+  EVTCHNOP_set_priority,
   HVM_PARAM_CALLBACK_IRQ,
   HVM_PARAM_CALLBACK_IRQ_TYPE_SHIFT,
   HVM_PARAM_CALLBACK_TYPE_VECTOR,
   HVMOP_set_param,
+  SCHEDOP_poll,
   XENMAPSPACE_shared_info,
   XENMEM_add_to_physmap,
 } from '../abi/index.js';
 import type { Domain } from '../domain.js';
 import { SharedInfo } from '../shared-info.js';
 import type { Vcpu } from '../vcpu.js';
+import { Evtchn2lOps } from './evtchn-2l.js';
+import { EvtchnFifoOps } from './evtchn-fifo.js';
+import type { EvtchnOps } from './evtchn-ops.js';
 import type { FrameAllocator } from './frame-alloc.js';
 import type { XenPlatform } from './platform.js';
 
@@ -38,17 +41,21 @@ export const HYPERVISOR_CALLBACK_VECTOR = 0xf3;
 export type PortHandler = (port: number, v: Vcpu) => ProcessGenerator<void> | void;
 
 /**
- * A guest kernel's event-channel layer, as Linux's drivers/xen/events (2-level): the upcall
- * entry (HVM callback vector, HVM_PARAM_CALLBACK_IRQ type 2; PV event callback), the scan of
- * the shared-info bitmaps, and per-port handlers that drivers bind. Every port is masked
- * until a handler is installed, then unmasked (by hypercall if an event is already pending),
- * so nothing that arrived before the handler is lost.
+ * A guest kernel's event-channel layer, as Linux's drivers/xen/events: the upcall entry (HVM
+ * callback vector, HVM_PARAM_CALLBACK_IRQ type 2; PV event callback), per-port handlers that
+ * drivers bind, and below them one ABI's port operations (evtchn-ops.ts): the FIFO ABI if the
+ * kernel release has it and Xen accepts it (xen_init_IRQ), else the 2-level bitmaps. Every port
+ * is masked until a handler is installed, then unmasked (by hypercall if an event is already
+ * pending), so nothing that arrived before the handler is lost.
  */
 export class EventChannelDriver {
   private readonly handlers = new Map<number, PortHandler>();
   private si: SharedInfo | null = null;
+  private abiOps: EvtchnOps | null = null;
   /** Events that found no handler (counted, then dropped, as a spurious interrupt). */
   spurious = 0;
+  /** The error of EVTCHNOP_init_control when the kernel tried the FIFO ABI and fell back (0: it did not fall back). */
+  fifoInitError = 0;
 
   constructor(
     private readonly xen: XenPlatform,
@@ -62,10 +69,28 @@ export class EventChannelDriver {
     return this.si;
   }
 
+  /** The ABI's port operations chosen by init. */
+  get ops(): EvtchnOps {
+    if (this.abiOps === null) throw new Error(`d${this.domain.domid}: event channels used before init (model bug)`);
+    return this.abiOps;
+  }
+
+  /** The ABI in use: '2l' or 'fifo'. */
+  get abi(): '2l' | 'fifo' {
+    return this.ops.abi;
+  }
+
+  /** The FIFO ABI's state (control blocks, event array), or null on the 2-level ABI. */
+  get fifo(): EvtchnFifoOps | null {
+    return this.abiOps instanceof EvtchnFifoOps ? this.abiOps : null;
+  }
+
   /**
-   * Maps the shared-info page, masks every port, installs the upcall: HVM sets its IDT entry
-   * and HVM_PARAM_CALLBACK_IRQ (vector type); PV registers its event callback. Returns 0 or
-   * the failing hypercall's error.
+   * Maps the shared-info page (vcpu_info with evtchn_upcall_pending is there on either ABI),
+   * chooses the ABI (xen_init_IRQ: FIFO first on a kernel that has it, the 2-level ABI with
+   * every port masked if that fails or the kernel predates it), installs the upcall: HVM sets
+   * its IDT entry and HVM_PARAM_CALLBACK_IRQ (vector type); PV registers its event callback.
+   * Returns 0 or the failing hypercall's error.
    */
   *init(v: Vcpu): Generator<SimEvent<unknown>, number, unknown> {
     const gfn = this.frames.allocUnpopulated();
@@ -76,7 +101,13 @@ export class EventChannelDriver {
     });
     if (rc !== 0) return rc;
     this.si = new SharedInfo(this.domain.memory.view(gfn));
-    for (let p = 0; p < EVTCHN_2L_NR_CHANNELS; p++) this.si.setMask(p); // xen_evtchn_mask_all
+    if (this.xen.linux.fifoEvents) {
+      const r = yield* EvtchnFifoOps.init(this.xen, this.domain, this.frames, v);
+      if (r instanceof EvtchnFifoOps) this.abiOps = r;
+      else if (!r.first) return r.rc;
+      else this.fifoInitError = r.rc;
+    }
+    this.abiOps ??= new Evtchn2lOps(this.xen, this.si);
     const entry = (cpu: Vcpu): ProcessGenerator<void> => this.upcall(cpu);
     if (this.domain.isHvm) {
       this.domain.idt.set(HYPERVISOR_CALLBACK_VECTOR, entry);
@@ -97,35 +128,31 @@ export class EventChannelDriver {
   }
 
   /**
-   * The upcall (xen_evtchn_do_upcall → evtchn_2l_handle_events): clear
-   * evtchn_upcall_pending, take evtchn_pending_sel, and for each word dispatch every pending
-   * unmasked port (clearing its pending bit first), until no upcall is pending any more.
+   * The upcall (xen_evtchn_do_upcall → __xen_evtchn_do_upcall): clear evtchn_upcall_pending,
+   * let the ABI dispatch every pending unmasked port (its pending bit cleared first), until no
+   * upcall is pending any more.
    */
   *upcall(v: Vcpu): ProcessGenerator<void> {
     const si = this.sharedInfo;
-    const costs = this.xen.costs;
-    yield v.exec(costs.guestUpcall, 'irq', PRIO_IRQ);
+    const ops = this.ops;
+    yield v.exec(ops.upcallCost, 'irq', PRIO_IRQ);
+    const dispatch = (port: number, cpu: Vcpu): ProcessGenerator<void> => this.dispatch(port, cpu);
     do {
       si.setUpcallPending(v.id, false);
-      let sel = si.takePendingSel(v.id);
-      for (let i = 0; sel !== 0n; i++, sel >>= 1n) {
-        if ((sel & 1n) === 0n) continue;
-        let bits = si.activeWord(i);
-        for (let b = 0; bits !== 0n; b++, bits >>= 1n) {
-          if ((bits & 1n) === 0n) continue;
-          const port = i * BITS_PER_EVTCHN_WORD + b;
-          si.clearPending(port);
-          yield v.exec(costs.guestUpcallPort, 'irq', PRIO_IRQ);
-          const h = this.handlers.get(port);
-          if (h === undefined) {
-            this.spurious++;
-            continue;
-          }
-          const r = h(port, v);
-          if (r !== undefined) yield* r;
-        }
-      }
+      yield* ops.handleEvents(v, dispatch);
     } while (si.upcallPending(v.id));
+  }
+
+  /** handle_irq_for_port: the port's handler, or a spurious event. */
+  private *dispatch(port: number, v: Vcpu): ProcessGenerator<void> {
+    yield v.exec(this.xen.costs.guestUpcallPort, 'irq', PRIO_IRQ);
+    const h = this.handlers.get(port);
+    if (h === undefined) {
+      this.spurious++;
+      return;
+    }
+    const r = h(port, v);
+    if (r !== undefined) yield* r;
   }
 
   // ---- binding (bind_*_to_irqhandler) -------------------------------------------------------
@@ -142,8 +169,7 @@ export class EventChannelDriver {
     const arg: { remote_dom: number; remote_port: number; local_port?: number } = { remote_dom: remoteDomid, remote_port: remotePort };
     const rc = yield* this.xen.hypercall(v, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_bind_interdomain, arg });
     if (rc < 0) return rc;
-    yield* this.bindHandler(v, arg.local_port!, handler);
-    return arg.local_port!;
+    return yield* this.bound(v, arg.local_port!, handler);
   }
 
   /** EVTCHNOP_bind_virq with a handler. Port or -errno. */
@@ -151,19 +177,52 @@ export class EventChannelDriver {
     const arg: { virq: number; vcpu: number; port?: number } = { virq, vcpu };
     const rc = yield* this.xen.hypercall(v, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_bind_virq, arg });
     if (rc < 0) return rc;
-    yield* this.bindHandler(v, arg.port!, handler);
-    return arg.port!;
+    return yield* this.bound(v, arg.port!, handler);
   }
 
-  /** Installs `handler` for `port` and unmasks it. */
-  *bindHandler(v: Vcpu, port: number, handler: PortHandler): Generator<SimEvent<unknown>, void, unknown> {
+  /** A port the kernel just bound: set up and handled, or closed again if the ABI cannot take it. */
+  private *bound(v: Vcpu, port: number, handler: PortHandler): Generator<SimEvent<unknown>, number, unknown> {
+    const rc = yield* this.bindHandler(v, port, handler);
+    if (rc < 0) {
+      yield* this.close(v, port);
+      return rc;
+    }
+    return port;
+  }
+
+  /**
+   * Installs `handler` for `port` and unmasks it, after the ABI's per-port setup
+   * (xen_irq_info_common_setup → xen_evtchn_port_setup: FIFO grows its event array). 0 or the
+   * setup's error (the port then stays without a handler).
+   */
+  *bindHandler(v: Vcpu, port: number, handler: PortHandler): Generator<SimEvent<unknown>, number, unknown> {
+    const rc = yield* this.ops.setup(v, port);
+    if (rc < 0) return rc;
     this.handlers.set(port, handler);
     yield* this.unmask(v, port);
+    return 0;
   }
 
   /** notify_remote_via_evtchn: EVTCHNOP_send. 0 or -errno. */
   *notify(v: Vcpu, port: number): Generator<SimEvent<unknown>, number, unknown> {
     return yield* this.xen.hypercall(v, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_send, arg: { port } });
+  }
+
+  /**
+   * xen_set_irq_priority: EVTCHNOP_set_priority (FIFO priorities 0, highest, to 15; the 2-level
+   * ABI has none, and Xen says -ENOSYS). 0 or -errno.
+   */
+  *setPriority(v: Vcpu, port: number, priority: number): Generator<SimEvent<unknown>, number, unknown> {
+    return yield* this.xen.hypercall(v, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_set_priority, arg: { port, priority } });
+  }
+
+  /**
+   * xen_poll_irq_timeout: SCHEDOP_poll on `ports` (usually masked ones, as PV spinlocks poll
+   * theirs), until one is pending, an upcall comes, or the absolute time `timeout` (0: none).
+   * 0 or -errno.
+   */
+  *poll(v: Vcpu, ports: readonly number[], timeout = 0): Generator<SimEvent<unknown>, number, unknown> {
+    return yield* this.xen.hypercall(v, { nr: __HYPERVISOR_sched_op, cmd: SCHEDOP_poll, arg: { ports, timeout } });
   }
 
   /** Unbinds: mask, forget the handler, EVTCHNOP_close. 0 or -errno. */
@@ -173,21 +232,23 @@ export class EventChannelDriver {
     return yield* this.xen.hypercall(v, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_close, arg: { port } });
   }
 
-  /** mask_evtchn: set the mask bit in the shared page (no hypercall). */
+  /** mask_evtchn (no hypercall). */
   mask(port: number): void {
-    this.sharedInfo.setMask(port);
+    this.ops.mask(port);
   }
 
-  /**
-   * unmask_evtchn: with nothing pending, clear the mask bit directly; with an event pending,
-   * EVTCHNOP_unmask so Xen re-raises it (the HVM slow path of evtchn_2l_unmask).
-   */
+  /** unmask_evtchn: EVTCHNOP_unmask only if an event is already pending. */
   *unmask(v: Vcpu, port: number): Generator<SimEvent<unknown>, void, unknown> {
-    const si = this.sharedInfo;
-    if (!si.isPending(port)) {
-      si.testAndClearMask(port);
-      return;
-    }
-    yield* this.xen.hypercall(v, { nr: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_unmask, arg: { port } });
+    yield* this.ops.unmask(v, port);
+  }
+
+  /** test_evtchn: whether the port's event is pending. */
+  isPending(port: number): boolean {
+    return this.ops.isPending(port);
+  }
+
+  /** clear_evtchn: clear the port's pending bit. */
+  clearPending(port: number): void {
+    this.ops.clearPending(port);
   }
 }
