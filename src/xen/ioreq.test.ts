@@ -67,6 +67,28 @@ function setup(): { h: TestHost; g: XenGuest; dm: IoreqServerClient; seen: Ioreq
 }
 
 describe('ioreq: emulated MMIO and port I/O through a device model in Dom0', () => {
+  it('two guest contexts on one vCPU accessing the BAR at once: the second waits for the first to be answered (one access in flight per vCPU), both served in order, no crash', () => {
+    const { h, g, seen, regs } = setup();
+    const v = g.domain.vcpus[0]!;
+    const p1 = h.env.process(h.hv.mmio(v, IOREQ_WRITE, BAR + 0x10, 4, 1n));
+    const p2 = h.env.process(h.hv.mmio(v, IOREQ_WRITE, BAR + 0x14, 4, 2n));
+    const p3 = h.env.process(h.hv.mmio(v, IOREQ_READ, BAR + 0x10, 4, 0n));
+    h.env.run({ until: h.env.allOf([p1, p2, p3]) });
+    assert.ok(p1.ok && p2.ok && p3.ok);
+    assert.equal(g.domain.dying, false, 'the domain is not crashed for a slot in use');
+    assert.deepEqual(
+      seen.map((r) => [r.dir, r.addr]),
+      [
+        [IOREQ_WRITE, BAR + 0x10],
+        [IOREQ_WRITE, BAR + 0x14],
+        [IOREQ_READ, BAR + 0x10],
+      ],
+    );
+    assert.equal(p3.value, 1n);
+    assert.equal(regs.get(BAR + 0x14), 2n);
+    assert.equal(g.domain.counters.ioreqs, 3);
+  });
+
   it('an MMIO write round-trips through the ioreq page: the device model sees addr, size and data', () => {
     const { h, g, seen, regs } = setup();
     const v = g.domain.vcpus[0]!;

@@ -1,4 +1,4 @@
-import { PRIO_IRQ, wait, type SimEvent } from '../sim/index.js';
+import { PRIO_IRQ, Resource, wait, type SimEvent } from '../sim/index.js';
 import {
   BUF_IOREQ,
   BUF_IOREQ_ADDR_SHIFT,
@@ -184,6 +184,14 @@ export class IoreqServers {
   private readonly servers = new Map<Domain, (IoreqServer | undefined)[]>();
   /** d->arch.hvm_domain.pci_cf8: each domain's last 4-byte CONFIG_ADDRESS write. */
   private readonly cf8 = new Map<Domain, number>();
+  /**
+   * One emulated access at a time per vCPU. A vCPU runs one instruction stream: an access that
+   * exits holds the vCPU in Xen until it completes, and the guest's next access cannot begin
+   * before. The model runs several guest contexts on one vCPU (a driver's softirq beside a
+   * process closing the device), so a second access waits here for the first to be answered;
+   * without this it would find its slot still in use and Xen would crash the domain for it.
+   */
+  private readonly inFlight = new WeakMap<Vcpu, Resource>();
 
   constructor(private readonly hv: Hypervisor) {}
 
@@ -343,6 +351,27 @@ export class IoreqServers {
   }
 
   private *emulate(
+    v: Vcpu,
+    type: number,
+    dir: number,
+    addr: number,
+    size: number,
+    data: bigint,
+    reason: ExitReason & ('ept' | 'io'),
+    decode: number,
+  ): Generator<SimEvent<unknown>, bigint, unknown> {
+    let lock = this.inFlight.get(v);
+    if (lock === undefined) this.inFlight.set(v, (lock = new Resource(this.hv.env, 1)));
+    const held = lock.request();
+    try {
+      if (!held.triggered) yield held;
+      return yield* this.emulateOne(v, type, dir, addr, size, data, reason, decode);
+    } finally {
+      held.release();
+    }
+  }
+
+  private *emulateOne(
     v: Vcpu,
     type: number,
     dir: number,
