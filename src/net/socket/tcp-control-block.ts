@@ -3,7 +3,8 @@ import type { HeldBytes, PacketBuffer } from '../iface/packet.js';
 import type { Interface } from '../stack.js';
 import type { Ipv4Addr } from '../wire/addr.js';
 import { ByteRing } from './byte-ring.js';
-import { makeCongestion, type CongestionControl, type CongestionName } from './congestion.js';
+import { makeCongestion, type CongestionControl, type CongestionName, type HystartParams } from './congestion.js';
+import type { StackCosts } from '../costs.js';
 import { SocketError, wake } from './errors.js';
 import { onDelack } from './tcp-delack.js';
 import type { TcpLayer, TcpListener } from './tcp-layer.js';
@@ -100,6 +101,13 @@ export class TcpControlBlock {
   retries = 0;
   timedSeq = -1;
   timedAt = 0;
+  /**
+   * When each packet of new data went out (Linux skb_mstamp), for the congestion control's
+   * per-ACK RTT sample (tcp_clean_rtx_queue's ca_seq_rtt_us).
+   */
+  readonly sentTimes = new Deque<{ seq: number; end: number; at: number }>();
+  /** The end of the highest range ever retransmitted: ACKs below it carry no RTT sample. */
+  retransHigh = 0;
   readonly rtoTimer: Timer;
   readonly persistTimer: Timer;
   // Congestion and recovery (RFC 5681, 6582).
@@ -152,12 +160,22 @@ export class TcpControlBlock {
     this.wantWs = opts.windowScaling ?? true;
     this.rto = c.rtoInit;
     this.tsOffset = layer.tsOffset;
-    this.cc = makeCongestion(this.ccName, this.mss, c.initCwnd);
+    this.cc = makeCongestion(this.ccName, this.mss, c.initCwnd, hystartParams(c));
     this.rtoTimer = env.timer(() => onRto(this));
     this.persistTimer = env.timer(() => onPersist(this));
     this.delackTimer = env.timer(() => onDelack(this));
     this.closeTimer = env.timer(() => onCloseTimer(this));
   }
+}
+
+export function hystartParams(c: StackCosts): HystartParams {
+  return {
+    detect: c.hystartDetect,
+    lowWindow: c.hystartLowWindow,
+    ackDelta: c.hystartAckDelta,
+    delayMin: c.hystartDelayMin,
+    delayMax: c.hystartDelayMax,
+  };
 }
 
 export function reset(tcb: TcpControlBlock, code: 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT'): void {

@@ -5,7 +5,7 @@ import { IP, type Ipv4Repr } from '../wire/ipv4.js';
 import { ACK, RST, SYN, TCP, seqGt, seqLeq, type TcpRepr } from '../wire/tcp.js';
 import { makeCongestion } from './congestion.js';
 import { SocketError, wake } from './errors.js';
-import { TCP_MSS_DEFAULT, reset, takeOverTimeWait, type TcpControlBlock } from './tcp-control-block.js';
+import { TCP_MSS_DEFAULT, hystartParams, reset, takeOverTimeWait, type TcpControlBlock } from './tcp-control-block.js';
 import { enterQuickAck } from './tcp-delack.js';
 import { ackUpdateRtt } from './tcp-input.js';
 import type { TcpListener } from './tcp-layer.js';
@@ -68,6 +68,7 @@ function setIss(tcb: TcpControlBlock, iss: number): void {
   tcb.sndNxt = iss;
   tcb.sndMax = iss;
   tcb.recover = iss;
+  tcb.retransHigh = iss;
 }
 
 function bindTo(tcb: TcpControlBlock, iface: Interface, nextHop: Ipv4Addr, src: Ipv4Addr, lport: number, raddr: Ipv4Addr, rport: number): void {
@@ -108,7 +109,7 @@ function negotiate(tcb: TcpControlBlock, r: TcpRepr, passive: boolean): void {
   const ourMss = advMss(tcb);
   tcb.mss = Math.min(ourMss, r.mss ?? TCP_MSS_DEFAULT) - (tcb.tsOk ? 12 : 0);
   tcb.rcvMss = Math.min(TCP_MSS_DEFAULT, tcb.mss);
-  tcb.cc = makeCongestion(tcb.ccName, tcb.mss, tcb.layer.stack.costs.initCwnd);
+  tcb.cc = makeCongestion(tcb.ccName, tcb.mss, tcb.layer.stack.costs.initCwnd, hystartParams(tcb.layer.stack.costs));
 }
 
 /** MSS we advertise: the device MTU less IP and TCP headers (RFC 9293 3.7.1). */

@@ -173,6 +173,8 @@ function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): v
   tcb.sndBuf.consume(dataAcked);
   tcb.stats.bytesSent += dataAcked;
   ackUpdateRtt(tcb, ack, tsEcr);
+  const sample = ackedSendTime(tcb, ack);
+  if (sample >= 0) tcb.cc.onRttSample(stack.env.now - sample, stack.env.now);
   tcb.sndUna = ack;
   if (seqLt(tcb.sndNxt, ack)) tcb.sndNxt = ack;
   tcb.backoff = 0;
@@ -197,11 +199,27 @@ function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): v
     // Grow only when the window was the limit (Linux tcp_is_cwnd_limited; RFC 7661).
     const before = flight + acked;
     const cwnd = tcb.cc.cwnd;
-    if (cwnd < tcb.cc.ssthresh ? cwnd < 2 * before : before + tcb.mss >= cwnd) tcb.cc.onAck(acked, stack.env.now, tcb.srtt);
+    if (cwnd < tcb.cc.ssthresh ? cwnd < 2 * before : before + tcb.mss >= cwnd) tcb.cc.onAck(acked, stack.env.now, tcb.srtt, ack, tcb.sndNxt);
   }
   if (!tcb.sndbufFixed) tcb.sndbufLimit = Math.max(tcb.sndbufLimit, Math.min(stack.costs.wmemMax, 2 * tcb.cc.cwnd));
   const free = tcb.sndbufLimit - tcb.sndBuf.length;
   if (tcb.writer !== null && free >= tcb.sndBuf.length / 2 && free >= tcb.sndbufLimit / SOCKET_WAKE_FRACTION) tcb.writer = wake(tcb.writer);
+}
+
+/**
+ * tcp_clean_rtx_queue's ca_seq_rtt_us: when the newest packet this ACK covers (wholly or in
+ * part) was sent, or -1 if none or if the ACK covers retransmitted data.
+ */
+function ackedSendTime(tcb: TcpControlBlock, ack: number): number {
+  let at = -1;
+  const q = tcb.sentTimes;
+  for (let h = q.peek(); h !== undefined && seqLeq(h.end, ack); h = q.peek()) {
+    at = h.at;
+    q.shift();
+  }
+  const h = q.peek();
+  if (h !== undefined && seqGt(ack, h.seq)) at = h.at;
+  return at >= 0 && seqGeq(tcb.sndUna, tcb.retransHigh) ? at : -1;
 }
 
 function dupAck(tcb: TcpControlBlock): void {

@@ -55,7 +55,10 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
       if (flight === 0) restartAfterIdle(tcb);
       tcb.lsndtime = tcb.layer.stack.env.now;
     }
-    if (retrans) countRetransmit(tcb);
+    if (retrans) {
+      countRetransmit(tcb);
+      noteRetransmitted(tcb, seq, len);
+    } else if (len > 0) tcb.sentTimes.push({ seq, end: (seq + len) >>> 0, at: tcb.layer.stack.env.now });
     if (len > 0 && len < tcb.mss) tcb.sndSml = (seq + len) >>> 0;
     tcb.sndNxt = (seq + len + (fin ? 1 : 0)) >>> 0;
     if (seqGt(tcb.sndNxt, tcb.sndMax)) {
@@ -92,6 +95,13 @@ export function retransmitHead(tcb: TcpControlBlock, ctx: ExecContext): void {
   if (tcb.timedSeq >= 0) tcb.timedSeq = -1; // Karn: no sample across a retransmission
   sendData(tcb, tcb.sndUna, len, ACK | (fin ? FIN : 0), ctx);
   countRetransmit(tcb);
+  noteRetransmitted(tcb, tcb.sndUna, len);
+}
+
+/** A range sent again: ACKs covering it give the congestion control no RTT sample (Karn). */
+export function noteRetransmitted(tcb: TcpControlBlock, seq: number, len: number): void {
+  const end = (seq + len) >>> 0;
+  if (seqGt(end, tcb.retransHigh)) tcb.retransHigh = end;
 }
 
 export function countRetransmit(tcb: TcpControlBlock): void {

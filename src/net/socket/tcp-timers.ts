@@ -34,7 +34,7 @@ export function onRto(tcb: TcpControlBlock): void {
   // Not again in Loss while the retransmitted head is still unacknowledged, nor when fast
   // recovery already reduced it for this window.
   const reduce = !(tcb.inRecovery || tcb.inLoss) || tcb.sndUna === tcb.highSeq || (tcb.inLoss && retransmitsBefore === 0);
-  tcb.cc.onTimeout(flight, reduce);
+  tcb.cc.onTimeout(flight, reduce, tcb.layer.stack.env.now, tcb.sndMax);
   tcb.inLoss = true;
   tcb.highSeq = tcb.sndMax;
   tcb.inRecovery = false;

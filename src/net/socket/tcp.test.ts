@@ -7,6 +7,9 @@ import { isSocketError } from './errors.js';
 import type { TcpOptions, TcpSocket } from './tcp-socket.js';
 
 const profile = Profile.load('default');
+const noHystart = profile.with({
+  'net.tcp.hystartDetect': { value: 0, unit: 'count', source: 'Assumption: the test turns HyStart off (tcp_cubic hystart = 0)' },
+});
 
 function ok<T>(v: T): Exclude<T, { code: string; message: string }> {
   if (isSocketError(v)) assert.fail(v.toString());
@@ -130,7 +133,10 @@ describe('TCP congestion window after idle', () => {
   for (const idleMs of [100, 1000]) {
     it(`${idleMs > 250 ? 'restarts from a window halved per RTO idle' : 'is kept'} after ${idleMs} ms without data (tcp_slow_start_after_idle, RTO about 200 ms)`, () => {
       const env = new SimEnvironment({ seed: 6 });
-      const p = directPair(env, profile, { bandwidth: 1e9, delay: 100 * US });
+      // Without HyStart: at this 0.2 ms RTT, Linux 3.18's ACK-train detector (ms clock,
+      // threshold delay_min/2 rounding to 0 ms) ends slow start at a few dozen segments, and
+      // the halving per idle RTO needs a window well above the initial one to be seen.
+      const p = directPair(env, noHystart, { bandwidth: 1e9, delay: 100 * US });
       sink(env, p);
       let before = 0;
       let after = 0;
@@ -194,5 +200,45 @@ describe('TCP ACK policy', () => {
     assert.equal(latency.length, 40);
     // Past the 16 quick ACKs of the start, too: one-way delivery stays at wire + stack time.
     assert.ok(Math.max(...latency) < 1 * MS, `worst one-way delivery ${Math.max(...latency) / MS} ms`);
+  });
+});
+
+describe('TCP slow start with HyStart', () => {
+  function stream(prof: Profile): { peak: number; ssthresh: number; found: number; got: number; mss: number } {
+    const env = new SimEnvironment({ seed: 7 });
+    // 100 Mbit/s, RTT 10 ms: the path holds 125 kB (86 segments) and the sender's queue
+    // (TCP Small Queues) 128 kB more; past that, a larger window only queues.
+    const p = directPair(env, prof, { bandwidth: 1e8, delay: 5 * MS });
+    const got = sink(env, p);
+    let c: TcpSocket | null = null;
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        c = p.client.tcp.socket();
+        ok(yield* c.connect(p.serverAddr, 80));
+        ok(yield* c.send(new Uint8Array(6_000_000)));
+        yield* c.close();
+      })(),
+    );
+    let peak = 0;
+    for (let t = 5 * MS; t <= 2 * S; t += 5 * MS) {
+      env.run({ until: t });
+      const s = c as TcpSocket | null;
+      if (s !== null) peak = Math.max(peak, s.congestionWindow);
+    }
+    const cc = c!.tcb.cc as { ssthresh: number; hystartFound?: number };
+    return { peak, ssthresh: cc.ssthresh, found: cc.hystartFound ?? -1, got: got(), mss: c!.maxSegment };
+  }
+
+  it('leaves slow start near the path capacity (ACK train) where plain slow start grows the window far past it', () => {
+    const on = stream(profile);
+    const off = stream(noHystart);
+    assert.equal(on.got, 6_000_000);
+    assert.equal(off.got, 6_000_000);
+    const bdp = (1e8 * 0.01) / 8 / on.mss;
+    assert.equal(on.found, 1, 'the ACK-train detector fired');
+    assert.ok(on.ssthresh / on.mss > bdp / 2 && on.ssthresh / on.mss < 2 * bdp, `ssthresh ${on.ssthresh / on.mss} segments, BDP ${bdp.toFixed(0)}`);
+    assert.equal(off.found, 0);
+    assert.ok(off.ssthresh > 1e9, 'without HyStart slow start only ends with a loss');
+    assert.ok(off.peak > 2 * on.peak, `peak cwnd ${off.peak / on.mss} segments without HyStart, ${on.peak / on.mss} with`);
   });
 });
