@@ -8,6 +8,7 @@ import type { StackCosts } from '../costs.js';
 import { SocketError, wake } from './errors.js';
 import { onDelack } from './tcp-delack.js';
 import type { TcpLayer, TcpListener } from './tcp-layer.js';
+import type { Retransmission, SeqRange } from './tcp-sack.js';
 import type { TcpOptions, TcpSocket, TcpSocketStats, TcpState } from './tcp-socket.js';
 import { onCloseTimer, onPersist, onRto } from './tcp-timers.js';
 
@@ -31,6 +32,7 @@ export class TcpControlBlock {
     segsIn: 0,
     retransSegs: 0,
     fastRetransmits: 0,
+    lostRetransmits: 0,
     timeouts: 0,
     dupAcksIn: 0,
     ofoSegs: 0,
@@ -85,8 +87,19 @@ export class TcpControlBlock {
   // Options.
   readonly wantTs: boolean;
   readonly wantWs: boolean;
+  readonly wantSack: boolean;
   tsOk = false;
   wsOk = false;
+  /** Both ends offered SACK-permitted (RFC 2018 2). */
+  sackOk = false;
+  /** Receiver: SACK blocks of the out-of-order queue, most recent first (Linux selective_acks). */
+  rcvSacks: SeqRange[] = [];
+  /** Sender: the scoreboard, SACKed ranges above snd_una in order (RFC 6675 3). */
+  sacked: SeqRange[] = [];
+  /** Sender: retransmissions of lost ranges not yet acknowledged nor deemed lost again. */
+  rexmits: Retransmission[] = [];
+  /** Sender: bytes not SACKed below this are lost (RFC 6675 IsLost, kept as Linux keeps TCPCB_LOST). */
+  lostHigh = 0;
   tsRecent = 0;
   /** When tsRecent was last updated (ns; Linux ts_recent_stamp), 0 if never. */
   tsRecentStamp = 0;
@@ -158,6 +171,7 @@ export class TcpControlBlock {
     this.sndBuf = new ByteRing(Math.min(this.sndbufLimit, 1 << 16));
     this.wantTs = opts.timestamps ?? true;
     this.wantWs = opts.windowScaling ?? true;
+    this.wantSack = opts.sack ?? c.sack;
     this.rto = c.rtoInit;
     this.tsOffset = layer.tsOffset;
     this.cc = makeCongestion(this.ccName, this.mss, c.initCwnd, hystartParams(c));
@@ -205,6 +219,7 @@ export function purgeReceive(tcb: TcpControlBlock): void {
   for (const o of tcb.ofo) o.buf?.put();
   tcb.ofo = [];
   tcb.ofoBytes = 0;
+  tcb.rcvSacks = [];
 }
 
 export function destroy(tcb: TcpControlBlock): void {

@@ -69,6 +69,7 @@ function setIss(tcb: TcpControlBlock, iss: number): void {
   tcb.sndMax = iss;
   tcb.recover = iss;
   tcb.retransHigh = iss;
+  tcb.lostHigh = iss;
 }
 
 function bindTo(tcb: TcpControlBlock, iface: Interface, nextHop: Ipv4Addr, src: Ipv4Addr, lport: number, raddr: Ipv4Addr, rport: number): void {
@@ -101,6 +102,7 @@ function negotiate(tcb: TcpControlBlock, r: TcpRepr, passive: boolean): void {
     tcb.sndWscale = 0;
     tcb.rcvWscale = 0;
   }
+  tcb.sackOk = tcb.wantSack && r.sackPermitted;
   tcb.tsOk = tcb.wantTs && r.tsVal !== undefined;
   if (tcb.tsOk) {
     tcb.tsRecent = r.tsVal!;
@@ -130,7 +132,8 @@ export function sendSyn(tcb: TcpControlBlock, ctx: ExecContext): void {
     window: Math.min(65535, winFromSpace(tcb.rcvbuf), 10 * advMss(tcb)),
     urgent: 0,
     mss: advMss(tcb),
-    sackPermitted: false,
+    // RFC 2018 2: offered in a SYN; in a SYN-ACK only if the SYN offered it.
+    sackPermitted: tcb.wantSack && (!synAck || tcb.sackOk),
     payloadLen: 0,
   } as Omit<TcpRepr, 'headerLen'>;
   if (tcb.wantWs && (!synAck || tcb.wsOk)) r.wscale = tcb.rcvWscale;

@@ -6,6 +6,7 @@ import { ackCheck, eventDataRecv, measureRcvMss, scheduleDelack } from './tcp-de
 import { synSentArrives } from './tcp-handshake.js';
 import { output, retransmitHead, sendAck, sendControl, tsNow } from './tcp-output.js';
 import type { TcpState } from './tcp-socket.js';
+import { lostEnd, markHeadLost, sackAdvance, sackNoteOfo, sackRcvAdvanced, sackReceive } from './tcp-sack.js';
 import { enterTimeWait } from './tcp-timers.js';
 
 const SOCKET_WAKE_FRACTION = 3; // sk_stream_write_space: wake writers when a third is free
@@ -157,6 +158,7 @@ function ackArrives(tcb: TcpControlBlock, r: TcpRepr, seq: number, payload: numb
       }
     }
   }
+  if (tcb.sackOk && r.sack !== undefined) sackReceive(tcb, r.sack);
   if (seqGt(ack, tcb.sndUna)) {
     newAck(tcb, ack, r.tsEcr);
     return;
@@ -177,6 +179,7 @@ function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): v
   if (sample >= 0) tcb.cc.onRttSample(stack.env.now - sample, stack.env.now);
   tcb.sndUna = ack;
   if (seqLt(tcb.sndNxt, ack)) tcb.sndNxt = ack;
+  if (tcb.sackOk) sackAdvance(tcb);
   tcb.backoff = 0;
   tcb.retries = 0;
   if (tcb.sndUna === tcb.sndMax) tcb.rtoTimer.cancel();
@@ -189,8 +192,9 @@ function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): v
       tcb.inRecovery = false;
       tcb.dupAcks = 0;
       tcb.cc.cwnd = Math.min(tcb.cc.ssthresh, Math.max(flight, tcb.mss) + tcb.mss);
-    } else {
-      // Step 4: partial acknowledgment: retransmit the next hole, deflate cwnd.
+    } else if (!tcb.sackOk) {
+      // Step 4: partial acknowledgment: retransmit the next hole, deflate cwnd. (With SACK,
+      // output retransmits the lost ranges the scoreboard shows, within cwnd - pipe.)
       retransmitHead(tcb, 'softirq');
       tcb.cc.cwnd = Math.max(tcb.mss, tcb.cc.cwnd - acked + (acked >= tcb.mss ? tcb.mss : 0));
     }
@@ -228,12 +232,15 @@ function dupAck(tcb: TcpControlBlock): void {
   tcb.dupAcks++;
   const c = tcb.layer.stack.costs;
   if (tcb.inRecovery) {
-    tcb.cc.cwnd += tcb.mss; // RFC 5681 3.2 step 4: inflate for each further dupack
+    // RFC 5681 3.2 step 4: inflate for each further dupack (RFC 6675 counts pipe instead).
+    if (!tcb.sackOk) tcb.cc.cwnd += tcb.mss;
     return;
   }
+  // RFC 6675 5: DupThresh duplicate ACKs, or SACKs that make the first segment lost.
+  const trigger = tcb.sackOk ? tcb.dupAcks >= c.reordering || seqGt(lostEnd(tcb), tcb.sndUna) : tcb.dupAcks === c.reordering;
   // RFC 6582 3.2 step 1 / 4.1: only if the ACK covers more than `recover` (no false
   // fast retransmit after a timeout).
-  if (tcb.dupAcks === c.reordering && seqGeq(tcb.sndUna - 1, tcb.recover)) {
+  if (trigger && seqGeq(tcb.sndUna - 1, tcb.recover)) {
     const flight = (tcb.sndMax - tcb.sndUna) | 0;
     tcb.cc.onCongestion(flight, tcb.layer.stack.env.now);
     tcb.recover = (tcb.sndMax - 1) >>> 0;
@@ -241,6 +248,12 @@ function dupAck(tcb: TcpControlBlock): void {
     tcb.inRecovery = true;
     tcb.stats.fastRetransmits++;
     tcb.layer.stats.fastRetransmits++;
+    if (tcb.sackOk) {
+      // RFC 6675 5 (4): cwnd = ssthresh, the head is lost; output sends what cwnd - pipe allows.
+      markHeadLost(tcb);
+      tcb.cc.cwnd = tcb.cc.ssthresh;
+      return;
+    }
     retransmitHead(tcb, 'softirq');
     tcb.cc.cwnd = tcb.cc.ssthresh + 3 * tcb.mss;
   }
@@ -292,6 +305,7 @@ function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, pkt: P
     tcb.stats.ofoSegs++;
     tcb.layer.stats.ofoSegs++;
     ofoInsert(tcb, seq, data, pkt);
+    sackNoteOfo(tcb, seq, (seq + len) >>> 0);
     return true;
   }
   const hadOfo = tcb.ofo.length > 0;
@@ -313,6 +327,7 @@ function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, pkt: P
       tcb.rcvNxt = h.end;
     } else h.buf?.put();
   }
+  sackRcvAdvanced(tcb);
   measureRcvMss(tcb, segSize, headerLen, flags);
   eventDataRecv(tcb);
   if (tcb.ofoFin >= 0 && tcb.ofoFin === tcb.rcvNxt) {

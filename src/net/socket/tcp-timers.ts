@@ -2,6 +2,7 @@ import { ACK } from '../wire/tcp.js';
 import { destroy, reset, type TcpControlBlock } from './tcp-control-block.js';
 import { sendSyn } from './tcp-handshake.js';
 import { output, sendControl } from './tcp-output.js';
+import { sackReset } from './tcp-sack.js';
 
 // The retransmission, zero-window probe and TIME_WAIT / FIN_WAIT_2 timers (Linux
 // tcp_timer.c); the delayed-ACK timer is with the rest of the ACK policy in tcp-delack.ts.
@@ -40,6 +41,7 @@ export function onRto(tcb: TcpControlBlock): void {
   tcb.inRecovery = false;
   tcb.dupAcks = 0;
   tcb.recover = (tcb.sndMax - 1) >>> 0; // RFC 6582 4.1
+  sackReset(tcb);
   tcb.sndNxt = tcb.sndUna; // go back N: resend from the first unacknowledged byte
   tcb.rtoTimer.setIn(tcb.rto);
   output(tcb, 'softirq');

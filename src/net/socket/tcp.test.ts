@@ -4,7 +4,7 @@ import { MS, S, SimEnvironment, US, type ProcessGenerator } from '../../sim/inde
 import { Profile } from '../../profile/index.js';
 import { directPair, type DirectPair } from '../pair.js';
 import { isSocketError } from './errors.js';
-import type { TcpOptions, TcpSocket } from './tcp-socket.js';
+import type { TcpOptions, TcpSocket, TcpSocketStats } from './tcp-socket.js';
 
 const profile = Profile.load('default');
 const noHystart = profile.with({
@@ -240,5 +240,119 @@ describe('TCP slow start with HyStart', () => {
     assert.equal(off.found, 0);
     assert.ok(off.ssthresh > 1e9, 'without HyStart slow start only ends with a loss');
     assert.ok(off.peak > 2 * on.peak, `peak cwnd ${off.peak / on.mss} segments without HyStart, ${on.peak / on.mss} with`);
+  });
+});
+
+describe('TCP selective acknowledgments (RFC 2018, RFC 6675)', () => {
+  it('SACK is used only when both ends offer SACK-permitted', () => {
+    for (const cs of [true, false])
+      for (const ss of [true, false]) {
+        const env = new SimEnvironment({ seed: 2 });
+        const p = directPair(env, profile, { bandwidth: 1e9, delay: 50 * US });
+        let server: TcpSocket | null = null;
+        let client: TcpSocket | null = null;
+        env.process(
+          (function* (): ProcessGenerator<void> {
+            const l = ok(p.server.tcp.listen(80, { sack: ss }));
+            server = ok(yield* l.accept());
+          })(),
+        );
+        env.process(
+          (function* (): ProcessGenerator<void> {
+            client = p.client.tcp.socket({ sack: cs });
+            ok(yield* client.connect(p.serverAddr, 80));
+          })(),
+        );
+        env.run({ until: 10 * MS });
+        assert.equal(client!.tcb.sackOk, cs && ss, `client offers ${cs}, server ${ss}`);
+        assert.equal(server!.tcb.sackOk, cs && ss, `server offers ${ss}, client ${cs}`);
+      }
+  });
+
+  /** TCP sequence number of an IPv4/TCP packet. */
+  const seqOf = (pkt: { data: Uint8Array; l4: number }): number => new DataView(pkt.data.buffer, pkt.data.byteOffset + pkt.l4 + 4, 4).getUint32(0);
+
+  /**
+   * 300 kB over a 1 Gbit/s link with a 2 ms RTT, from a sender with `sack` on or off; the
+   * client's data packets numbered in `dropNth` (first transmissions only) are dropped, and
+   * with `dropFirstRetransmit` the first retransmission of the first of them too. Verifies
+   * every byte and returns the sender's counters and the time it spent in recovery.
+   */
+  function lossyStream(sack: boolean, dropNth: readonly number[], dropFirstRetransmit = false): { stats: TcpSocketStats; recovery: number } {
+    const env = new SimEnvironment({ seed: 1 });
+    const p = directPair(env, profile, { bandwidth: 1e9, delay: 1 * MS });
+    const sent = new Set<number>();
+    let data = 0;
+    let firstLost = -1;
+    let retransmitDropped = false;
+    p.client.hooks.postRouting.add((pkt) => {
+      if (pkt.length <= 200) return 'accept';
+      const seq = seqOf(pkt);
+      if (sent.has(seq)) {
+        if (dropFirstRetransmit && seq === firstLost && !retransmitDropped) {
+          retransmitDropped = true;
+          return 'drop';
+        }
+        return 'accept';
+      }
+      sent.add(seq);
+      if (dropNth.includes(++data)) {
+        if (firstLost < 0) firstLost = seq;
+        return 'drop';
+      }
+      return 'accept';
+    });
+    const total = 300_000;
+    let got = 0;
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        const l = ok(p.server.tcp.listen(80, { sack }));
+        const s = ok(yield* l.accept());
+        for (;;) {
+          const d = ok(yield* s.recv(1 << 20));
+          if (d.length === 0) break;
+          for (let i = 0; i < d.length; i++) if (d[i] !== ((got + i) * 7) % 251) assert.fail(`byte ${got + i} is wrong`);
+          got += d.length;
+        }
+      })(),
+    );
+    let c: TcpSocket | null = null;
+    env.process(
+      (function* (): ProcessGenerator<void> {
+        c = p.client.tcp.socket({ sack });
+        ok(yield* c.connect(p.serverAddr, 80));
+        const b = new Uint8Array(total);
+        for (let i = 0; i < total; i++) b[i] = (i * 7) % 251;
+        ok(yield* c.send(b));
+        yield* c.close();
+      })(),
+    );
+    let recovery = 0;
+    for (let t = 0; t < 3 * S; t += 100 * US) {
+      env.run({ until: t });
+      if ((c as TcpSocket | null)?.tcb.inRecovery === true) recovery += 100 * US;
+    }
+    assert.equal(got, total);
+    if (dropFirstRetransmit) assert.ok(retransmitDropped, 'the first retransmission was dropped');
+    return { stats: c!.stats, recovery };
+  }
+
+  it('four losses in one window: SACK retransmits all of them within one recovery of about one RTT; NewReno takes an RTT per hole', () => {
+    const drops = [30, 32, 34, 36];
+    const s = lossyStream(true, drops);
+    const n = lossyStream(false, drops);
+    assert.deepEqual([s.stats.fastRetransmits, s.stats.timeouts, s.stats.retransSegs], [1, 0, 4]);
+    assert.deepEqual([n.stats.fastRetransmits, n.stats.timeouts, n.stats.retransSegs], [1, 0, 4]);
+    assert.ok(s.recovery < 3 * MS, `SACK recovery lasted ${s.recovery / MS} ms (RTT 2 ms)`);
+    assert.ok(n.recovery >= 6 * MS, `NewReno recovery lasted ${n.recovery / MS} ms (RTT 2 ms)`);
+  });
+
+  it('eleven losses in a row and a lost retransmission: SACK finds the lost retransmission (tcp_mark_lost_retrans) and recovers without a timeout; NewReno waits for the RTO', () => {
+    const drops = [30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40];
+    const s = lossyStream(true, drops, true);
+    const n = lossyStream(false, drops, true);
+    assert.deepEqual([s.stats.fastRetransmits, s.stats.timeouts, s.stats.lostRetransmits, s.stats.retransSegs], [1, 0, 1, 12]);
+    assert.ok(s.recovery < 10 * MS, `SACK recovery lasted ${s.recovery / MS} ms`);
+    assert.ok(n.stats.timeouts >= 1, `NewReno: ${n.stats.timeouts} timeouts`);
   });
 });
