@@ -185,27 +185,39 @@ export function pipe(tcb: TcpControlBlock): number {
  */
 export function nextLostSegment(tcb: TcpControlBlock, smss: number): SeqRange | null {
   const le = lostEnd(tcb);
+  const a = tcb.sacked;
+  const b = tcb.rexmits;
+  // Both lists are sorted by start: walk them together past everything covering s.
   let s = tcb.sndUna;
-  for (let moved = true; moved; ) {
-    moved = false;
-    for (const list of [tcb.sacked, tcb.rexmits] as const)
-      for (const r of list)
-        if (seqLeq(r.start, s) && seqGt(r.end, s)) {
-          s = r.end;
-          moved = true;
-        }
+  let i = 0;
+  let j = 0;
+  let next: SeqRange | undefined;
+  for (;;) {
+    const ra = a[i];
+    const rb = b[j];
+    const r = ra === undefined ? rb : rb === undefined || seqLeq(ra.start, rb.start) ? ra : rb;
+    if (r === undefined) break;
+    if (seqGt(r.start, s)) {
+      next = r;
+      break;
+    }
+    if (seqGt(r.end, s)) s = r.end;
+    if (r === ra) i++;
+    else j++;
   }
   if (!seqLt(s, le)) return null;
   let e = (s + smss) >>> 0;
   if (seqGt(e, le)) e = le;
-  for (const list of [tcb.sacked, tcb.rexmits] as const) for (const r of list) if (seqGt(r.start, s) && seqLt(r.start, e)) e = r.start;
+  if (next !== undefined && seqLt(next.start, e)) e = next.start;
   return { start: s, end: e };
 }
 
 /** A retransmission of [start, end) left now. */
 export function noteSackRetransmit(tcb: TcpControlBlock, start: number, end: number): void {
-  tcb.rexmits.push({ start, end, sndMaxThen: tcb.sndMax });
-  tcb.rexmits.sort((a, b) => (a.start - b.start) | 0);
+  const list = tcb.rexmits;
+  let i = list.length;
+  while (i > 0 && seqGt(list[i - 1]!.start, start)) i--;
+  list.splice(i, 0, { start, end, sndMaxThen: tcb.sndMax });
 }
 
 /**
