@@ -214,15 +214,19 @@ export class Cubic extends Reno {
     const alpha = (3 * (1 - Cubic.BETA)) / (1 + Cubic.BETA);
     this.wEst += (alpha * (acked / mss)) / cwndSeg;
     const cubicNow = wCubic(t);
+    const before = this.cwnd;
     let target: number;
     if (cubicNow < this.wEst) {
       target = this.wEst; // Reno-friendly region
       this.cwnd = Math.max(this.cwnd, Math.floor(target) * mss);
-      return;
+    } else {
+      // RFC 9438 4.4/4.5: target = W_cubic(t + RTT), bounded to [cwnd, 1.5 cwnd].
+      target = Math.min(Math.max(wCubic(t + rtt), cwndSeg), 1.5 * cwndSeg);
+      this.cwnd += ((target - cwndSeg) / cwndSeg) * acked;
     }
-    // RFC 9438 4.4/4.5: target = W_cubic(t + RTT), bounded to [cwnd, 1.5 cwnd].
-    target = Math.min(Math.max(wCubic(t + rtt), cwndSeg), 1.5 * cwndSeg);
-    this.cwnd += ((target - cwndSeg) / cwndSeg) * acked;
+    // Linux 3.18 bictcp_update: before the first congestion event (last_max_cwnd == 0, as
+    // after HyStart ends slow start) the window grows by at least 5% per RTT (cnt <= 20).
+    if (this.wLastMax === 0) this.cwnd = Math.max(this.cwnd, before + acked / 20);
   }
 
   override onCongestion(flight: number, _now: number): number {

@@ -205,7 +205,9 @@ function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): v
     const cwnd = tcb.cc.cwnd;
     if (cwnd < tcb.cc.ssthresh ? cwnd < 2 * before : before + tcb.mss >= cwnd) tcb.cc.onAck(acked, stack.env.now, tcb.srtt, ack, tcb.sndNxt);
   }
-  if (!tcb.sndbufFixed) tcb.sndbufLimit = Math.max(tcb.sndbufLimit, Math.min(stack.costs.wmemMax, 2 * tcb.cc.cwnd));
+  // Whole bytes: CUBIC's cwnd is fractional, and a fractional limit left send() a room of
+  // less than a byte to spin on.
+  if (!tcb.sndbufFixed) tcb.sndbufLimit = Math.max(tcb.sndbufLimit, Math.min(stack.costs.wmemMax, 2 * Math.floor(tcb.cc.cwnd)));
   const free = tcb.sndbufLimit - tcb.sndBuf.length;
   if (tcb.writer !== null && free >= tcb.sndBuf.length / 2 && free >= tcb.sndbufLimit / SOCKET_WAKE_FRACTION) tcb.writer = wake(tcb.writer);
 }

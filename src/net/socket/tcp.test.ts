@@ -239,7 +239,11 @@ describe('TCP slow start with HyStart', () => {
     assert.ok(on.ssthresh / on.mss > bdp / 2 && on.ssthresh / on.mss < 2 * bdp, `ssthresh ${on.ssthresh / on.mss} segments, BDP ${bdp.toFixed(0)}`);
     assert.equal(off.found, 0);
     assert.ok(off.ssthresh > 1e9, 'without HyStart slow start only ends with a loss');
-    assert.ok(off.peak > 2 * on.peak, `peak cwnd ${off.peak / on.mss} segments without HyStart, ${on.peak / on.mss} with`);
+    assert.ok(
+      off.peak > 2 * on.ssthresh,
+      `peak cwnd ${off.peak / on.mss} segments without HyStart; slow start ended at ${on.ssthresh / on.mss} with it`,
+    );
+    assert.ok(on.peak < off.peak, `peak cwnd ${on.peak / on.mss} segments with HyStart, ${off.peak / on.mss} without`);
   });
 });
 
