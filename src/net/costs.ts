@@ -48,12 +48,6 @@ export interface StackCosts {
   wmemMax: number;
   limitOutputBytes: number;
   backlog: number;
-  sack: boolean;
-  hystartDetect: number;
-  hystartLowWindow: number;
-  hystartAckDelta: number;
-  hystartDelayMin: number;
-  hystartDelayMax: number;
   udpRmem: number;
   udpWmem: number;
 }
@@ -102,12 +96,6 @@ export function stackCosts(p: Profile): StackCosts {
     wmemMax: p.bytes('net.tcp.wmemMax'),
     limitOutputBytes: p.bytes('net.tcp.limitOutputBytes'),
     backlog: p.count('net.tcp.backlog'),
-    sack: p.count('net.tcp.sack') !== 0,
-    hystartDetect: p.count('net.tcp.hystartDetect'),
-    hystartLowWindow: p.count('net.tcp.hystartLowWindow'),
-    hystartAckDelta: p.ns('net.tcp.hystartAckDelta'),
-    hystartDelayMin: p.ns('net.tcp.hystartDelayMin'),
-    hystartDelayMax: p.ns('net.tcp.hystartDelayMax'),
     udpRmem: p.bytes('net.udp.rmemDefault'),
     udpWmem: p.bytes('net.udp.wmemDefault'),
   };

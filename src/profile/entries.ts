@@ -82,15 +82,6 @@ export const ENTRIES = {
   'net.tcp.wmemMax': { dim: 'bytes', doc: 'Largest TCP send buffer autotuning may reach (tcp_wmem[2])' },
   'net.tcp.limitOutputBytes': { dim: 'bytes', doc: 'TCP Small Queues: bytes one socket may have in qdisc and device (tcp_limit_output_bytes)' },
   'net.tcp.backlog': { dim: 'count', doc: 'Largest listen backlog (somaxconn)' },
-  'net.tcp.sack': { dim: 'count', doc: 'Selective acknowledgments offered and used, 1 or 0 (tcp_sack)' },
-  'net.tcp.hystartDetect': {
-    dim: 'count',
-    doc: "CUBIC's HyStart detectors, a bit mask: 1 ACK train, 2 delay increase, 0 HyStart off (tcp_cubic hystart, hystart_detect)",
-  },
-  'net.tcp.hystartLowWindow': { dim: 'count', doc: 'Congestion window, segments, below which HyStart does not act (tcp_cubic hystart_low_window)' },
-  'net.tcp.hystartAckDelta': { dim: 'time', doc: 'Largest spacing of ACKs that still counts as one ACK train (tcp_cubic hystart_ack_delta)' },
-  'net.tcp.hystartDelayMin': { dim: 'time', doc: 'Smallest RTT increase over the minimum that HyStart takes for queueing (HYSTART_DELAY_MIN)' },
-  'net.tcp.hystartDelayMax': { dim: 'time', doc: 'Largest RTT increase over the minimum HyStart waits for (HYSTART_DELAY_MAX)' },
   'net.udp.rmemDefault': { dim: 'bytes', doc: 'UDP socket receive buffer (rmem_default)' },
   'net.udp.wmemDefault': { dim: 'bytes', doc: 'UDP socket send buffer (wmem_default)' },
   // ---- Linux bridge (src/net/bridge; Dom0's kernel, net/bridge of Linux 4.4) ----

@@ -23,13 +23,9 @@ import {
 const profile = Profile.load('default');
 const GBIT = 1e9;
 
-function setup(
-  seed: number,
-  link: DirectPairOptions,
-  prof: Profile = profile,
-): { env: SimEnvironment; ends: Endpoints; pair: ReturnType<typeof directPair> } {
+function setup(seed: number, link: DirectPairOptions): { env: SimEnvironment; ends: Endpoints; pair: ReturnType<typeof directPair> } {
   const env = new SimEnvironment({ seed });
-  const pair = directPair(env, prof, link);
+  const pair = directPair(env, profile, link);
   return { env, ends: { client: pair.client, server: pair.server, serverAddr: pair.serverAddr }, pair };
 }
 
@@ -170,18 +166,11 @@ describe('TCP throughput approaches min(B, window/RTT)', () => {
   for (const c of [
     { name: 'bandwidth-limited: 1 Gbit/s, RTT 200 us, autotuned buffers', bw: GBIT, delay: 100 * US, rcvbuf: undefined, expect: goodput(GBIT) },
     {
-      // Without HyStart: at a 1 ms RTT Linux 3.18's ACK-train detector (ms clock, delay_min/2
-      // rounding to 0 ms) leaves slow start at about 18 segments, and CUBIC then stops growing
-      // just above this 64 KiB window; the send buffer autotuned from that cwnd (2 cwnd) then
-      // holds the throughput about 13% under the bound. This case is about the window bound.
-      name: 'window-limited: 10 Gbit/s, RTT 1 ms, 64 KiB receive window (HyStart off)',
+      name: 'window-limited: 10 Gbit/s, RTT 1 ms, 64 KiB receive window',
       bw: 10 * GBIT,
       delay: 500 * US,
       rcvbuf: 131072,
       expect: (65536 * 8) / 1e-3 / 1e6,
-      prof: profile.with({
-        'net.tcp.hystartDetect': { value: 0, unit: 'count', source: 'Assumption: the test turns HyStart off (tcp_cubic hystart = 0)' },
-      }),
     },
     {
       name: 'window-limited: 1 Gbit/s, RTT 10 ms, 128 KiB receive window',
@@ -192,7 +181,7 @@ describe('TCP throughput approaches min(B, window/RTT)', () => {
     },
   ]) {
     it(`${c.name}: within 10% below the bound, never above it`, () => {
-      const { env, ends } = setup(10, { bandwidth: c.bw, delay: c.delay, frameOverhead: 24 }, c.prof);
+      const { env, ends } = setup(10, { bandwidth: c.bw, delay: c.delay, frameOverhead: 24 });
       const tcp = c.rcvbuf !== undefined ? { rcvbuf: c.rcvbuf } : {};
       const p = tcpStream(env, ends, { timing: { warmup: 100 * MS, duration: 200 * MS }, messageSize: 65536, tcp });
       env.run({ until: p });

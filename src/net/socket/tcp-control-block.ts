@@ -3,12 +3,10 @@ import type { HeldBytes, PacketBuffer } from '../iface/packet.js';
 import type { Interface } from '../stack.js';
 import type { Ipv4Addr } from '../wire/addr.js';
 import { ByteRing } from './byte-ring.js';
-import { makeCongestion, type CongestionControl, type CongestionName, type HystartParams } from './congestion.js';
-import type { StackCosts } from '../costs.js';
+import { makeCongestion, type CongestionControl, type CongestionName } from './congestion.js';
 import { SocketError, wake } from './errors.js';
 import { onDelack } from './tcp-delack.js';
 import type { TcpLayer, TcpListener } from './tcp-layer.js';
-import type { Retransmission, SeqRange } from './tcp-sack.js';
 import type { TcpOptions, TcpSocket, TcpSocketStats, TcpState } from './tcp-socket.js';
 import { onCloseTimer, onPersist, onRto } from './tcp-timers.js';
 
@@ -32,7 +30,6 @@ export class TcpControlBlock {
     segsIn: 0,
     retransSegs: 0,
     fastRetransmits: 0,
-    lostRetransmits: 0,
     timeouts: 0,
     dupAcksIn: 0,
     ofoSegs: 0,
@@ -87,19 +84,8 @@ export class TcpControlBlock {
   // Options.
   readonly wantTs: boolean;
   readonly wantWs: boolean;
-  readonly wantSack: boolean;
   tsOk = false;
   wsOk = false;
-  /** Both ends offered SACK-permitted (RFC 2018 2). */
-  sackOk = false;
-  /** Receiver: SACK blocks of the out-of-order queue, most recent first (Linux selective_acks). */
-  rcvSacks: SeqRange[] = [];
-  /** Sender: the scoreboard, SACKed ranges above snd_una in order (RFC 6675 3). */
-  sacked: SeqRange[] = [];
-  /** Sender: retransmissions of lost ranges not yet acknowledged nor deemed lost again. */
-  rexmits: Retransmission[] = [];
-  /** Sender: bytes not SACKed below this are lost (RFC 6675 IsLost, kept as Linux keeps TCPCB_LOST). */
-  lostHigh = 0;
   tsRecent = 0;
   /** When tsRecent was last updated (ns; Linux ts_recent_stamp), 0 if never. */
   tsRecentStamp = 0;
@@ -114,13 +100,6 @@ export class TcpControlBlock {
   retries = 0;
   timedSeq = -1;
   timedAt = 0;
-  /**
-   * When each packet of new data went out (Linux skb_mstamp), for the congestion control's
-   * per-ACK RTT sample (tcp_clean_rtx_queue's ca_seq_rtt_us).
-   */
-  readonly sentTimes = new Deque<{ seq: number; end: number; at: number }>();
-  /** The end of the highest range ever retransmitted: ACKs below it carry no RTT sample. */
-  retransHigh = 0;
   readonly rtoTimer: Timer;
   readonly persistTimer: Timer;
   // Congestion and recovery (RFC 5681, 6582).
@@ -171,25 +150,14 @@ export class TcpControlBlock {
     this.sndBuf = new ByteRing(Math.min(this.sndbufLimit, 1 << 16));
     this.wantTs = opts.timestamps ?? true;
     this.wantWs = opts.windowScaling ?? true;
-    this.wantSack = opts.sack ?? c.sack;
     this.rto = c.rtoInit;
     this.tsOffset = layer.tsOffset;
-    this.cc = makeCongestion(this.ccName, this.mss, c.initCwnd, hystartParams(c));
+    this.cc = makeCongestion(this.ccName, this.mss, c.initCwnd);
     this.rtoTimer = env.timer(() => onRto(this));
     this.persistTimer = env.timer(() => onPersist(this));
     this.delackTimer = env.timer(() => onDelack(this));
     this.closeTimer = env.timer(() => onCloseTimer(this));
   }
-}
-
-export function hystartParams(c: StackCosts): HystartParams {
-  return {
-    detect: c.hystartDetect,
-    lowWindow: c.hystartLowWindow,
-    ackDelta: c.hystartAckDelta,
-    delayMin: c.hystartDelayMin,
-    delayMax: c.hystartDelayMax,
-  };
 }
 
 export function reset(tcb: TcpControlBlock, code: 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT'): void {
@@ -219,7 +187,6 @@ export function purgeReceive(tcb: TcpControlBlock): void {
   for (const o of tcb.ofo) o.buf?.put();
   tcb.ofo = [];
   tcb.ofoBytes = 0;
-  tcb.rcvSacks = [];
 }
 
 export function destroy(tcb: TcpControlBlock): void {

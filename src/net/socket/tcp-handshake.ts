@@ -5,7 +5,7 @@ import { IP, type Ipv4Repr } from '../wire/ipv4.js';
 import { ACK, RST, SYN, TCP, seqGt, seqLeq, type TcpRepr } from '../wire/tcp.js';
 import { makeCongestion } from './congestion.js';
 import { SocketError, wake } from './errors.js';
-import { TCP_MSS_DEFAULT, hystartParams, reset, takeOverTimeWait, type TcpControlBlock } from './tcp-control-block.js';
+import { TCP_MSS_DEFAULT, reset, takeOverTimeWait, type TcpControlBlock } from './tcp-control-block.js';
 import { enterQuickAck } from './tcp-delack.js';
 import { ackUpdateRtt } from './tcp-input.js';
 import type { TcpListener } from './tcp-layer.js';
@@ -68,8 +68,6 @@ function setIss(tcb: TcpControlBlock, iss: number): void {
   tcb.sndNxt = iss;
   tcb.sndMax = iss;
   tcb.recover = iss;
-  tcb.retransHigh = iss;
-  tcb.lostHigh = iss;
 }
 
 function bindTo(tcb: TcpControlBlock, iface: Interface, nextHop: Ipv4Addr, src: Ipv4Addr, lport: number, raddr: Ipv4Addr, rport: number): void {
@@ -102,7 +100,6 @@ function negotiate(tcb: TcpControlBlock, r: TcpRepr, passive: boolean): void {
     tcb.sndWscale = 0;
     tcb.rcvWscale = 0;
   }
-  tcb.sackOk = tcb.wantSack && r.sackPermitted;
   tcb.tsOk = tcb.wantTs && r.tsVal !== undefined;
   if (tcb.tsOk) {
     tcb.tsRecent = r.tsVal!;
@@ -111,7 +108,7 @@ function negotiate(tcb: TcpControlBlock, r: TcpRepr, passive: boolean): void {
   const ourMss = advMss(tcb);
   tcb.mss = Math.min(ourMss, r.mss ?? TCP_MSS_DEFAULT) - (tcb.tsOk ? 12 : 0);
   tcb.rcvMss = Math.min(TCP_MSS_DEFAULT, tcb.mss);
-  tcb.cc = makeCongestion(tcb.ccName, tcb.mss, tcb.layer.stack.costs.initCwnd, hystartParams(tcb.layer.stack.costs));
+  tcb.cc = makeCongestion(tcb.ccName, tcb.mss, tcb.layer.stack.costs.initCwnd);
 }
 
 /** MSS we advertise: the device MTU less IP and TCP headers (RFC 9293 3.7.1). */
@@ -132,8 +129,7 @@ export function sendSyn(tcb: TcpControlBlock, ctx: ExecContext): void {
     window: Math.min(65535, winFromSpace(tcb.rcvbuf), 10 * advMss(tcb)),
     urgent: 0,
     mss: advMss(tcb),
-    // RFC 2018 2: offered in a SYN; in a SYN-ACK only if the SYN offered it.
-    sackPermitted: tcb.wantSack && (!synAck || tcb.sackOk),
+    sackPermitted: false,
     payloadLen: 0,
   } as Omit<TcpRepr, 'headerLen'>;
   if (tcb.wantWs && (!synAck || tcb.wsOk)) r.wscale = tcb.rcvWscale;

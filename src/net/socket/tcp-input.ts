@@ -6,7 +6,6 @@ import { ackCheck, eventDataRecv, measureRcvMss, scheduleDelack } from './tcp-de
 import { synSentArrives } from './tcp-handshake.js';
 import { output, retransmitHead, sendAck, sendControl, tsNow } from './tcp-output.js';
 import type { TcpState } from './tcp-socket.js';
-import { lostEnd, markHeadLost, sackAdvance, sackNoteOfo, sackRcvAdvanced, sackReceive } from './tcp-sack.js';
 import { enterTimeWait } from './tcp-timers.js';
 
 const SOCKET_WAKE_FRACTION = 3; // sk_stream_write_space: wake writers when a third is free
@@ -158,7 +157,6 @@ function ackArrives(tcb: TcpControlBlock, r: TcpRepr, seq: number, payload: numb
       }
     }
   }
-  if (tcb.sackOk && r.sack !== undefined) sackReceive(tcb, r.sack);
   if (seqGt(ack, tcb.sndUna)) {
     newAck(tcb, ack, r.tsEcr);
     return;
@@ -175,11 +173,8 @@ function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): v
   tcb.sndBuf.consume(dataAcked);
   tcb.stats.bytesSent += dataAcked;
   ackUpdateRtt(tcb, ack, tsEcr);
-  const sample = ackedSendTime(tcb, ack);
-  if (sample >= 0) tcb.cc.onRttSample(stack.env.now - sample, stack.env.now);
   tcb.sndUna = ack;
   if (seqLt(tcb.sndNxt, ack)) tcb.sndNxt = ack;
-  if (tcb.sackOk) sackAdvance(tcb);
   tcb.backoff = 0;
   tcb.retries = 0;
   if (tcb.sndUna === tcb.sndMax) tcb.rtoTimer.cancel();
@@ -192,9 +187,8 @@ function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): v
       tcb.inRecovery = false;
       tcb.dupAcks = 0;
       tcb.cc.cwnd = Math.min(tcb.cc.ssthresh, Math.max(flight, tcb.mss) + tcb.mss);
-    } else if (!tcb.sackOk) {
-      // Step 4: partial acknowledgment: retransmit the next hole, deflate cwnd. (With SACK,
-      // output retransmits the lost ranges the scoreboard shows, within cwnd - pipe.)
+    } else {
+      // Step 4: partial acknowledgment: retransmit the next hole, deflate cwnd.
       retransmitHead(tcb, 'softirq');
       tcb.cc.cwnd = Math.max(tcb.mss, tcb.cc.cwnd - acked + (acked >= tcb.mss ? tcb.mss : 0));
     }
@@ -203,29 +197,11 @@ function newAck(tcb: TcpControlBlock, ack: number, tsEcr: number | undefined): v
     // Grow only when the window was the limit (Linux tcp_is_cwnd_limited; RFC 7661).
     const before = flight + acked;
     const cwnd = tcb.cc.cwnd;
-    if (cwnd < tcb.cc.ssthresh ? cwnd < 2 * before : before + tcb.mss >= cwnd) tcb.cc.onAck(acked, stack.env.now, tcb.srtt, ack, tcb.sndNxt);
+    if (cwnd < tcb.cc.ssthresh ? cwnd < 2 * before : before + tcb.mss >= cwnd) tcb.cc.onAck(acked, stack.env.now, tcb.srtt);
   }
-  // Whole bytes: CUBIC's cwnd is fractional, and a fractional limit left send() a room of
-  // less than a byte to spin on.
-  if (!tcb.sndbufFixed) tcb.sndbufLimit = Math.max(tcb.sndbufLimit, Math.min(stack.costs.wmemMax, 2 * Math.floor(tcb.cc.cwnd)));
+  if (!tcb.sndbufFixed) tcb.sndbufLimit = Math.max(tcb.sndbufLimit, Math.min(stack.costs.wmemMax, 2 * tcb.cc.cwnd));
   const free = tcb.sndbufLimit - tcb.sndBuf.length;
   if (tcb.writer !== null && free >= tcb.sndBuf.length / 2 && free >= tcb.sndbufLimit / SOCKET_WAKE_FRACTION) tcb.writer = wake(tcb.writer);
-}
-
-/**
- * tcp_clean_rtx_queue's ca_seq_rtt_us: when the newest packet this ACK covers (wholly or in
- * part) was sent, or -1 if none or if the ACK covers retransmitted data.
- */
-function ackedSendTime(tcb: TcpControlBlock, ack: number): number {
-  let at = -1;
-  const q = tcb.sentTimes;
-  for (let h = q.peek(); h !== undefined && seqLeq(h.end, ack); h = q.peek()) {
-    at = h.at;
-    q.shift();
-  }
-  const h = q.peek();
-  if (h !== undefined && seqGt(ack, h.seq)) at = h.at;
-  return at >= 0 && seqGeq(tcb.sndUna, tcb.retransHigh) ? at : -1;
 }
 
 function dupAck(tcb: TcpControlBlock): void {
@@ -234,15 +210,12 @@ function dupAck(tcb: TcpControlBlock): void {
   tcb.dupAcks++;
   const c = tcb.layer.stack.costs;
   if (tcb.inRecovery) {
-    // RFC 5681 3.2 step 4: inflate for each further dupack (RFC 6675 counts pipe instead).
-    if (!tcb.sackOk) tcb.cc.cwnd += tcb.mss;
+    tcb.cc.cwnd += tcb.mss; // RFC 5681 3.2 step 4: inflate for each further dupack
     return;
   }
-  // RFC 6675 5: DupThresh duplicate ACKs, or SACKs that make the first segment lost.
-  const trigger = tcb.sackOk ? tcb.dupAcks >= c.reordering || seqGt(lostEnd(tcb), tcb.sndUna) : tcb.dupAcks === c.reordering;
   // RFC 6582 3.2 step 1 / 4.1: only if the ACK covers more than `recover` (no false
   // fast retransmit after a timeout).
-  if (trigger && seqGeq(tcb.sndUna - 1, tcb.recover)) {
+  if (tcb.dupAcks === c.reordering && seqGeq(tcb.sndUna - 1, tcb.recover)) {
     const flight = (tcb.sndMax - tcb.sndUna) | 0;
     tcb.cc.onCongestion(flight, tcb.layer.stack.env.now);
     tcb.recover = (tcb.sndMax - 1) >>> 0;
@@ -250,12 +223,6 @@ function dupAck(tcb: TcpControlBlock): void {
     tcb.inRecovery = true;
     tcb.stats.fastRetransmits++;
     tcb.layer.stats.fastRetransmits++;
-    if (tcb.sackOk) {
-      // RFC 6675 5 (4): cwnd = ssthresh, the head is lost; output sends what cwnd - pipe allows.
-      markHeadLost(tcb);
-      tcb.cc.cwnd = tcb.cc.ssthresh;
-      return;
-    }
     retransmitHead(tcb, 'softirq');
     tcb.cc.cwnd = tcb.cc.ssthresh + 3 * tcb.mss;
   }
@@ -307,7 +274,6 @@ function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, pkt: P
     tcb.stats.ofoSegs++;
     tcb.layer.stats.ofoSegs++;
     ofoInsert(tcb, seq, data, pkt);
-    sackNoteOfo(tcb, seq, (seq + len) >>> 0);
     return true;
   }
   const hadOfo = tcb.ofo.length > 0;
@@ -329,7 +295,6 @@ function dataArrives(tcb: TcpControlBlock, seq: number, data: Uint8Array, pkt: P
       tcb.rcvNxt = h.end;
     } else h.buf?.put();
   }
-  sackRcvAdvanced(tcb);
   measureRcvMss(tcb, segSize, headerLen, flags);
   eventDataRecv(tcb);
   if (tcb.ofoFin >= 0 && tcb.ofoFin === tcb.rcvNxt) {

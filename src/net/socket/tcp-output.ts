@@ -6,7 +6,6 @@ import { ACK, FIN, PSH, SYN, TCP, emitTcp, seqGt, seqLt, tcpOptionsLen, type Tcp
 import type { TcpControlBlock } from './tcp-control-block.js';
 import { eventAckSent, eventDataSent } from './tcp-delack.js';
 import type { TcpLayer } from './tcp-layer.js';
-import { SACK_BLOCK_LEN, SACK_OPTION_BASE, nextLostSegment, noteSackRetransmit, pipe, sackBlocksToSend, sackOptionLen } from './tcp-sack.js';
 import { probeInterval } from './tcp-timers.js';
 
 /** tcp_write_xmit: send what the windows, Nagle and TSQ allow. */
@@ -15,11 +14,9 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
   if (!(st === 'ESTABLISHED' || st === 'CLOSE_WAIT' || st === 'FIN_WAIT_1' || st === 'LAST_ACK' || st === 'CLOSING')) return;
   const c = tcb.layer.stack.costs;
   const f = tcb.iface!.features;
-  // tcp_current_mss: SACK blocks this segment carries take payload room (RFC 2018 3).
-  const smss = tcb.mss - sackOptionLen(tcb);
-  const sackRecovery = tcb.inRecovery && tcb.sackOk;
-  if (sackRecovery) xmitRetransmits(tcb, smss, ctx);
-  const gsoGoal = f.sg ? Math.max(smss, Math.floor((Math.min(f.gsoMaxSize, 65536) - 1 - IP.HEADER_LEN - TCP.MAX_HEADER_LEN) / smss) * smss) : smss;
+  const gsoGoal = f.sg
+    ? Math.max(tcb.mss, Math.floor((Math.min(f.gsoMaxSize, 65536) - 1 - IP.HEADER_LEN - TCP.MAX_HEADER_LEN) / tcb.mss) * tcb.mss)
+    : tcb.mss;
   for (;;) {
     if (tcb.tsqBytes >= c.limitOutputBytes) {
       tcb.tsqThrottled = true;
@@ -31,24 +28,20 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
     if (left <= 0 && !finNow) return;
     const flight = (tcb.sndMax - tcb.sndUna) | 0;
     const wndEnd = tcb.sndUna + Math.min(tcb.sndWnd, Math.floor(tcb.cc.cwnd));
-    // RFC 6675 5 (C): in SACK recovery cwnd bounds pipe, not snd_nxt - snd_una; the peer's
-    // window still bounds what may be sent past snd_una.
-    const usable = sackRecovery
-      ? Math.min((tcb.sndUna + tcb.sndWnd - tcb.sndNxt) | 0, Math.floor(tcb.cc.cwnd) - pipe(tcb))
-      : (wndEnd - tcb.sndNxt) | 0;
+    const usable = (wndEnd - tcb.sndNxt) | 0;
     let len = Math.min(left, gsoGoal);
     if (left > 0) {
-      if (usable <= 0 || (usable < len && usable < smss && flight > 0)) {
+      if (usable <= 0 || (usable < len && usable < tcb.mss && flight > 0)) {
         // Window-limited; with nothing in flight and a zero window, probe (RFC 9293 3.8.6.1).
         if (tcb.sndWnd === 0 && flight === 0 && !tcb.persistTimer.armed) tcb.persistTimer.setIn(probeInterval(tcb));
         return;
       }
       len = Math.min(len, usable);
-      if (len > smss) len -= len % smss;
+      if (len > tcb.mss) len -= len % tcb.mss;
       // Nagle (RFC 896, RFC 9293 3.7.4) with Minshall's rule (Linux tcp_nagle_check):
       // hold a final partial segment of new data while an earlier small segment is
       // unacknowledged (retransmissions are never held).
-      if (len < smss && len === left && !tcb.nodelay && !tcb.finQueued && flight > 0 && tcb.sndNxt === tcb.sndMax && seqGt(tcb.sndSml, tcb.sndUna))
+      if (len < tcb.mss && len === left && !tcb.nodelay && !tcb.finQueued && flight > 0 && tcb.sndNxt === tcb.sndMax && seqGt(tcb.sndSml, tcb.sndUna))
         return;
     }
     const fin = tcb.finQueued && (tcb.sndNxt + len) >>> 0 === tcb.finSeq;
@@ -62,11 +55,8 @@ export function output(tcb: TcpControlBlock, ctx: ExecContext): void {
       if (flight === 0) restartAfterIdle(tcb);
       tcb.lsndtime = tcb.layer.stack.env.now;
     }
-    if (retrans) {
-      countRetransmit(tcb);
-      noteRetransmitted(tcb, seq, len);
-    } else if (len > 0) tcb.sentTimes.push({ seq, end: (seq + len) >>> 0, at: tcb.layer.stack.env.now });
-    if (len > 0 && len < smss) tcb.sndSml = (seq + len) >>> 0;
+    if (retrans) countRetransmit(tcb);
+    if (len > 0 && len < tcb.mss) tcb.sndSml = (seq + len) >>> 0;
     tcb.sndNxt = (seq + len + (fin ? 1 : 0)) >>> 0;
     if (seqGt(tcb.sndNxt, tcb.sndMax)) {
       if (tcb.timedSeq < 0 && !retrans) startTiming(tcb, tcb.sndNxt);
@@ -95,46 +85,13 @@ function restartAfterIdle(tcb: TcpControlBlock): void {
   cc.cwnd = Math.max(Math.floor(cwnd / tcb.mss) * tcb.mss, restart);
 }
 
-/**
- * RFC 6675 5 (C) with NextSeg rule 1 (Linux tcp_xmit_retransmit_queue): retransmit lost
- * ranges, first hole first, while cwnd - pipe leaves room for a segment.
- */
-function xmitRetransmits(tcb: TcpControlBlock, smss: number, ctx: ExecContext): void {
-  const c = tcb.layer.stack.costs;
-  for (;;) {
-    if (tcb.tsqBytes >= c.limitOutputBytes) {
-      tcb.tsqThrottled = true;
-      return;
-    }
-    if (Math.floor(tcb.cc.cwnd) - pipe(tcb) < smss) return;
-    const seg = nextLostSegment(tcb, smss);
-    if (seg === null) return;
-    const dataEnd = (tcb.sndUna + tcb.sndBuf.length) >>> 0;
-    const end = seqGt(seg.end, dataEnd) ? dataEnd : seg.end;
-    const len = Math.max(0, (end - seg.start) | 0);
-    const fin = tcb.finQueued && (seg.start + len) >>> 0 === tcb.finSeq && seqGt(seg.end, tcb.finSeq);
-    if (len === 0 && !fin) return;
-    sendData(tcb, seg.start, len, ACK | (fin ? FIN : 0), ctx);
-    countRetransmit(tcb);
-    noteRetransmitted(tcb, seg.start, len);
-    noteSackRetransmit(tcb, seg.start, (seg.start + len + (fin ? 1 : 0)) >>> 0);
-  }
-}
-
 export function retransmitHead(tcb: TcpControlBlock, ctx: ExecContext): void {
-  const len = Math.min(tcb.mss - sackOptionLen(tcb), tcb.sndBuf.length);
+  const len = Math.min(tcb.mss, tcb.sndBuf.length);
   const fin = tcb.finQueued && (tcb.sndUna + len) >>> 0 === tcb.finSeq;
   if (len === 0 && !fin) return;
   if (tcb.timedSeq >= 0) tcb.timedSeq = -1; // Karn: no sample across a retransmission
   sendData(tcb, tcb.sndUna, len, ACK | (fin ? FIN : 0), ctx);
   countRetransmit(tcb);
-  noteRetransmitted(tcb, tcb.sndUna, len);
-}
-
-/** A range sent again: ACKs covering it give the congestion control no RTT sample (Karn). */
-export function noteRetransmitted(tcb: TcpControlBlock, seq: number, len: number): void {
-  const end = (seq + len) >>> 0;
-  if (seqGt(end, tcb.retransHigh)) tcb.retransHigh = end;
 }
 
 export function countRetransmit(tcb: TcpControlBlock): void {
@@ -170,8 +127,6 @@ function header(tcb: TcpControlBlock, seq: number, flags: number, len: number): 
     r.tsVal = tsNow(tcb);
     r.tsEcr = tcb.tsRecent;
   }
-  const sack = sackBlocksToSend(tcb);
-  if (sack !== undefined) r.sack = sack;
   return r;
 }
 
@@ -201,10 +156,9 @@ export function emit(tcb: TcpControlBlock, r: Omit<TcpRepr, 'headerLen'>, dataOf
     pkt.csumStart = pkt.l4;
     pkt.csumOffset = TCP.CHECKSUM;
   }
-  const segSize = tcb.mss - (r.sack !== undefined ? SACK_OPTION_BASE + (SACK_BLOCK_LEN / 2) * r.sack.length : 0);
-  if (len > segSize) {
+  if (len > tcb.mss) {
     pkt.gsoType = GSO_TCPV4;
-    pkt.gsoSize = segSize;
+    pkt.gsoSize = tcb.mss;
   }
   pkt.iface = iface;
   pkt.nextHop = tcb.nextHop;

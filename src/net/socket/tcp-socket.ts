@@ -33,18 +33,13 @@ export interface TcpOptions {
   /** RFC 7323 timestamps and window scaling (Linux defaults: on). */
   timestamps?: boolean;
   windowScaling?: boolean;
-  /** RFC 2018 selective acknowledgments; default the profile's net.tcp.sack (Linux tcp_sack = 1). */
-  sack?: boolean;
 }
 
 export interface TcpSocketStats {
   segsOut: number;
   segsIn: number;
   retransSegs: number;
-  /** Recovery episodes (entered on duplicate ACKs or, with SACK, on SACKed data past a loss). */
   fastRetransmits: number;
-  /** Retransmissions found lost by SACKs of later data (Linux tcp_mark_lost_retrans) and sent again. */
-  lostRetransmits: number;
   timeouts: number;
   dupAcksIn: number;
   ofoSegs: number;
@@ -57,10 +52,10 @@ export interface TcpSocketStats {
 /**
  * One TCP connection (RFC 9293), with Linux 3.x behaviour where it decides latency and
  * throughput: delayed ACKs with quick-ack and pingpong modes, Nagle with Minshall's
- * variant, RTO per RFC 6298 with Linux's 200 ms floor, SACK (RFC 2018) with RFC 6675 loss
- * recovery when both ends offer it, else NewReno fast recovery (RFC 5681/6582), CUBIC with
- * HyStart or Reno, window scaling and timestamps (RFC 7323), receive-window advertisement
- * from free buffer, zero-window probing, TCP Small Queues, TIME_WAIT.
+ * variant, RTO per RFC 6298 with Linux's 200 ms floor, NewReno fast recovery (RFC 5681/6582),
+ * CUBIC or Reno, window scaling and timestamps (RFC 7323), receive-window advertisement from
+ * free buffer, zero-window probing, TCP Small Queues, TIME_WAIT. SACK is not used (SACK-
+ * permitted is parsed but never offered, as Linux with tcp_sack = 0).
  *
  * Receive memory counts payload bytes, not skb truesize; the advertised window is half the
  * free buffer (tcp_adv_win_scale = 1), the half Linux sets aside for that overhead. So the

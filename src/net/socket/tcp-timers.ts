@@ -2,7 +2,6 @@ import { ACK } from '../wire/tcp.js';
 import { destroy, reset, type TcpControlBlock } from './tcp-control-block.js';
 import { sendSyn } from './tcp-handshake.js';
 import { output, sendControl } from './tcp-output.js';
-import { sackReset } from './tcp-sack.js';
 
 // The retransmission, zero-window probe and TIME_WAIT / FIN_WAIT_2 timers (Linux
 // tcp_timer.c); the delayed-ACK timer is with the rest of the ACK policy in tcp-delack.ts.
@@ -35,13 +34,12 @@ export function onRto(tcb: TcpControlBlock): void {
   // Not again in Loss while the retransmitted head is still unacknowledged, nor when fast
   // recovery already reduced it for this window.
   const reduce = !(tcb.inRecovery || tcb.inLoss) || tcb.sndUna === tcb.highSeq || (tcb.inLoss && retransmitsBefore === 0);
-  tcb.cc.onTimeout(flight, reduce, tcb.layer.stack.env.now, tcb.sndMax);
+  tcb.cc.onTimeout(flight, reduce);
   tcb.inLoss = true;
   tcb.highSeq = tcb.sndMax;
   tcb.inRecovery = false;
   tcb.dupAcks = 0;
   tcb.recover = (tcb.sndMax - 1) >>> 0; // RFC 6582 4.1
-  sackReset(tcb);
   tcb.sndNxt = tcb.sndUna; // go back N: resend from the first unacknowledged byte
   tcb.rtoTimer.setIn(tcb.rto);
   output(tcb, 'softirq');
